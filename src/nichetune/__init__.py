@@ -1,0 +1,39 @@
+"""nichetune: turn a general pretrained model into a domain specialist, with evidence.
+
+Importing nichetune sets ``HF_HUB_OFFLINE=1`` unless you opted in to the hub
+(``NICHETUNE_ONLINE=1``). Heavy modules load on first use.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+from . import offline as _offline
+
+_offline.apply_default()
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "NichetuneError": "nichetune.errors",
+    "resolve_model": "nichetune.models.resolve",
+    "prepare_model": "nichetune.models.prepare",
+    "list_models": "nichetune.models.embedded",
+    "load_causal_lm": "nichetune.models.loading",
+    "load_tokenizer": "nichetune.models.loading",
+    "generate": "nichetune.infer.generate",
+    "classify": "nichetune.infer.classify",
+    "FieldMap": "nichetune.data.schema",
+    "validate_file": "nichetune.data.validate",
+    "read_records": "nichetune.data.readers",
+    "load_dataset": "nichetune.data.catalog",
+    "list_datasets": "nichetune.data.catalog",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'nichetune' has no attribute {name!r}")

@@ -1,0 +1,3 @@
+from nichetune.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,47 @@
+"""The ``nichetune`` command: one module per verb, each calling one library function."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from .. import __version__, offline
+from ..errors import NichetuneError
+from . import classify_cmd, data_cmd, demo_cmd, generate_cmd, models_cmd
+
+VERBS = (models_cmd, data_cmd, generate_cmd, classify_cmd, demo_cmd)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nichetune",
+        description="Turn a general pretrained model into a domain specialist from a small dataset, "
+        "and prove it is better. Runs offline by default.",
+    )
+    parser.add_argument("--version", action="version", version=f"nichetune {__version__}")
+    parser.add_argument("--online", action="store_true",
+                        help="allow downloads from the Hugging Face hub (default: offline, HF_HUB_OFFLINE=1)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for verb in VERBS:
+        verb.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.online:
+        offline.go_online()
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except NichetuneError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"  how to fix: {exc.hint}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

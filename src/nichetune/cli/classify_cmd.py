@@ -1,0 +1,37 @@
+"""``nichetune classify MODEL_OR_RUN "text"``: label probabilities for a quick check."""
+
+from __future__ import annotations
+
+from .output import add_safety_flags, print_json
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "classify", help="classify texts with a trained classifier or zero-shot with --labels",
+        description="A model or run with a classification head uses its own labels. A base causal LM "
+        "scores each --labels entry by likelihood; a bare encoder compares embeddings.")
+    p.add_argument("model", help="run directory, model folder, embedded name or hub id")
+    p.add_argument("texts", nargs="+", help="one or more texts")
+    p.add_argument("--labels", help="comma-separated candidate labels (needed for base models)")
+    p.add_argument("--dtype", choices=["auto", "fp32", "bf16", "fp16"], default="auto")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    add_safety_flags(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..infer.classify import classify
+
+    labels = [s.strip() for s in args.labels.split(",") if s.strip()] if args.labels else None
+    preds = classify(args.model, args.texts, labels=labels, dtype=args.dtype, device=args.device,
+                     allow_pickle=args.allow_pickle, trust_remote_code=args.trust_remote_code)
+    if args.json:
+        print_json([{"text": t, "label": p.label, "scores": p.scores, "method": p.method}
+                    for t, p in zip(args.texts, preds, strict=True)])
+        return 0
+    for text, pred in zip(args.texts, preds, strict=True):
+        shown = text if len(text) <= 70 else text[:67] + "..."
+        scores = "  ".join(f"{k}={v:.3f}" for k, v in pred.scores.items())
+        print(f"{pred.label}\t{scores}\t[{pred.method}]\t{shown}")
+    return 0

@@ -1,0 +1,90 @@
+"""``nichetune demo``: the main job on embedded defaults (grows with the pipeline).
+
+Today it prepares both embedded models, validates and summarises the built-in medical
+dataset, answers a computing question with the causal LM and classifies reviews zero-shot.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from .output import print_table, status
+
+QUESTION = "What is a compiler?"
+
+
+def register(sub) -> None:
+    p = sub.add_parser("demo", help="run the main job on the embedded defaults",
+                       description="Prepare the embedded models, validate and summarise the built-in "
+                       "datasets, and run quick checks. Steps that fail are reported and skipped.")
+    p.add_argument("--quick", action="store_true", help="a reduced version (fewer tokens, fewer rows)")
+    p.add_argument("--out-dir", default="demo-out", help="where the demo writes its files (default demo-out/)")
+    p.set_defaults(func=run)
+
+
+def _step(name: str, failures: list[str], fn):
+    try:
+        with status(name):
+            return fn()
+    except Exception as exc:  # keep going: the demo reports what failed and carries on
+        failures.append(f"{name}: {exc}")
+        print(f"  step failed: {exc}", file=sys.stderr)
+        return None
+
+
+def run(args) -> int:
+    from ..data.catalog import dataset_info, export_dataset
+    from ..data.validate import validate_file
+    from ..infer.classify import classify
+    from ..infer.generate import generate, print_stream
+    from ..models.prepare import prepare_model
+
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    failures: list[str] = []
+    summary: dict = {}
+
+    for name in ("smollm2-135m-instruct", "minilm-l6"):
+        _step(f"prepare model {name}", failures, lambda n=name: prepare_model(n))
+
+    def summarise() -> dict:
+        path = out / "drug-reviews.jsonl"
+        export_dataset("drug-reviews", path)
+        report = validate_file(path, task="classification", quarantine=out / "drug-reviews.quarantine.jsonl")
+        info = dataset_info("drug-reviews", samples=0)
+        print_table([{"label": k, "rows": v} for k, v in info["labels"].items()], ["label", "rows"])
+        print("top conditions: " + ", ".join(f"{k} ({v})" for k, v in list(info["top_condition"].items())[:6]))
+        return {"rows": report.total, "valid": report.valid, "quarantined": report.quarantined}
+
+    summary["drug-reviews"] = _step("validate and summarise drug-reviews", failures, summarise)
+
+    def answer() -> str:
+        print(f"Q: {QUESTION}\nA: ", end="", flush=True)
+        text = generate("smollm2-135m-instruct", QUESTION, max_new_tokens=40 if args.quick else 120,
+                        on_text=print_stream)
+        print()
+        return text
+
+    summary["generate"] = _step("generate with smollm2-135m-instruct", failures, answer)
+
+    def zero_shot() -> list:
+        reviews = ["This medication changed my life, no side effects at all.",
+                   "Terrible headaches and nausea, I stopped after a week."]
+        preds = classify("minilm-l6", reviews, labels=["positive", "negative", "neutral"])
+        for text, pred in zip(reviews, preds, strict=True):
+            print(f"  {pred.label:<9} {max(pred.scores.values()):.2f}  {text}")
+        return [p.label for p in preds]
+
+    summary["zero_shot"] = _step("zero-shot classify with minilm-l6", failures, zero_shot)
+
+    with tempfile.NamedTemporaryFile("w", dir=out, delete=False, suffix=".tmp") as fh:
+        json.dump({"summary": summary, "failures": failures}, fh, indent=2, default=str)
+    Path(fh.name).replace(out / "demo-summary.json")
+    print(f"\nsummary written to {out / 'demo-summary.json'}")
+    if failures:
+        print(f"{len(failures)} step(s) failed:", *failures, sep="\n  ", file=sys.stderr)
+        return 1
+    return 0

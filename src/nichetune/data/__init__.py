@@ -1,0 +1,1 @@
+"""Data ingestion: readers, task schemas, validation with quarantine, built-in datasets."""

@@ -1,0 +1,1 @@
+"""Quick checks: generate text and classify, from a base model or a run."""

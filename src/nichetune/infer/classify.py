@@ -1,0 +1,111 @@
+"""Classify texts with a trained classifier, or zero-shot with a base model and a label list."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import NichetuneError
+from ..models.loading import load_causal_lm, load_encoder, load_sequence_classifier
+from ..models.resolve import ResolvedModel, resolve_model
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The predicted label and a probability for every label, highest first."""
+
+    label: str
+    scores: dict[str, float]
+    method: str
+
+
+def _softmax(values):
+    import torch
+
+    return torch.softmax(torch.as_tensor(values, dtype=torch.float32), dim=-1).tolist()
+
+
+def _ranked(labels: list[str], probs: list[float], method: str) -> Prediction:
+    scores = dict(sorted(zip(labels, probs, strict=True), key=lambda kv: -kv[1]))
+    return Prediction(label=next(iter(scores)), scores=scores, method=method)
+
+
+def _with_head(resolved: ResolvedModel, texts: list[str], device: str) -> list[Prediction]:
+    import torch
+
+    model, tokenizer = load_sequence_classifier(resolved, device=device)
+    id2label = {int(k): v for k, v in model.config.id2label.items()}
+    labels = [id2label[i] for i in range(len(id2label))]
+    batch = tokenizer(texts, padding=True, truncation=True, return_tensors="pt").to(model.device)
+    with torch.inference_mode():
+        probs = torch.softmax(model(**batch).logits.float(), dim=-1).tolist()
+    return [_ranked(labels, p, "classifier head") for p in probs]
+
+
+def _by_label_likelihood(resolved, texts, labels, dtype, device) -> list[Prediction]:
+    from .label_scoring import label_log_likelihoods
+
+    model, tokenizer = load_causal_lm(resolved, dtype=dtype, device=device)
+    return [
+        _ranked(labels, _softmax(label_log_likelihoods(model, tokenizer, t, labels)), "label likelihood")
+        for t in texts
+    ]
+
+
+# Cosine similarities of sentence embeddings live in [-1, 1]; a temperature of 0.05 turns
+# their differences into a usable distribution (the scale SimCSE-style encoders train at).
+SIMILARITY_TEMPERATURE = 0.05
+
+
+def mean_pool(hidden, mask):
+    """Mean of token embeddings over real tokens: (B, T, d), (B, T) -> (B, d)."""
+    mask = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+
+def _by_similarity(resolved, texts, labels, device) -> list[Prediction]:
+    import torch
+
+    model, tokenizer = load_encoder(resolved, device=device)
+
+    def embed(items: list[str]):
+        batch = tokenizer(items, padding=True, truncation=True, return_tensors="pt").to(model.device)
+        with torch.inference_mode():
+            pooled = mean_pool(model(**batch).last_hidden_state, batch["attention_mask"])
+        return torch.nn.functional.normalize(pooled.float(), dim=-1)
+
+    sims = embed(texts) @ embed(labels).T  # (N, L)
+    return [
+        _ranked(labels, _softmax((row / SIMILARITY_TEMPERATURE).tolist()), "embedding similarity")
+        for row in sims
+    ]
+
+
+def classify(
+    model: str,
+    texts: list[str],
+    *,
+    labels: list[str] | None = None,
+    dtype: str = "auto",
+    device: str = "auto",
+    allow_pickle: bool = False,
+    trust_remote_code: bool = False,
+) -> list[Prediction]:
+    """Classify ``texts``.
+
+    A model or run with a classification head uses its own labels. A base causal LM scores
+    each of ``labels`` by likelihood; a bare encoder compares embeddings with each label.
+
+    Raises:
+        NichetuneError: a base model was given without ``labels``.
+    """
+    resolved = resolve_model(model, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
+    if resolved.is_sequence_classifier:
+        return _with_head(resolved, texts, device)
+    if not labels:
+        raise NichetuneError(
+            f"{model} has no classification head, so it needs candidate labels",
+            hint='pass --labels "label one,label two" (zero-shot), or a run trained for classification',
+        )
+    if resolved.is_causal_lm:
+        return _by_label_likelihood(resolved, texts, labels, dtype, device)
+    return _by_similarity(resolved, texts, labels, device)

@@ -1,0 +1,1 @@
+"""Base models: embedded defaults, local folders and hub ids, loaded safely."""

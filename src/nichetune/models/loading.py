@@ -1,0 +1,72 @@
+"""Load tokenizers and models from resolved folders with safe defaults."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..hardware import pick_device, pick_dtype
+from .resolve import ResolvedModel, resolve_model
+
+
+def _resolved(model: str | ResolvedModel, **safety: bool) -> ResolvedModel:
+    return model if isinstance(model, ResolvedModel) else resolve_model(model, **safety)
+
+
+def _load_kwargs(resolved: ResolvedModel, allow_pickle: bool, trust_remote_code: bool) -> dict[str, Any]:
+    return {"use_safetensors": not allow_pickle, "trust_remote_code": trust_remote_code}
+
+
+def load_tokenizer(model: str | ResolvedModel, *, allow_pickle: bool = False, trust_remote_code: bool = False):
+    """Load the tokenizer saved with a model; a pad token is set (to EOS) when missing."""
+    from transformers import AutoTokenizer
+
+    resolved = _resolved(model, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
+    tokenizer = AutoTokenizer.from_pretrained(resolved.path, trust_remote_code=trust_remote_code)
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def _load(auto_cls_name: str, model, dtype: str, device: str, allow_pickle: bool, trust_remote_code: bool):
+    import transformers
+
+    resolved = _resolved(model, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
+    dev = pick_device(device)
+    auto_cls = getattr(transformers, auto_cls_name)
+    loaded = auto_cls.from_pretrained(
+        resolved.path, dtype=pick_dtype(dtype, dev), **_load_kwargs(resolved, allow_pickle, trust_remote_code)
+    )
+    loaded.to(dev).eval()
+    tokenizer = load_tokenizer(resolved, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
+    return loaded, tokenizer
+
+
+def load_causal_lm(
+    model: str | ResolvedModel,
+    *,
+    dtype: str = "auto",
+    device: str = "auto",
+    allow_pickle: bool = False,
+    trust_remote_code: bool = False,
+):
+    """Return ``(model, tokenizer)`` for a causal LM, in eval mode on the chosen device.
+
+    ``dtype="auto"`` uses bf16 on GPUs and on CPUs with native bf16 instructions, else fp32.
+    """
+    return _load("AutoModelForCausalLM", model, dtype, device, allow_pickle, trust_remote_code)
+
+
+def load_sequence_classifier(
+    model: str | ResolvedModel, *, dtype: str = "fp32", device: str = "auto",
+    allow_pickle: bool = False, trust_remote_code: bool = False,
+):
+    """Return ``(model, tokenizer)`` for a model with a sequence-classification head."""
+    return _load("AutoModelForSequenceClassification", model, dtype, device, allow_pickle, trust_remote_code)
+
+
+def load_encoder(
+    model: str | ResolvedModel, *, dtype: str = "fp32", device: str = "auto",
+    allow_pickle: bool = False, trust_remote_code: bool = False,
+):
+    """Return ``(model, tokenizer)`` for a bare encoder (no task head)."""
+    return _load("AutoModel", model, dtype, device, allow_pickle, trust_remote_code)
