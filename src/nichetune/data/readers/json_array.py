@@ -85,6 +85,11 @@ def read_json_array(path: Path, *, encoding: str, max_line_bytes: int) -> Iterat
                         return
                     line += rest.count(b"\n")
                     break
+                if escape:  # the byte right after a backslash inside a string is literal
+                    element.add(chunk[pos : pos + 1], max_line_bytes)
+                    line += chunk[pos : pos + 1] == b"\n"
+                    pos, escape = pos + 1, False
+                    continue
                 match = _SPECIAL.search(chunk, pos)
                 end = match.start() if match else len(chunk)
                 if element is None and chunk[pos:end].strip():
@@ -104,9 +109,7 @@ def read_json_array(path: Path, *, encoding: str, max_line_bytes: int) -> Iterat
                     continue
                 if in_string:
                     element.add(ch, max_line_bytes)
-                    if escape:
-                        escape = False
-                    elif ch == b"\\":
+                    if ch == b"\\":
                         escape = True
                     elif ch == b'"':
                         in_string = False
@@ -122,9 +125,7 @@ def read_json_array(path: Path, *, encoding: str, max_line_bytes: int) -> Iterat
                 if element is None:
                     element = _Element(offset + end, line)
                 element.add(ch, max_line_bytes)
-                if escape:
-                    escape = False
-                elif ch == b'"':
+                if ch == b'"':
                     in_string = True
                 elif ch in (b"[", b"{"):
                     depth += 1
