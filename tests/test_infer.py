@@ -68,10 +68,19 @@ def test_label_likelihood_matches_one_forward_pass_per_label(tiny_llama_dir):
         assert score == pytest.approx(expected, abs=1e-4)
 
 
-def test_zero_shot_with_a_causal_lm_gives_a_distribution(tiny_llama_dir):
-    (pred,) = classify(str(tiny_llama_dir), ["the drug helped"], labels=["positive", "negative"], dtype="fp32")
-    assert pred.method == "label likelihood"
-    assert sum(pred.scores.values()) == pytest.approx(1.0, abs=1e-6)
+def test_zero_shot_with_a_causal_lm_removes_the_label_prior(tiny_llama_dir):
+    labels = ["positive", "negative"]
+    (pred,) = classify(str(tiny_llama_dir), ["the drug helped"], labels=labels, dtype="fp32")
+    (raw,) = classify(str(tiny_llama_dir), ["the drug helped"], labels=labels, dtype="fp32", calibrate=False)
+    assert pred.method == "label likelihood, calibrated" and raw.method == "label likelihood"
+    model, tok = load_causal_lm(tiny_llama_dir, dtype="fp32")
+    scores = label_log_likelihoods(model, tok, "the drug helped", labels)
+    prior = [sum(label_log_likelihoods(model, tok, t, labels)[i] for t in ("N/A", "[MASK]", "")) / 3 for i in (0, 1)]
+    expected = torch.softmax(torch.tensor([scores[0] - prior[0], scores[1] - prior[1]]), -1)
+    assert pred.scores == pytest.approx({"positive": float(expected[0]), "negative": float(expected[1])}, abs=1e-5)
+    expected_raw = torch.softmax(torch.tensor(scores), -1)
+    assert raw.scores == pytest.approx({"positive": float(expected_raw[0]), "negative": float(expected_raw[1])},
+                                       abs=1e-5)
 
 
 def test_embedding_similarity_matches_hand_computation(tiny_bert_dir):

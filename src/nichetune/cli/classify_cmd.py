@@ -15,6 +15,8 @@ def register(sub) -> None:
     p.add_argument("--labels", help="comma-separated candidate labels (needed for base models)")
     p.add_argument("--dtype", choices=["auto", "fp32", "bf16", "fp16"], default="auto")
     p.add_argument("--device", default="auto")
+    p.add_argument("--no-calibrate", action="store_true",
+                   help="causal LMs: use raw label likelihoods, without removing the label prior")
     p.add_argument("--json", action="store_true", help="print JSON")
     add_safety_flags(p)
     p.set_defaults(func=run)
@@ -25,6 +27,7 @@ def run(args) -> int:
 
     labels = [s.strip() for s in args.labels.split(",") if s.strip()] if args.labels else None
     preds = classify(args.model, args.texts, labels=labels, dtype=args.dtype, device=args.device,
+                     calibrate=not args.no_calibrate,
                      allow_pickle=args.allow_pickle, trust_remote_code=args.trust_remote_code)
     if args.json:
         print_json([{"text": t, "label": p.label, "scores": p.scores, "method": p.method}

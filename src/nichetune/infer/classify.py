@@ -41,12 +41,15 @@ def _with_head(resolved: ResolvedModel, texts: list[str], device: str) -> list[P
     return [_ranked(labels, p, "classifier head") for p in probs]
 
 
-def _by_label_likelihood(resolved, texts, labels, dtype, device) -> list[Prediction]:
-    from .label_scoring import label_log_likelihoods
+def _by_label_likelihood(resolved, texts, labels, dtype, device, calibrate: bool) -> list[Prediction]:
+    from .label_scoring import calibrated_scores, label_log_likelihoods, label_priors
 
     model, tokenizer = load_causal_lm(resolved, dtype=dtype, device=device)
+    priors = label_priors(model, tokenizer, labels) if calibrate else [0.0] * len(labels)
+    method = "label likelihood, calibrated" if calibrate else "label likelihood"
     return [
-        _ranked(labels, _softmax(label_log_likelihoods(model, tokenizer, t, labels)), "label likelihood")
+        _ranked(labels, _softmax(calibrated_scores(label_log_likelihoods(model, tokenizer, t, labels), priors)),
+                method)
         for t in texts
     ]
 
@@ -87,13 +90,15 @@ def classify(
     labels: list[str] | None = None,
     dtype: str = "auto",
     device: str = "auto",
+    calibrate: bool = True,
     allow_pickle: bool = False,
     trust_remote_code: bool = False,
 ) -> list[Prediction]:
     """Classify ``texts``.
 
     A model or run with a classification head uses its own labels. A base causal LM scores
-    each of ``labels`` by likelihood; a bare encoder compares embeddings with each label.
+    each of ``labels`` by likelihood, minus the label's likelihood on content-free inputs when
+    ``calibrate`` (small LMs have strong label priors); a bare encoder compares embeddings.
 
     Raises:
         NichetuneError: a base model was given without ``labels``.
@@ -107,5 +112,5 @@ def classify(
             hint='pass --labels "label one,label two" (zero-shot), or a run trained for classification',
         )
     if resolved.is_causal_lm:
-        return _by_label_likelihood(resolved, texts, labels, dtype, device)
+        return _by_label_likelihood(resolved, texts, labels, dtype, device, calibrate)
     return _by_similarity(resolved, texts, labels, device)

@@ -42,3 +42,18 @@ def label_log_likelihoods(model, tokenizer, text: str, labels: list[str]) -> lis
         targets = torch.tensor(cont)
         scores.append(float(logprobs[i, positions, targets].sum()))
     return scores
+
+
+# Content-free inputs for contextual calibration (Zhao et al. 2021, "Calibrate Before Use").
+CONTENT_FREE = ("N/A", "[MASK]", "")
+
+
+def label_priors(model, tokenizer, labels: list[str]) -> list[float]:
+    """Mean log-likelihood of each label when the text carries no content: the model's label bias."""
+    rows = [label_log_likelihoods(model, tokenizer, text, labels) for text in CONTENT_FREE]
+    return [sum(col) / len(col) for col in zip(*rows, strict=True)]
+
+
+def calibrated_scores(scores: list[float], priors: list[float]) -> list[float]:
+    """Remove the label bias: log p(label | text) - log p(label | content-free)."""
+    return [s - p for s, p in zip(scores, priors, strict=True)]

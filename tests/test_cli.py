@@ -1,0 +1,176 @@
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from nichetune.cli import build_parser, main
+
+
+def _all_command_paths(parser, prefix=()):
+    for action in parser._actions:
+        if action.__class__.__name__ == "_SubParsersAction":
+            for name, sub in action.choices.items():
+                yield (*prefix, name)
+                yield from _all_command_paths(sub, (*prefix, name))
+
+
+COMMANDS = list(_all_command_paths(build_parser()))
+
+
+def test_the_public_command_names_exist():
+    for path in [("models", "list"), ("models", "show"), ("models", "prepare"), ("generate",), ("classify",),
+                 ("data", "validate"), ("data", "list"), ("data", "show"), ("data", "export"), ("demo",)]:
+        assert path in COMMANDS
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=" ".join)
+def test_every_command_has_help(path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([*path, "--help"])
+    out = capsys.readouterr().out
+    assert exit_.value.code == 0 and out.startswith(f"usage: nichetune {' '.join(path)}")
+    assert len(out.splitlines()) > 3
+
+
+def test_validate_cli_puts_exactly_the_planted_rows_in_quarantine(tmp_path, capsys):
+    data = tmp_path / "reviews.jsonl"
+    good = [{"text": f"review {i}", "label": "positive" if i % 2 else "negative"} for i in range(20)]
+    planted = {4: b'{"text": "no label"}', 9: b'{"text": "bad \xc3\x28 bytes", "label": "positive"}',
+               13: b'{"text": "", "label": "negative"}', 17: b'{"text": "x", "label": "maybe"}',
+               20: b'{"text": "cut off'}
+    lines = [json.dumps(r).encode() for r in good]
+    for line_no, raw in planted.items():
+        lines[line_no - 1] = raw
+    data.write_bytes(b"\n".join(lines) + b"\n")
+    q, out = tmp_path / "q.jsonl", tmp_path / "clean.jsonl"
+    rc = main(["data", "validate", str(data), "--task", "classification", "--labels", "positive,negative",
+               "--quarantine", str(q), "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert rc == 0 and "20 rows, 15 valid, 5 quarantined" in printed
+    entries = [json.loads(x) for x in q.read_text().splitlines()]
+    assert {e["line"]: e["reason"] for e in entries} == {4: "missing_field", 9: "invalid_utf8", 13: "empty_field",
+                                                        17: "unknown_label", 20: "invalid_json"}
+    assert all(e["source"] == str(data) and e["message"] for e in entries)
+    assert len(out.read_text().splitlines()) == 15
+
+    rc = main(["data", "validate", str(data), "--task", "classification", "--strict", "--quarantine", str(q)])
+    err = capsys.readouterr().err
+    assert rc == 1 and "line 4" in err and "missing_field" in err and "how to fix" in err
+
+
+def test_errors_exit_non_zero_with_a_hint(capsys):
+    assert main(["generate", "./missing-model", "hi"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "how to fix:" in err
+
+
+BLOCK_SOCKETS = textwrap.dedent("""
+    import os, socket
+    _log = os.environ["SOCKET_LOG"]
+    def _blocked(*args, **kwargs):
+        with open(_log, "a") as fh:
+            fh.write(repr(args[:2]) + "\\n")
+        raise OSError("network access blocked by the test")
+    _orig_connect = socket.socket.connect
+    def _connect(self, address):
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            _blocked(address)
+        return _orig_connect(self, address)
+    socket.socket.connect = _connect
+    socket.socket.connect_ex = lambda self, address: _blocked(address)
+    socket.getaddrinfo = _blocked
+    socket.create_connection = _blocked
+""")
+
+
+def _run_blocked(args, tmp_path, **env_extra):
+    site = tmp_path / "site"
+    site.mkdir(exist_ok=True)
+    (site / "sitecustomize.py").write_text(BLOCK_SOCKETS)
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "NICHETUNE_ONLINE")}
+    env.update(PYTHONPATH=str(site), SOCKET_LOG=str(tmp_path / "sockets.log"), **env_extra)
+    return subprocess.run([sys.executable, "-m", "nichetune", *args], capture_output=True, text=True, env=env,
+                          cwd=tmp_path, timeout=300)
+
+
+def test_core_cli_paths_run_with_sockets_blocked(tmp_path, tiny_classifier_dir):
+    out = tmp_path / "drugs.jsonl"
+    res = _run_blocked(["data", "export", "drug-reviews", "--out", str(out)], tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert len(out.read_text().splitlines()) == 979
+
+    res = _run_blocked(["classify", str(tiny_classifier_dir), "the drug helped", "--json"], tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert set(json.loads(res.stdout)[0]["scores"]) == {"negative", "positive", "neutral"}
+
+    res = _run_blocked(["models", "show", "minilm-l6", "--json"], tmp_path)
+    assert res.returncode == 0 and json.loads(res.stdout)["layers"] == 6
+
+    # a hub id offline fails with nichetune's explanation, not a network error
+    res = _run_blocked(["models", "show", "someorg/some-model"], tmp_path, HF_HOME=str(tmp_path / "hf"))
+    assert res.returncode == 1 and "nichetune is offline" in res.stderr and "--online" in res.stderr
+    assert not (tmp_path / "sockets.log").exists(), (tmp_path / "sockets.log").read_text()
+
+
+def test_import_sets_offline_by_default():
+    code = "import os, nichetune; print(os.environ['HF_HUB_OFFLINE'])"
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "NICHETUNE_ONLINE")}
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env).stdout.strip() == "1"
+    env["NICHETUNE_ONLINE"] = "1"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env).stdout.strip() == "0"
+
+
+def test_console_script_and_module_agree():
+    exe = Path(sys.executable).parent / "nichetune"
+    a = subprocess.run([str(exe), "--version"], capture_output=True, text=True)
+    b = subprocess.run([sys.executable, "-m", "nichetune", "--version"], capture_output=True, text=True)
+    assert a.returncode == b.returncode == 0 and a.stdout == b.stdout and a.stdout.startswith("nichetune ")
+
+
+def _readme_commands():
+    text = (Path(__file__).parents[1] / "README.md").read_text()
+    blocks = text.split("```sh")[1:]
+    commands = []
+    for block in blocks:
+        body = block.split("```")[0].replace("\\\n", " ")
+        for line in body.splitlines():
+            line = line.split("#")[0].strip()
+            if line.startswith("nichetune "):
+                commands.append(line)
+    return commands
+
+
+README_COMMANDS = _readme_commands()
+
+
+def test_readme_shows_the_two_commands_first():
+    text = (Path(__file__).parents[1] / "README.md").read_text()
+    first_block = text.split("```sh")[1].split("```")[0]
+    assert [ln.split("#")[0].strip() for ln in first_block.strip().splitlines()] == ["make demo", "make test"]
+    assert "make test" in (Path(__file__).parents[1] / ".ci" / "run").read_text()
+
+
+@pytest.mark.parametrize("command", README_COMMANDS)
+def test_every_readme_command_parses(command):
+    import shlex
+
+    assert len(README_COMMANDS) >= 10
+    args = build_parser().parse_args(shlex.split(command)[1:])  # exits (fails) on unknown verbs or flags
+    assert callable(args.func)
+
+
+def test_listing_commands(capsys):
+    assert main(["models", "list", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in rows] == ["smollm2-135m-instruct", "minilm-l6"]
+    assert rows[1]["status"] == "ready"
+    assert main(["data", "list", "--json"]) == 0
+    assert [r["name"] for r in json.loads(capsys.readouterr().out)] == ["bbc-news", "drug-reviews", "foldoc",
+                                                                       "foldoc-subjects"]
+    assert main(["data", "show", "foldoc", "--json", "--samples", "1"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["rows"] == info["foldoc"]["usable"] and info["task"] == "sft"

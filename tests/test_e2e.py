@@ -1,0 +1,59 @@
+"""End-to-end runs with the real embedded models (slow; still run in CI)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def nichetune(*args, cwd=None, timeout=600):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "-m", "nichetune", *args], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=timeout)
+
+
+def test_prepare_then_generate_a_coherent_answer():
+    res = nichetune("models", "prepare", "smollm2-135m-instruct")
+    assert res.returncode == 0, res.stderr
+    folder = res.stdout.strip().splitlines()[-1]
+    config = json.load(open(os.path.join(folder, "config.json")))
+    assert "quantization_config" not in config and config["architectures"] == ["LlamaForCausalLM"]
+    manifest = json.load(open(os.path.join(folder, "nichetune-manifest.json")))
+    assert manifest["probe_max_logit_diff"] < 1e-4 and "model.safetensors" in manifest["files"]
+
+    res = nichetune("generate", "smollm2-135m-instruct", "What is a compiler?", "--max-new-tokens", "60")
+    assert res.returncode == 0, res.stderr
+    answer = res.stdout.lower()
+    assert len(answer.split()) >= 20
+    assert "compiler" in answer
+    assert sum(w in answer for w in ("program", "code", "language", "machine", "translat")) >= 2
+
+
+def test_prepared_copy_is_reused_and_verified():
+    from nichetune.hashing import verify_manifest
+    from nichetune.models.prepare import prepare_model
+
+    path = prepare_model("smollm2-135m-instruct")
+    assert verify_manifest(path) == []
+
+
+def test_zero_shot_classification_with_the_real_models():
+    texts = ["The striker scored twice and the team won the cup final.",
+             "Shares fell sharply after the bank reported a quarterly loss."]
+    for model in ("minilm-l6", "smollm2-135m-instruct"):
+        res = nichetune("classify", model, *texts, "--labels", "sport,business", "--json")
+        assert res.returncode == 0, res.stderr
+        assert [p["label"] for p in json.loads(res.stdout)] == ["sport", "business"], model
+
+
+def test_demo_quick(tmp_path):
+    res = nichetune("demo", "--quick", "--out-dir", str(tmp_path / "out"), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    summary = json.loads((tmp_path / "out" / "demo-summary.json").read_text())
+    assert summary["failures"] == []
+    assert summary["summary"]["drug-reviews"] == {"rows": 979, "valid": 979, "quarantined": 0}
+    assert "done prepare model smollm2-135m-instruct" in res.stderr
