@@ -9,7 +9,8 @@ from pathlib import Path
 from ..records import RAW_KEEP_BYTES, Issue, Location, RawRecord
 from .jsonl import parse_json_object
 
-_SPECIAL = re.compile(rb'["\\\[\]{},\n]')
+_STRUCTURE = re.compile(rb'["\[\]{},]')
+_IN_STRING = re.compile(rb'["\\]')
 _CHUNK = 1 << 16
 
 
@@ -90,30 +91,35 @@ def read_json_array(path: Path, *, encoding: str, max_line_bytes: int) -> Iterat
                     line += chunk[pos : pos + 1] == b"\n"
                     pos, escape = pos + 1, False
                     continue
-                match = _SPECIAL.search(chunk, pos)
-                end = match.start() if match else len(chunk)
-                if element is None and chunk[pos:end].strip():
-                    lead = len(chunk[pos:end]) - len(chunk[pos:end].lstrip())
-                    element = _Element(offset + pos + lead, line)
-                if element is not None:
+                if in_string:  # only a quote or a backslash can change anything inside a string
+                    match = _IN_STRING.search(chunk, pos)
+                    end = match.start() if match else len(chunk)
                     element.add(chunk[pos:end], max_line_bytes)
+                    line += chunk.count(b"\n", pos, end)
+                    if match is None:
+                        pos = len(chunk)
+                        break
+                    element.add(chunk[end : end + 1], max_line_bytes)
+                    escape = chunk[end : end + 1] == b"\\"  # else it was the closing quote
+                    in_string = escape
+                    pos = end + 1
+                    continue
+                match = _STRUCTURE.search(chunk, pos)
+                end = match.start() if match else len(chunk)
+                segment = chunk[pos:end]
+                if segment:
+                    if element is not None:
+                        element.add(segment, max_line_bytes)
+                    elif segment.strip():
+                        lead = len(segment) - len(segment.lstrip())
+                        element = _Element(offset + pos + lead, line + segment[:lead].count(b"\n"))
+                        element.add(segment[lead:], max_line_bytes)
+                    line += segment.count(b"\n")
                 if match is None:
                     pos = len(chunk)
                     break
                 ch = chunk[end : end + 1]
                 pos = end + 1
-                if ch == b"\n":
-                    line += 1
-                    if element is not None:
-                        element.add(ch, max_line_bytes)
-                    continue
-                if in_string:
-                    element.add(ch, max_line_bytes)
-                    if ch == b"\\":
-                        escape = True
-                    elif ch == b'"':
-                        in_string = False
-                    continue
                 if depth == 0 and ch in (b",", b"]"):
                     if element is not None:
                         yield _decode_element(element, encoding, source, max_line_bytes)
