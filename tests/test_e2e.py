@@ -57,3 +57,9 @@ def test_demo_quick(tmp_path):
     assert summary["failures"] == []
     assert summary["summary"]["drug-reviews"] == {"rows": 979, "valid": 979, "quarantined": 0}
     assert "done prepare model smollm2-135m-instruct" in res.stderr
+    zero_shot = summary["summary"]["zero_shot"]
+    assert zero_shot["n"] == 40 and 0 <= zero_shot["zero_shot_accuracy"] <= 1
+    from nichetune.data.catalog import load_dataset
+
+    first_40 = [r for r in load_dataset("drug-reviews") if r["original_split"] == "test"][:40]
+    assert zero_shot["majority_accuracy"] == pytest.approx(sum(r["label"] == "positive" for r in first_40) / 40)

@@ -118,3 +118,10 @@ def test_dtype_names():
     assert pick_dtype("auto", "cpu") in (torch.float32, torch.bfloat16)
     with pytest.raises(ValueError):
         pick_dtype("int3")
+
+
+def test_label_descriptions_are_scored_in_place_of_names(tiny_bert_dir):
+    described = classify(str(tiny_bert_dir), ["kernel memory"], labels={"os": "kernel processes", "med": "pain drug"})
+    direct = classify(str(tiny_bert_dir), ["kernel memory"], labels=["kernel processes", "pain drug"])
+    assert set(described[0].scores) == {"os", "med"}
+    assert described[0].scores["os"] == pytest.approx(direct[0].scores["kernel processes"], abs=1e-6)

@@ -1,7 +1,8 @@
 """``nichetune demo``: the main job on embedded defaults (grows with the pipeline).
 
 Today it prepares both embedded models, validates and summarises the built-in medical
-dataset, answers a computing question with the causal LM and classifies reviews zero-shot.
+dataset, answers a computing question with the causal LM, and measures zero-shot review
+classification against the majority-class baseline (the bar fine-tuning must clear).
 """
 
 from __future__ import annotations
@@ -14,6 +15,12 @@ from pathlib import Path
 from .output import print_table, status
 
 QUESTION = "What is a compiler?"
+# Zero-shot with an encoder works far better with a sentence per label than with the bare word.
+REVIEW_LABELS = {
+    "positive": "The medication worked well for me and I am happy with it.",
+    "neutral": "The medication had mixed results, some benefit and some problems.",
+    "negative": "The medication did not work or had bad side effects.",
+}
 
 
 def register(sub) -> None:
@@ -70,15 +77,25 @@ def run(args) -> int:
 
     summary["generate"] = _step("generate with smollm2-135m-instruct", failures, answer)
 
-    def zero_shot() -> list:
-        reviews = ["This medication changed my life, no side effects at all.",
-                   "Terrible headaches and nausea, I stopped after a week."]
-        preds = classify("minilm-l6", reviews, labels=["positive", "negative", "neutral"])
-        for text, pred in zip(reviews, preds, strict=True):
-            print(f"  {pred.label:<9} {max(pred.scores.values()):.2f}  {text}")
-        return [p.label for p in preds]
+    def zero_shot() -> dict:
+        from ..data.catalog import load_dataset
 
-    summary["zero_shot"] = _step("zero-shot classify with minilm-l6", failures, zero_shot)
+        rows = load_dataset("drug-reviews")
+        train = [r for r in rows if r["original_split"] == "train"]
+        test = [r for r in rows if r["original_split"] == "test"][: 40 if args.quick else 200]
+        majority = max(set(r["label"] for r in train), key=[r["label"] for r in train].count)
+        preds = classify("minilm-l6", [r["text"] for r in test], labels=REVIEW_LABELS)
+        hits = [p.label == r["label"] for p, r in zip(preds, test, strict=True)]
+        for pred, row, hit in list(zip(preds, test, hits, strict=True))[:4]:
+            print(f"  {'ok ' if hit else 'BAD'} predicted {pred.label:<8} gold {row['label']:<8} {row['text'][:60]}...")
+        result = {"n": len(test), "zero_shot_accuracy": sum(hits) / len(test),
+                  "majority_accuracy": sum(r["label"] == majority for r in test) / len(test)}
+        print(f"  zero-shot minilm-l6: {result['zero_shot_accuracy']:.1%} accuracy on {len(test)} held-out reviews; "
+              f"always answering '{majority}': {result['majority_accuracy']:.1%}. "
+              "A fine-tuned model has to beat both.")
+        return result
+
+    summary["zero_shot"] = _step("zero-shot classify drug reviews with minilm-l6", failures, zero_shot)
 
     with tempfile.NamedTemporaryFile("w", dir=out, delete=False, suffix=".tmp") as fh:
         json.dump({"summary": summary, "failures": failures}, fh, indent=2, default=str)

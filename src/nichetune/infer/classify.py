@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ..errors import NichetuneError
@@ -41,14 +42,14 @@ def _with_head(resolved: ResolvedModel, texts: list[str], device: str) -> list[P
     return [_ranked(labels, p, "classifier head") for p in probs]
 
 
-def _by_label_likelihood(resolved, texts, labels, dtype, device, calibrate: bool) -> list[Prediction]:
+def _by_label_likelihood(resolved, texts, names, verbalised, dtype, device, calibrate: bool) -> list[Prediction]:
     from .label_scoring import calibrated_scores, label_log_likelihoods, label_priors
 
     model, tokenizer = load_causal_lm(resolved, dtype=dtype, device=device)
-    priors = label_priors(model, tokenizer, labels) if calibrate else [0.0] * len(labels)
+    priors = label_priors(model, tokenizer, verbalised) if calibrate else [0.0] * len(names)
     method = "label likelihood, calibrated" if calibrate else "label likelihood"
     return [
-        _ranked(labels, _softmax(calibrated_scores(label_log_likelihoods(model, tokenizer, t, labels), priors)),
+        _ranked(names, _softmax(calibrated_scores(label_log_likelihoods(model, tokenizer, t, verbalised), priors)),
                 method)
         for t in texts
     ]
@@ -65,7 +66,7 @@ def mean_pool(hidden, mask):
     return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
 
 
-def _by_similarity(resolved, texts, labels, device) -> list[Prediction]:
+def _by_similarity(resolved, texts, names, verbalised, device) -> list[Prediction]:
     import torch
 
     model, tokenizer = load_encoder(resolved, device=device)
@@ -76,9 +77,9 @@ def _by_similarity(resolved, texts, labels, device) -> list[Prediction]:
             pooled = mean_pool(model(**batch).last_hidden_state, batch["attention_mask"])
         return torch.nn.functional.normalize(pooled.float(), dim=-1)
 
-    sims = embed(texts) @ embed(labels).T  # (N, L)
+    sims = embed(texts) @ embed(verbalised).T  # (N, L)
     return [
-        _ranked(labels, _softmax((row / SIMILARITY_TEMPERATURE).tolist()), "embedding similarity")
+        _ranked(names, _softmax((row / SIMILARITY_TEMPERATURE).tolist()), "embedding similarity")
         for row in sims
     ]
 
@@ -87,7 +88,7 @@ def classify(
     model: str,
     texts: list[str],
     *,
-    labels: list[str] | None = None,
+    labels: Sequence[str] | Mapping[str, str] | None = None,
     dtype: str = "auto",
     device: str = "auto",
     calibrate: bool = True,
@@ -99,6 +100,8 @@ def classify(
     A model or run with a classification head uses its own labels. A base causal LM scores
     each of ``labels`` by likelihood, minus the label's likelihood on content-free inputs when
     ``calibrate`` (small LMs have strong label priors); a bare encoder compares embeddings.
+    ``labels`` may map each label to a description that is scored in its place
+    (``{"positive": "The medication worked well for me."}``), which helps encoders a lot.
 
     Raises:
         NichetuneError: a base model was given without ``labels``.
@@ -111,6 +114,8 @@ def classify(
             f"{model} has no classification head, so it needs candidate labels",
             hint='pass --labels "label one,label two" (zero-shot), or a run trained for classification',
         )
+    names = list(labels)
+    verbalised = [labels[n] for n in names] if isinstance(labels, Mapping) else names
     if resolved.is_causal_lm:
-        return _by_label_likelihood(resolved, texts, labels, dtype, device, calibrate)
-    return _by_similarity(resolved, texts, labels, device)
+        return _by_label_likelihood(resolved, texts, names, verbalised, dtype, device, calibrate)
+    return _by_similarity(resolved, texts, names, verbalised, device)
