@@ -1,0 +1,91 @@
+"""Deterministic, stratified, group-aware splits with a fingerprint of the test split.
+
+Groups (a patient, a drug, a term) are kept whole: no group ever spans two splits. With
+``stratify``, groups are assigned greedily (largest first) to the split whose label counts are
+furthest below target, the approach of scikit-learn's StratifiedGroupKFold. Synthetic rows only
+ever go to train, and only when their parent row is in train.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+from .near_dup import text_hash
+from .rows import row_text
+
+SPLIT_NAMES = {1: ("train",), 2: ("train", "test"), 3: ("train", "validation", "test")}
+
+
+@dataclass
+class SplitResult:
+    splits: dict[str, list[dict]]
+    dropped_synthetic: list[dict] = field(default_factory=list)
+
+
+def parse_ratios(text: str) -> tuple[float, ...]:
+    ratios = tuple(float(x) for x in text.split(","))
+    if not 1 <= len(ratios) <= 3 or any(r <= 0 for r in ratios) or abs(sum(ratios) - 1) > 1e-6:
+        raise ValueError(f"ratios must be 1-3 positive numbers summing to 1, got {text!r}")
+    return ratios
+
+
+def _units(rows: list[dict], group_field: str | None) -> list[list[dict]]:
+    by_group: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        key = row.get(group_field) if group_field else None
+        by_group[f"g:{key}" if key not in (None, "") else f"r:{row['id']}"].append(row)
+    return list(by_group.values())
+
+
+def split_rows(rows: list[dict], ratios: tuple[float, ...] = (0.8, 0.1, 0.1), *, stratify: bool = False,
+               group_field: str | None = None, seed: int = 0, label_field: str = "label") -> SplitResult:
+    """Split ``rows`` (each with an ``id``) into train / validation / test."""
+    names = SPLIT_NAMES[len(ratios)]
+    real = [r for r in rows if not r.get("synthetic")]
+    synthetic = [r for r in rows if r.get("synthetic")]
+    units = _units(real, group_field)
+    rng = random.Random(seed)
+    rng.shuffle(units)
+    units.sort(key=len, reverse=True)  # stable: equal sizes keep the seeded order
+    total = len(real)
+    label_totals = Counter(r.get(label_field) for r in real) if stratify else Counter()
+    size = dict.fromkeys(names, 0)
+    labels = {n: Counter() for n in names}
+    assigned: dict[str, list[dict]] = {n: [] for n in names}
+    for unit in units:
+        unit_labels = Counter(r.get(label_field) for r in unit) if stratify else Counter()
+
+        def deficit(name: str, ratio: float) -> float:
+            want = ratio * total
+            gap = (want - size[name]) / max(want, 1e-9)
+            if stratify:
+                gap += sum((ratio * label_totals[lab] - labels[name][lab]) / max(label_totals[lab], 1) * c
+                           for lab, c in unit_labels.items()) / max(len(unit), 1)
+            return gap
+
+        best = max(zip(names, ratios, strict=True), key=lambda nr: deficit(*nr))[0]
+        assigned[best].extend(unit)
+        size[best] += len(unit)
+        labels[best].update(unit_labels)
+    train_ids = {r["id"] for r in assigned["train"]}
+    kept = [r for r in synthetic if r.get("parent_id") in train_ids]
+    dropped = [r for r in synthetic if r.get("parent_id") not in train_ids]
+    assigned["train"].extend(kept)
+    return SplitResult(assigned, dropped)
+
+
+def fingerprint(rows: list[dict]) -> dict:
+    """Hashes of the normalised texts of a split, so later steps can detect contamination."""
+    hashes = sorted({text_hash(row_text(r)) for r in rows})
+    return {"rows": len(rows), "text_hashes": hashes,
+            "sha256": hashlib.sha256(json.dumps(hashes).encode()).hexdigest()}
+
+
+def contamination(rows: list[dict], fp: dict) -> list[str]:
+    """Ids of ``rows`` whose normalised text appears in the fingerprinted split."""
+    protected = set(fp["text_hashes"])
+    return [r["id"] for r in rows if text_hash(row_text(r)) in protected]
