@@ -41,6 +41,16 @@ def _units(rows: list[dict], group_field: str | None) -> list[list[dict]]:
     return list(by_group.values())
 
 
+def _deficit(want: float, have: int, unit_size: int, unit_labels: Counter, split_labels: Counter,
+             label_totals: Counter, ratio: float) -> float:
+    """How far a split is below its target size (and, when stratifying, below its label targets)."""
+    gap = (want - have) / max(want, 1e-9)
+    if unit_labels:
+        gap += sum((ratio * label_totals[lab] - split_labels[lab]) / max(label_totals[lab], 1) * c
+                   for lab, c in unit_labels.items()) / max(unit_size, 1)
+    return gap
+
+
 def split_rows(rows: list[dict], ratios: tuple[float, ...] = (0.8, 0.1, 0.1), *, stratify: bool = False,
                group_field: str | None = None, seed: int = 0, label_field: str = "label") -> SplitResult:
     """Split ``rows`` (each with an ``id``) into train / validation / test."""
@@ -58,16 +68,9 @@ def split_rows(rows: list[dict], ratios: tuple[float, ...] = (0.8, 0.1, 0.1), *,
     assigned: dict[str, list[dict]] = {n: [] for n in names}
     for unit in units:
         unit_labels = Counter(r.get(label_field) for r in unit) if stratify else Counter()
-
-        def deficit(name: str, ratio: float) -> float:
-            want = ratio * total
-            gap = (want - size[name]) / max(want, 1e-9)
-            if stratify:
-                gap += sum((ratio * label_totals[lab] - labels[name][lab]) / max(label_totals[lab], 1) * c
-                           for lab, c in unit_labels.items()) / max(len(unit), 1)
-            return gap
-
-        best = max(zip(names, ratios, strict=True), key=lambda nr: deficit(*nr))[0]
+        gaps = {name: _deficit(ratio * total, size[name], len(unit), unit_labels, labels[name], label_totals, ratio)
+                for name, ratio in zip(names, ratios, strict=True)}
+        best = max(names, key=gaps.__getitem__)  # ties: the first split name wins
         assigned[best].extend(unit)
         size[best] += len(unit)
         labels[best].update(unit_labels)
