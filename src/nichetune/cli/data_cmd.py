@@ -17,17 +17,7 @@ def register(sub) -> None:
         description="Reads JSONL, JSON arrays, CSV/TSV, Parquet or a folder of LABEL/*.txt files. Every "
         "bad row is written to the quarantine file with its reason, field, line and byte offset.")
     p.add_argument("file", help="data file, or a folder with one subfolder per label")
-    p.add_argument("--task", required=True, choices=["classification", "sft", "completion"])
-    p.add_argument("--format", choices=["jsonl", "json", "csv", "tsv", "parquet", "textdir"],
-                   help="default: from the file suffix")
-    p.add_argument("--text-field", default="text")
-    p.add_argument("--label-field", default="label")
-    p.add_argument("--group-field", default="group")
-    p.add_argument("--weight-field", default="weight")
-    p.add_argument("--slice-field", action="append", default=[], help="a slice field (repeatable)")
-    p.add_argument("--prompt-field", default="prompt")
-    p.add_argument("--response-field", default="response")
-    p.add_argument("--messages-field", default="messages")
+    add_field_options(p, task_required=True)
     p.add_argument("--labels", help="comma-separated allowed labels; others are quarantined")
     p.add_argument("--quarantine", help="quarantine JSONL (default: STEM.quarantine.jsonl in the current folder)")
     p.add_argument("--out", help="write the valid rows, normalised, to this JSONL file")
@@ -36,6 +26,10 @@ def register(sub) -> None:
     p.add_argument("--max-line-bytes", type=int, default=8 << 20, help="longest accepted line/element/file")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run_validate)
+
+    from . import data_quality_cmd
+
+    data_quality_cmd.add_verbs(verbs)
 
     p = verbs.add_parser("list", help="list the built-in datasets")
     p.add_argument("--json", action="store_true")
@@ -53,13 +47,34 @@ def register(sub) -> None:
     p.set_defaults(func=run_export)
 
 
-def run_validate(args) -> int:
+def add_field_options(p, *, task_required: bool = False) -> None:
+    """Task and field-name options shared by every verb that reads a data file."""
+    p.add_argument("--task", required=task_required, choices=["classification", "sft", "completion"],
+                   help=None if task_required else "default: detected from the first row")
+    p.add_argument("--format", choices=["jsonl", "json", "csv", "tsv", "parquet", "textdir"],
+                   help="default: from the file suffix")
+    p.add_argument("--text-field", default="text")
+    p.add_argument("--label-field", default="label")
+    p.add_argument("--group-field", default="group")
+    p.add_argument("--weight-field", default="weight")
+    p.add_argument("--slice-field", action="append", default=[], help="a slice field (repeatable)")
+    p.add_argument("--prompt-field", default="prompt")
+    p.add_argument("--response-field", default="response")
+    p.add_argument("--messages-field", default="messages")
+
+
+def fields_from(args):
     from ..data.schema import FieldMap
+
+    return FieldMap(text=args.text_field, label=args.label_field, group=args.group_field,
+                    weight=args.weight_field, slices=args.slice_field, prompt=args.prompt_field,
+                    response=args.response_field, messages=args.messages_field)
+
+
+def run_validate(args) -> int:
     from ..data.validate import validate_file
 
-    fields = FieldMap(text=args.text_field, label=args.label_field, group=args.group_field,
-                      weight=args.weight_field, slices=args.slice_field, prompt=args.prompt_field,
-                      response=args.response_field, messages=args.messages_field)
+    fields = fields_from(args)
     labels = {s.strip() for s in args.labels.split(",") if s.strip()} if args.labels else None
     quarantine = args.quarantine or f"{Path(args.file).name.split('.')[0] or 'data'}.quarantine.jsonl"
     report = validate_file(args.file, task=args.task, fields=fields, labels=labels, format=args.format,

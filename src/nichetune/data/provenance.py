@@ -68,7 +68,7 @@ def record_step(
             continue
         for src in parent.get("sources", []):
             if src.get("sha256") not in {s.get("sha256") for s in sources}:
-                sources.append(src)
+                sources.append({**src, **{k: v for k, v in (source_notes or {}).items() if v}})
         for earlier in parent.get("lineage", []):
             if earlier["id"] not in seen:
                 seen.add(earlier["id"])

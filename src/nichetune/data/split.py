@@ -75,8 +75,11 @@ def split_rows(rows: list[dict], ratios: tuple[float, ...] = (0.8, 0.1, 0.1), *,
         size[best] += len(unit)
         labels[best].update(unit_labels)
     train_ids = {r["id"] for r in assigned["train"]}
-    kept = [r for r in synthetic if r.get("parent_id") in train_ids]
-    dropped = [r for r in synthetic if r.get("parent_id") not in train_ids]
+    real_ids = {r["id"] for r in real}
+    # a synthetic row made from a real row follows it into train, or is dropped (never into eval);
+    # template rows have no real parent and go to train
+    kept = [r for r in synthetic if r.get("parent_id") in train_ids or r.get("parent_id") not in real_ids]
+    dropped = [r for r in synthetic if r.get("parent_id") in real_ids and r.get("parent_id") not in train_ids]
     assigned["train"].extend(kept)
     return SplitResult(assigned, dropped)
 
