@@ -43,18 +43,20 @@ def jaccard(a: set[int], b: set[int]) -> float:
     return len(a & b) / len(a | b)
 
 
-def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
-    """Bands and rows whose S-curve crosses 0.5 nearest ``threshold`` (lean towards recall)."""
-    best, best_err = (1, num_perm), float("inf")
-    for bands in range(1, num_perm + 1):
-        if num_perm % bands:
-            continue
-        rows = num_perm // bands
-        crossing = (1 / bands) ** (1 / rows)
-        err = abs(crossing - threshold) + (0.02 if crossing > threshold else 0.0)
-        if err < best_err:
-            best, best_err = (bands, rows), err
-    return best
+def detection_probability(jaccard_value: float, bands: int, rows: int) -> float:
+    """Chance that a pair with this Jaccard similarity shares at least one LSH band."""
+    return 1 - (1 - jaccard_value**rows) ** bands
+
+
+def lsh_params(threshold: float, num_perm: int, recall: float = 0.98) -> tuple[int, int]:
+    """Bands and rows: the most rows per band (fewest candidates) that still find a pair *at*
+    ``threshold`` with probability ``recall``. Candidates are verified exactly afterwards, so
+    erring towards recall costs time, never correctness."""
+    for rows in range(num_perm, 0, -1):
+        bands = num_perm // rows
+        if detection_probability(threshold, bands, rows) >= recall:
+            return bands, rows
+    return num_perm, 1
 
 
 class MinHasher:

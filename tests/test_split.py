@@ -1,0 +1,140 @@
+import json
+from collections import Counter
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nichetune.cli import main
+from nichetune.data.augment import augment_rows, eda, from_templates
+from nichetune.data.provenance import lineage_report
+from nichetune.data.split import contamination, fingerprint, parse_ratios, split_rows
+
+
+def _rows(n, groups, labels="abc"):
+    return [{"id": str(i), "text": f"row {i} about topic {i % 7}", "label": labels[i % len(labels)],
+             "group": f"g{i % groups}"} for i in range(n)]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 30), st.sampled_from("xyz")), min_size=1, max_size=120),
+       st.sampled_from([(0.8, 0.1, 0.1), (0.7, 0.3), (0.5, 0.25, 0.25)]), st.booleans(), st.integers(0, 5))
+def test_no_group_ever_spans_two_splits(items, ratios, stratify, seed):
+    rows = [{"id": str(i), "text": str(i), "label": lab, "group": f"g{g}"} for i, (g, lab) in enumerate(items)]
+    result = split_rows(rows, ratios, stratify=stratify, group_field="group", seed=seed)
+    where: dict[str, set] = {}
+    for name, part in result.splits.items():
+        for r in part:
+            where.setdefault(r["group"], set()).add(name)
+    assert all(len(s) == 1 for s in where.values())
+    assert sorted(r["id"] for part in result.splits.values() for r in part) == sorted(r["id"] for r in rows)
+
+
+def test_deterministic_and_seed_sensitive():
+    rows = _rows(300, 60)
+    a = split_rows(rows, (0.8, 0.1, 0.1), group_field="group", seed=1)
+    b = split_rows(rows, (0.8, 0.1, 0.1), group_field="group", seed=1)
+    c = split_rows(rows, (0.8, 0.1, 0.1), group_field="group", seed=2)
+    ids = lambda r: {k: [x["id"] for x in v] for k, v in r.splits.items()}  # noqa: E731
+    assert ids(a) == ids(b) and ids(a) != ids(c)
+
+
+def test_sizes_and_stratification():
+    rows = _rows(1000, 1000, labels="aaaaaaabbc")  # 70/20/10 labels, every row its own group
+    result = split_rows(rows, (0.8, 0.1, 0.1), stratify=True, group_field="group")
+    assert {k: len(v) for k, v in result.splits.items()} == {"train": 800, "validation": 100, "test": 100}
+    for part in result.splits.values():
+        share = Counter(r["label"] for r in part)
+        n = len(part)
+        assert abs(share["a"] / n - 0.7) <= 0.011 and abs(share["c"] / n - 0.1) <= 0.011
+
+
+def test_synthetic_rows_never_enter_evaluation_splits():
+    rows = _rows(200, 40)
+    augmented = augment_rows(rows, ops=("swap",), max_share=0.5, seed=0).rows
+    result = split_rows(augmented, (0.6, 0.2, 0.2), group_field="group", seed=0)
+    assert not any(r.get("synthetic") for name in ("validation", "test") for r in result.splits[name])
+    train_ids = {r["id"] for r in result.splits["train"] if not r.get("synthetic")}
+    assert all(r["parent_id"] in train_ids for r in result.splits["train"] if r.get("synthetic"))
+    assert result.dropped_synthetic and all(r["parent_id"] not in train_ids for r in result.dropped_synthetic)
+
+
+def test_fingerprint_detects_contamination():
+    rows = _rows(50, 50)
+    fp = fingerprint(rows[:10])
+    training = rows[10:] + [{"id": "copy", "text": rows[3]["text"].upper() + "!"}]
+    assert contamination(training, fp) == ["copy"] and fp["rows"] == 10
+
+
+def test_ratios_are_validated():
+    assert parse_ratios("0.7,0.3") == (0.7, 0.3)
+    for bad in ("0.5,0.4", "1,0", "0.2,0.2,0.2,0.4"):
+        with pytest.raises(ValueError):
+            parse_ratios(bad)
+
+
+def test_augmentation_flags_parents_and_caps():
+    rows = _rows(100, 100)
+    result = augment_rows(rows, ops=("swap", "delete"), per_row=2, max_share=0.2, seed=0)
+    synthetic = [r for r in result.rows if r.get("synthetic")]
+    assert result.real == 100 and len(synthetic) == 25 and result.share == pytest.approx(0.2)
+    uncapped = augment_rows(rows, ops=("swap", "delete"), per_row=2, max_share=0.99, seed=0)
+    assert result.capped == uncapped.synthetic - 25 > 200  # the cap, not a shortage, limited the output
+    parents = {r["id"]: r for r in rows}
+    for r in synthetic:
+        parent = parents[r["parent_id"]]
+        assert r["label"] == parent["label"] and r["group"] == parent["group"] and r["text"] != parent["text"]
+        assert r["augmentation"] in ("swap", "delete") and r["id"].startswith(parent["id"] + "~")
+
+
+def test_eda_operations():
+    import random
+
+    rng = random.Random(0)
+    glossary = {"pain": ["ache", "soreness"]}
+    assert eda("the pain went away", "synonym", rng, 0.5, glossary) in ("the ache went away", "the soreness went away")
+    swapped = eda("one two three four", "swap", rng, 0.25, {})
+    assert sorted(swapped.split()) == ["four", "one", "three", "two"]
+    assert eda("pain", "swap", rng, 0.5, {}) is None  # too short to change
+    inserted = eda("the pain went away", "insert", rng, 0.25, glossary)
+    assert len(inserted.split()) == 5
+
+
+def test_templates_fill_slots():
+    import random
+
+    spec = {"slots": {"drug": ["A", "B"], "effect": ["rash", "nausea"]},
+            "templates": [{"text": "{drug} gave me {effect}.", "label": "negative"}], "n": 3}
+    rows = from_templates(spec, random.Random(0))
+    assert len(rows) == 3 and all(r["label"] == "negative" and r["augmentation"] == "template" for r in rows)
+    assert len({r["text"] for r in rows}) == 3
+
+
+def test_cli_chain_records_lineage_and_refuses_to_augment_test(tmp_path, capsys):
+    rows = _rows(120, 30)
+    rows.append(dict(rows[5], id="dup"))
+    src = tmp_path / "raw.jsonl"
+    src.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    assert main(["data", "dedup", str(src), "--out", str(tmp_path / "d.jsonl"), "--licence", "CC-BY-4.0",
+                 "--consent", "patients consented to research use"]) == 0
+    assert main(["data", "split", str(tmp_path / "d.jsonl"), "--out-dir", str(tmp_path / "s"), "--stratify",
+                 "--group-field", "group", "--seed", "3"]) == 0
+    assert main(["data", "augment", str(tmp_path / "s" / "train.jsonl"), "--out", str(tmp_path / "aug.jsonl")]) == 0
+    report = lineage_report(tmp_path / "aug.jsonl")
+    manifest = report["manifest"]
+    assert report["unchanged"] and [s["step"] for s in manifest["lineage"]] == ["dedup", "split", "augment"]
+    assert manifest["sources"][0]["licence"] == "CC-BY-4.0" and "consented" in manifest["sources"][0]["consent"]
+    dedup_step = manifest["lineage"][0]
+    assert dedup_step["rows_in"] == 121 and dedup_step["outputs"]["removed"]["rows"] == 1
+    assert manifest["lineage"][1]["params"] == {"ratios": [0.8, 0.1, 0.1], "stratify": True, "group_field": "group",
+                                                "seed": 3}
+    fp = json.loads((tmp_path / "s" / "test.fingerprint.json").read_text())
+    assert fp["rows"] == len((tmp_path / "s" / "test.jsonl").read_text().splitlines())
+    capsys.readouterr()
+    assert main(["data", "lineage", str(tmp_path / "aug.jsonl")]) == 0
+    printed = capsys.readouterr().out
+    assert "1. dedup" in printed and "3. augment" in printed and "licence=CC-BY-4.0" in printed
+    (tmp_path / "aug.jsonl").write_text("tampered\n")
+    assert lineage_report(tmp_path / "aug.jsonl")["unchanged"] is False
+    assert main(["data", "augment", str(tmp_path / "s" / "test.jsonl"), "--out", str(tmp_path / "x.jsonl")]) == 1
+    assert "never enter evaluation data" in capsys.readouterr().err
