@@ -11,7 +11,7 @@ import re
 import unicodedata
 import zlib
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,12 +73,13 @@ class MinHasher:
         self.a = rng.integers(1, 1 << 32, size=num_perm, dtype=np.uint64)[:, None]  # (P, 1)
         self.b = rng.integers(0, 1 << 32, size=num_perm, dtype=np.uint64)[:, None]
 
-    def signature(self, hashed: set[int]) -> np.ndarray:
-        """(P,) minimum hash per permutation; all-max for an empty set."""
-        if not hashed:
-            return np.full(self.num_perm, np.iinfo(np.uint64).max, dtype=np.uint64)
-        x = np.fromiter(hashed, dtype=np.uint64, count=len(hashed))[None, :]  # (1, S), crc32 < 2^32
-        return ((self.a * x + self.b) % self.PRIME).min(axis=1)
+    def signature(self, hashed: set[int] | np.ndarray) -> np.ndarray:
+        """(P,) minimum hash per permutation (folded into uint32); all-max for an empty set."""
+        x = hashed if isinstance(hashed, np.ndarray) else np.fromiter(hashed, dtype=np.uint32, count=len(hashed))
+        if not len(x):
+            return np.full(self.num_perm, np.iinfo(np.uint32).max, dtype=np.uint32)
+        mins = ((self.a * x.astype(np.uint64)[None, :] + self.b) % self.PRIME).min(axis=1)
+        return (mins & np.uint64(0xFFFFFFFF)).astype(np.uint32)  # p - 2^32 = 15 values fold: negligible
 
 
 @dataclass
@@ -113,46 +114,71 @@ def exact_clusters(texts: Sequence[str]) -> list[Cluster]:
     return [Cluster(m, "exact") for m in by_hash.values() if len(m) > 1]
 
 
+def shingle_array(text: str, n: int = 3) -> np.ndarray:
+    """Sorted unique shingle hashes as uint32: a tenth of the memory of a Python set."""
+    return np.unique(np.fromiter(shingles(text, n), dtype=np.uint32))
+
+
+def _array_jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    if not len(a) and not len(b):
+        return 1.0
+    inter = len(np.intersect1d(a, b, assume_unique=True))
+    return inter / (len(a) + len(b) - inter)
+
+
+def _band_candidates(block: np.ndarray, max_bucket: int) -> set[tuple[int, int]]:
+    """Pairs of rows whose (N, rows) band values are identical, found with one vectorised sort."""
+    keys = np.ascontiguousarray(block).view(np.dtype((np.void, block.dtype.itemsize * block.shape[1]))).ravel()
+    _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    order = np.argsort(inverse, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    out: set[tuple[int, int]] = set()
+    for start, count in zip(starts[counts > 1], counts[counts > 1], strict=True):
+        if count <= max_bucket:  # a giant bucket means boilerplate; its pairs surface in other bands
+            members = order[start : start + count].tolist()
+            out.update((a, b) for k, a in enumerate(members) for b in members[k + 1 :])
+    return out
+
+
 def near_pairs(texts: Sequence[str], *, threshold: float = 0.7, num_perm: int = 128, ngram: int = 3,
-               pairs_of: Iterable[tuple[int, int]] | None = None) -> list[tuple[int, int, float]]:
+               max_bucket: int = 500) -> list[tuple[int, int, float]]:
     """Pairs ``(i, j, jaccard)`` with i < j whose shingle Jaccard is at least ``threshold``.
 
-    Exact duplicates (same normalised text) are not reported here; see ``exact_clusters``.
+    Memory stays proportional to the corpus: uint32 shingle arrays, an (N, num_perm) uint32
+    signature matrix, and one band's buckets at a time. Exact duplicates (same normalised
+    text) are not reported here; see ``exact_clusters``.
     """
-    sets = [shingles(t, ngram) for t in texts]
+    arrays = [shingle_array(t, ngram) for t in texts]
     hasher = MinHasher(num_perm)
+    signatures = np.empty((len(texts), num_perm), dtype=np.uint32)
+    for i, arr in enumerate(arrays):
+        signatures[i] = hasher.signature(arr)
+    empty = np.array([not len(a) for a in arrays])
     bands, rows = lsh_params(threshold, num_perm)
-    buckets: dict[tuple[int, bytes], list[int]] = defaultdict(list)
-    for i, s in enumerate(sets):
-        if not s:
-            continue
-        sig = hasher.signature(s)
-        for band in range(bands):
-            buckets[(band, sig[band * rows : (band + 1) * rows].tobytes())].append(i)
     candidates: set[tuple[int, int]] = set()
-    for members in buckets.values():
-        if 1 < len(members) <= 500:  # a giant bucket means boilerplate; those pairs come from other bands
-            candidates.update((a, b) for k, a in enumerate(members) for b in members[k + 1 :])
+    for band in range(bands):
+        candidates |= _band_candidates(signatures[:, band * rows : (band + 1) * rows], max_bucket)
     hashes = [text_hash(t) for t in texts]
     out = []
     for i, j in sorted(candidates):
-        if hashes[i] == hashes[j]:
+        if empty[i] or empty[j] or hashes[i] == hashes[j]:
             continue
-        sim = jaccard(sets[i], sets[j])
+        sim = _array_jaccard(arrays[i], arrays[j])
         if sim >= threshold:
             out.append((i, j, sim))
     return out
 
 
 def duplicate_clusters(texts: Sequence[str], *, threshold: float = 0.7, num_perm: int = 128,
-                       ngram: int = 3) -> list[Cluster]:
+                       ngram: int = 3, pairs: list[tuple[int, int, float]] | None = None) -> list[Cluster]:
     """Connected components of exact copies and verified near pairs; ``kind`` is "near" when any
     link in the cluster is a near (not exact) match, with the lowest Jaccard among those links."""
     uf = _UnionFind(len(texts))
     for cluster in exact_clusters(texts):
         for member in cluster.members[1:]:
             uf.union(cluster.members[0], member)
-    pairs = near_pairs(texts, threshold=threshold, num_perm=num_perm, ngram=ngram)
+    if pairs is None:
+        pairs = near_pairs(texts, threshold=threshold, num_perm=num_perm, ngram=ngram)
     for i, j, _ in pairs:
         uf.union(i, j)
     lowest: dict[int, float] = {}

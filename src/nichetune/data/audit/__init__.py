@@ -9,7 +9,7 @@ from pathlib import Path
 from ..rows import load_rows, row_text
 from ..schema import FieldMap
 from .agreement import agreement_section
-from .duplicates import duplicate_section, leakage_section
+from .duplicates import duplicate_section, leakage_section, shared_near_pairs
 from .overview import length_section, overview_section
 from .pii_section import pii_section
 from .vocab import slice_section, vocab_section
@@ -55,13 +55,15 @@ def audit_dataset(
     slices = list(slice_fields or fields.slices)
     if any(r.get("synthetic") for r in rows):
         slices.append("synthetic")
+    within, cross = shared_near_pairs(rows, {name: o.rows for name, o in others.items()}, near_threshold)
     report = {
         "file": str(path), "task": train.task,
         "validation": train.report.to_dict(),
         "overview": overview_section(rows, train.task),
         "lengths": length_section(texts, tok, max_length),
-        "duplicates": duplicate_section(rows, near_threshold),
-        "leakage": {name: leakage_section(rows, o.rows, near_threshold) for name, o in others.items()},
+        "duplicates": duplicate_section(rows, near_threshold, within),
+        "leakage": {name: leakage_section(rows, o.rows, near_threshold, cross_pairs=cross[name])
+                    for name, o in others.items()},
         "pii": pii_section(rows),
         "vocabulary": vocab_section(texts, {n: [row_text(r) for r in o.rows] for n, o in others.items()}, tok,
                                     labels=[r["label"] for r in rows] if train.task == "classification" else None),
