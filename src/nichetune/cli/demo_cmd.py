@@ -1,6 +1,6 @@
 """``nichetune demo``: the main job on embedded defaults (grows with the pipeline).
 
-Today it prepares both embedded models, validates and summarises the built-in medical
+Today it prepares both embedded models, validates, summarises and audits the built-in medical
 dataset, answers a computing question with the causal LM, and measures zero-shot review
 classification against the majority-class baseline (the bar fine-tuning must clear).
 """
@@ -67,6 +67,28 @@ def run(args) -> int:
         return {"rows": report.total, "valid": report.valid, "quarantined": report.quarantined}
 
     summary["drug-reviews"] = _step("validate and summarise drug-reviews", failures, summarise)
+
+    def audit() -> dict:
+        from ..atomic import atomic_write_text
+        from ..data.audit import audit_dataset
+        from ..data.audit.render import audit_html
+        from ..data.rows import load_rows, write_rows
+        from ..data.schema import FieldMap
+
+        rows = load_rows(out / "drug-reviews.jsonl").rows
+        for split in ("train", "test"):
+            write_rows(out / f"drug-reviews.{split}.jsonl", [r for r in rows if r["original_split"] == split])
+        report = audit_dataset(out / "drug-reviews.train.jsonl", tests=[out / "drug-reviews.test.jsonl"],
+                               tokenizer="minilm-l6", fields=FieldMap(slices=["condition"]))
+        atomic_write_text(out / "audit.html", audit_html(report))
+        for warning in report["warnings"]:
+            print(f"  warning: {warning}")
+        leak = report["leakage"]["drug-reviews.test.jsonl"]
+        print(f"  audit page: {out / 'audit.html'}")
+        return {"warnings": len(report["warnings"]), "leaked_test_rows": leak["leaked_rows"],
+                "pii_rows": report["pii"]["rows_with_pii"]}
+
+    summary["audit"] = _step("audit drug-reviews (duplicates, leakage, PII, condition slices)", failures, audit)
 
     def answer() -> str:
         print(f"Q: {QUESTION}\nA: ", end="", flush=True)

@@ -30,8 +30,11 @@ def audit_html(report: dict) -> str:
     for name, leak in report["leakage"].items():
         shared = [{"group": g, "ids": ", ".join(ids[:10])} for g, ids in leak["shared_groups"].items()]
         leak_html += (f"<h3>train vs {h.esc(name)}: {leak['leaked_rows']} leaked rows</h3>"
+                      + f"<p><b>Exact copies</b> ({len(leak['exact'])})</p>"
                       + h.table(leak["exact"], ["train_id", "other_id"], 50)
+                      + f"<p><b>Near copies</b> ({len(leak['near'])})</p>"
                       + h.table(leak["near"], ["train_id", "other_id", "jaccard"], 50)
+                      + f"<p><b>Groups in both splits</b> ({len(shared)}): the ids are the {h.esc(name)} rows</p>"
                       + h.table(shared, ["group", "ids"], 50))
     sections.append(("Leakage", leak_html or '<p class="muted">no other split given (--test FILE)</p>'))
     pii_rows = [{"type": t, "findings": v["findings"], "rows": v["rows"], "masked samples": " | ".join(
