@@ -140,3 +140,20 @@ def test_audit_page_renders_in_a_real_browser(tmp_path, planted):
     dom = res.stdout
     assert "train vs test.jsonl: 5 leaked rows" in dom and "[EMAIL:" in dom
     assert dom.count("<svg") >= 2
+
+
+def test_audit_finds_annotator_columns_and_matches_sklearn(tmp_path):
+    from sklearn.metrics import cohen_kappa_score
+
+    rng = random.Random(5)
+    rows = []
+    for i in range(80):
+        a = rng.choice(["pos", "neg", "neu"])
+        b = a if rng.random() < 0.75 else rng.choice(["pos", "neg", "neu"])
+        rows.append({"id": str(i), "text": _text(rng, 8), "label": a, "label_a": a, "label_b": b})
+    (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    ag = audit_dataset(tmp_path / "d.jsonl")["agreement"]
+    assert ag["columns"] == ["label_a", "label_b"]
+    assert ag["cohen_kappa"] == pytest.approx(cohen_kappa_score([r["label_a"] for r in rows],
+                                                                [r["label_b"] for r in rows]), abs=1e-4)
+    assert ag["disagreeing_ids"] == [r["id"] for r in rows if r["label_a"] != r["label_b"]]

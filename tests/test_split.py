@@ -138,3 +138,19 @@ def test_cli_chain_records_lineage_and_refuses_to_augment_test(tmp_path, capsys)
     assert lineage_report(tmp_path / "aug.jsonl")["unchanged"] is False
     assert main(["data", "augment", str(tmp_path / "s" / "test.jsonl"), "--out", str(tmp_path / "x.jsonl")]) == 1
     assert "never enter evaluation data" in capsys.readouterr().err
+
+
+def test_paraphrase_rows_are_flagged_and_blank_ones_dropped(tiny_llama_dir):
+    from nichetune.data.augment import lm_paraphraser
+
+    rows = [{"id": "1", "text": "the kernel schedules processes", "label": "os"},
+            {"id": "2", "text": "the drug helped", "label": "med"}]
+    stub = {"the kernel schedules processes": "processes are scheduled by the kernel", "the drug helped": "  "}
+    result = augment_rows(rows, ops=("paraphrase",), max_share=0.5, paraphrase=stub.get)
+    (child,) = [r for r in result.rows if r.get("synthetic")]  # the blank paraphrase is not a row
+    assert child == {"text": "processes are scheduled by the kernel", "label": "os", "id": "1~paraphrase0",
+                     "synthetic": True, "parent_id": "1", "augmentation": "paraphrase"}
+    # the tiny random LM only emits special tokens: its empty paraphrases must not become rows
+    paraphrase = lm_paraphraser(str(tiny_llama_dir), max_new_tokens=6)
+    assert paraphrase(rows[0]["text"]) == ""
+    assert augment_rows(rows, ops=("paraphrase",), max_share=0.5, paraphrase=paraphrase).synthetic == 0
