@@ -154,3 +154,15 @@ def test_paraphrase_rows_are_flagged_and_blank_ones_dropped(tiny_llama_dir):
     paraphrase = lm_paraphraser(str(tiny_llama_dir), max_new_tokens=6)
     assert paraphrase(rows[0]["text"]) == ""
     assert augment_rows(rows, ops=("paraphrase",), max_share=0.5, paraphrase=paraphrase).synthetic == 0
+
+
+def test_cli_split_honours_a_custom_group_field(tmp_path):
+    rows = [{"id": str(i), "text": f"review {i}", "label": "ab"[i % 2], "patient": f"p{i % 9}"} for i in range(90)]
+    (tmp_path / "raw.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    assert main(["data", "split", str(tmp_path / "raw.jsonl"), "--out-dir", str(tmp_path / "s"),
+                 "--group-field", "patient", "--ratios", "0.6,0.2,0.2"]) == 0
+    seen: dict[str, set] = {}
+    for name in ("train", "validation", "test"):
+        for line in (tmp_path / "s" / f"{name}.jsonl").read_text().splitlines():
+            seen.setdefault(json.loads(line)["group"], set()).add(name)
+    assert len(seen) == 9 and all(len(s) == 1 for s in seen.values())

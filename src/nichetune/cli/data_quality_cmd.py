@@ -174,7 +174,9 @@ def run_split(args) -> int:
     loaded = _load(args)
     ratios = parse_ratios(args.ratios)
     group = args.group_field
-    result = split_rows(loaded.rows, ratios, stratify=args.stratify, group_field=group, seed=args.seed)
+    # rows are normalised on load: whatever the source field was called, its value is now in "group"
+    result = split_rows(loaded.rows, ratios, stratify=args.stratify, group_field="group" if group else None,
+                        seed=args.seed)
     out = Path(args.out_dir)
     outputs = {}
     for name, rows in result.splits.items():
