@@ -1,0 +1,162 @@
+"""The recipe schema and its loader (YAML + ``key=value`` overrides, validated at the edge)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ..data.schema import FieldMap
+from ..errors import NichetuneError
+from ..methods.configs import MethodConfig
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSection(_Section):
+    name: str = "minilm-l6"
+    max_length: int = Field(256, ge=8)
+    allow_pickle: bool = False
+    trust_remote_code: bool = False
+
+
+class SplitSection(_Section):
+    ratios: tuple[float, ...] = (0.8, 0.1, 0.1)
+    stratify: bool = True
+    group_field: str | None = None
+    seed: int = 0
+
+
+class DataSection(_Section):
+    """Either files (``train`` [+ ``validation``, ``test``]) or a built-in ``dataset`` split here."""
+
+    dataset: str | None = None
+    train: str | None = None
+    validation: str | None = None
+    test: str | None = None
+    split: SplitSection = Field(default_factory=SplitSection)
+    fields: FieldMap = Field(default_factory=FieldMap)
+    limit: int | None = Field(None, ge=1, description="use at most this many training rows (quick runs)")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataSection:
+        if (self.dataset is None) == (self.train is None):
+            raise ValueError("give exactly one of data.dataset (a built-in dataset) or data.train (a file)")
+        return self
+
+
+class EarlyStopping(_Section):
+    metric: str = "loss"
+    mode: Literal["min", "max"] = "min"
+    patience: int = Field(3, ge=1)
+
+
+class TrainSection(_Section):
+    epochs: float = Field(3, gt=0)
+    max_steps: int | None = Field(None, ge=1)
+    batch_size: int = Field(16, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    lr: float = Field(2e-4, gt=0)
+    head_lr: float | None = Field(None, gt=0)
+    layer_decay: float = Field(1.0, gt=0, le=1)
+    group_lrs: dict[str, float] = Field(default_factory=dict, description="regex on parameter names -> LR")
+    weight_decay: float = Field(0.01, ge=0)
+    warmup: float = Field(0.06, ge=0, description="a ratio of total steps if < 1, else a number of steps")
+    schedule: Literal["cosine", "linear", "constant"] = "cosine"
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    dropout: float | None = Field(None, ge=0, lt=1)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    class_weights: bool = False
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    deterministic: bool = False
+    packing: bool = False
+    group_by_length: bool = True
+    loss_on: Literal["assistant", "all"] = "assistant"
+    eval_every: int | None = Field(None, ge=1, description="steps between evaluations (default: each epoch)")
+    log_every: int = Field(10, ge=1)
+    keep_checkpoints: int = Field(2, ge=1)
+    early_stopping: EarlyStopping | None = None
+    swa_last_k: int | None = Field(None, ge=2, description="average the weights of the last K evaluations")
+    compile: bool = False
+    tracking: list[Literal["tensorboard", "mlflow"]] = Field(default_factory=list)
+
+
+class EvalSection(_Section):
+    metric: str | None = None  # default: accuracy (classification) or loss
+    batch_size: int = Field(32, ge=1)
+
+
+class Recipe(_Section):
+    """A training recipe. Every section is typed; unknown keys are errors."""
+
+    task: Literal["classification", "sft", "completion"]
+    output_dir: str
+    seed: int = 0
+    model: ModelSection = Field(default_factory=ModelSection)
+    data: DataSection
+    method: Annotated[MethodConfig, Field(discriminator="name")]
+    train: TrainSection = Field(default_factory=TrainSection)
+    eval: EvalSection = Field(default_factory=EvalSection)
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["train.lr=1e-4", "method.r=16"]`` -> nested dict; values are parsed as YAML scalars."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise NichetuneError(f"override {item!r} is not key=value", hint="e.g. train.lr=1e-4 method.r=16")
+        key, value = item.split("=", 1)
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = yaml.safe_load(value)
+    return out
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    merged = dict(base)
+    for key, value in extra.items():
+        nested = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = _merge(merged[key], value) if nested else value
+    return merged
+
+
+def _explain(err: ValidationError, source: str) -> str:
+    lines = []
+    for e in err.errors():
+        path = ".".join(str(p) for p in e["loc"] if not str(p).startswith(("function-after", "tagged-union")))
+        message = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
+        lines.append(f"  {path or '(top level)'}: {message}")
+    return f"{source}: invalid recipe\n" + "\n".join(lines)
+
+
+def load_recipe(path: str | Path | None = None, overrides: list[str] | None = None,
+                data: dict | None = None) -> Recipe:
+    """Load and validate a recipe; errors name the key path and the allowed values.
+
+    Raises:
+        NichetuneError: the file is missing, not YAML, or fails validation.
+    """
+    raw: dict = dict(data or {})
+    source = "recipe"
+    if path is not None:
+        source = str(path)
+        try:
+            raw = yaml.safe_load(Path(path).read_text()) or {}
+        except FileNotFoundError:
+            raise NichetuneError(f"{path}: no such recipe", hint="nichetune init --task TASK writes one") from None
+        except yaml.YAMLError as exc:
+            raise NichetuneError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise NichetuneError(f"{source}: a recipe is a mapping of sections (task, model, data, method, train, ...)")
+    raw = _merge(raw, parse_overrides(overrides or []))
+    try:
+        return Recipe.model_validate(raw)
+    except ValidationError as err:
+        raise NichetuneError(_explain(err, source),
+                             hint="see `nichetune init --task TASK` for a commented recipe") from None

@@ -1,0 +1,1 @@
+"""The training engine: batching, optimisation, schedules, checkpoints, the loop."""
