@@ -23,8 +23,10 @@ def load_base(resolved: ResolvedModel, task: str, labels: list[str] | None, *, d
     if task == "classification":
         id2label = dict(enumerate(labels or []))
         cls = transformers.AutoModelForSequenceClassification
+        # a classifier checkpoint may come with another label set: its head is replaced, not reused
         model = cls.from_pretrained(resolved.path, num_labels=len(id2label), id2label=id2label,
-                                    label2id={v: k for k, v in id2label.items()}, **kwargs)
+                                    label2id={v: k for k, v in id2label.items()}, ignore_mismatched_sizes=True,
+                                    **kwargs)
         if model.config.pad_token_id is None:
             tok = load_tokenizer(resolved)
             model.config.pad_token_id = tok.pad_token_id

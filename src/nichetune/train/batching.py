@@ -1,0 +1,89 @@
+"""Batches: dynamic padding, length-grouped order, and packing without cross-contamination."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+
+import torch
+
+from .encode import IGNORE, Example
+
+
+def length_grouped_order(lengths: list[int], batch_size: int, seed: int, *, group: bool) -> list[int]:
+    """A shuffled order in which each batch holds similar lengths (less padding), batches shuffled.
+
+    Sorting happens inside windows of 50 batches, so the order stays random at a coarse scale.
+    """
+    rng = random.Random(seed)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    if not group:
+        return order
+    window = batch_size * 50
+    grouped = []
+    for start in range(0, len(order), window):
+        chunk = sorted(order[start : start + window], key=lambda i: -lengths[i])
+        grouped += chunk
+    batches = [grouped[i : i + batch_size] for i in range(0, len(grouped), batch_size)]
+    rng.shuffle(batches)
+    return [i for b in batches for i in b]
+
+
+def pack(examples: list[Example], max_length: int) -> list[list[Example]]:
+    """First-fit-decreasing bins of examples whose total length fits ``max_length``."""
+    bins: list[tuple[int, list[Example]]] = []
+    for ex in sorted(examples, key=lambda e: -len(e.input_ids)):
+        for k, (used, items) in enumerate(bins):
+            if used + len(ex.input_ids) <= max_length:
+                bins[k] = (used + len(ex.input_ids), items + [ex])
+                break
+        else:
+            bins.append((len(ex.input_ids), [ex]))
+    return [items for _, items in bins]
+
+
+def collate_causal(items: list[list[Example]] | list[Example], pad_id: int) -> dict[str, torch.Tensor]:
+    """Pad to the longest row. Packed rows (lists of examples) get restarting position ids and no
+    attention mask, so transformers builds a block-diagonal causal mask: no example sees another."""
+    rows = [it if isinstance(it, list) else [it] for it in items]
+    packed = any(len(r) > 1 for r in rows) or isinstance(items[0], list)
+    width = max(sum(len(e.input_ids) for e in r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+    positions = torch.zeros((len(rows), width), dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for b, row in enumerate(rows):
+        at = 0
+        for ex in row:
+            n = len(ex.input_ids)
+            ids[b, at : at + n] = torch.tensor(ex.input_ids)
+            labels[b, at : at + n] = torch.tensor(ex.labels)
+            positions[b, at : at + n] = torch.arange(n)
+            mask[b, at : at + n] = 1
+            at += n
+        positions[b, at:] = torch.arange(width - at)  # padding forms its own (unsupervised) segment
+    batch = {"input_ids": ids, "labels": labels}
+    if packed:
+        batch["position_ids"] = positions
+    else:
+        batch["attention_mask"] = mask
+    return batch
+
+
+def collate_classification(items: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
+    width = max(len(e.input_ids) for e in items)
+    ids = torch.full((len(items), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(items), width), dtype=torch.long)
+    for b, ex in enumerate(items):
+        ids[b, : len(ex.input_ids)] = torch.tensor(ex.input_ids)
+        mask[b, : len(ex.input_ids)] = 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": torch.tensor([e.labels for e in items]),
+            "weights": torch.tensor([e.weight for e in items], dtype=torch.float32)}
+
+
+def batches(examples: list, batch_size: int, seed: int, *, group_by_length: bool) -> Iterator[list]:
+    lengths = [sum(len(e.input_ids) for e in x) if isinstance(x, list) else len(x.input_ids) for x in examples]
+    order = length_grouped_order(lengths, batch_size, seed, group=group_by_length)
+    for start in range(0, len(order), batch_size):
+        yield [examples[i] for i in order[start : start + batch_size]]

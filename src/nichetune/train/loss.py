@@ -1,0 +1,69 @@
+"""The one place for loss and token arithmetic.
+
+A micro-batch returns a loss *sum* and the number of supervised units (tokens for causal LMs,
+examples for classification). Under gradient accumulation and data parallelism the sums are
+divided by the units of the *whole* optimisation step across every micro-batch and process,
+so a step's gradient is the mean over its real tokens however the step is split up
+(torchtune #2307 is the bug this avoids).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .encode import IGNORE
+
+
+def causal_loss_sum(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0
+                    ) -> tuple[torch.Tensor, int]:
+    """Sum of next-token cross entropy over supervised positions: logits (B, T, V), labels (B, T)."""
+    shift_logits = logits[:, :-1].reshape(-1, logits.shape[-1]).float()  # (B*(T-1), V)
+    shift_labels = labels[:, 1:].reshape(-1)  # (B*(T-1),)
+    count = int((shift_labels != IGNORE).sum())
+    loss = F.cross_entropy(shift_logits, shift_labels, ignore_index=IGNORE, reduction="sum",
+                           label_smoothing=label_smoothing)
+    return loss, count
+
+
+def causal_loss_per_example(logits: torch.Tensor, labels: torch.Tensor, segments: torch.Tensor
+                            ) -> dict[int, tuple[float, int]]:
+    """{segment id: (loss sum, tokens)}; ``segments`` (B, T) numbers the examples in a batch."""
+    per_token = F.cross_entropy(logits[:, :-1].transpose(1, 2).float(), labels[:, 1:], ignore_index=IGNORE,
+                                reduction="none")  # (B, T-1)
+    seg = segments[:, 1:]
+    valid = labels[:, 1:] != IGNORE
+    out: dict[int, tuple[float, int]] = {}
+    for s in torch.unique(seg[valid]).tolist():
+        sel = valid & (seg == s)
+        out[s] = (float(per_token[sel].sum()), int(sel.sum()))
+    return out
+
+
+def classification_loss_sum(logits: torch.Tensor, labels: torch.Tensor, *, weights: torch.Tensor | None = None,
+                            class_weights: torch.Tensor | None = None, label_smoothing: float = 0.0
+                            ) -> tuple[torch.Tensor, float]:
+    """Sum of cross entropy weighted by example weight x class weight, and the weight total.
+
+    Dividing the sum by the total gives PyTorch's weighted mean (``F.cross_entropy(weight=...)``).
+    """
+    per_example = F.cross_entropy(logits.float(), labels, reduction="none", label_smoothing=label_smoothing)
+    w = torch.ones_like(per_example) if weights is None else weights.to(per_example)
+    if class_weights is not None:
+        w = w * class_weights.to(per_example)[labels]
+    return (per_example * w).sum(), float(w.sum())
+
+
+def step_scale(total_units: float, world_size: int = 1) -> float:
+    """Multiply each micro-batch's loss sum by this before backward.
+
+    ``total_units`` counts supervised units over the whole step on *all* processes; DDP averages
+    gradients over ``world_size`` processes, which the factor undoes.
+    """
+    return world_size / max(total_units, 1.0)
+
+
+def inverse_frequency_weights(label_ids: list[int], num_labels: int) -> torch.Tensor:
+    """Class weights n / (k * count_c), the 'balanced' rule scikit-learn uses."""
+    counts = torch.bincount(torch.tensor(label_ids), minlength=num_labels).float().clamp(min=1)
+    return len(label_ids) / (num_labels * counts)

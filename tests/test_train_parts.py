@@ -1,0 +1,197 @@
+"""Unit tests for the training engine's parts: schedule, loss arithmetic, packing, encoding,
+parameter groups, checkpoints."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from nichetune.config.recipe import TrainSection
+from nichetune.models.loading import load_tokenizer
+from nichetune.models.resolve import resolve_model
+from nichetune.train.batching import collate_causal, length_grouped_order, pack
+from nichetune.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from nichetune.train.encode import IGNORE, Example, check_eos, encode_sft
+from nichetune.train.loss import (
+    causal_loss_per_example,
+    causal_loss_sum,
+    classification_loss_sum,
+    inverse_frequency_weights,
+)
+from nichetune.train.model_setup import load_base
+from nichetune.train.optim import build_optimizer, param_groups
+from nichetune.train.schedule import lr_factor, warmup_steps
+
+
+def test_schedule():
+    assert warmup_steps(0.1, 200) == 20 and warmup_steps(15, 200) == 15
+    assert [lr_factor(s, 100, 4, "cosine") for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert lr_factor(4, 100, 4, "cosine") == 1.0 and lr_factor(100, 100, 4, "cosine") == pytest.approx(0.0)
+    assert lr_factor(52, 100, 4, "cosine") == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert lr_factor(52, 100, 4, "linear") == pytest.approx(0.5) and lr_factor(90, 100, 0, "constant") == 1.0
+
+
+@pytest.fixture(scope="module")
+def lm(tiny_llama_dir):
+    torch.manual_seed(0)
+    return load_base(resolve_model(tiny_llama_dir), "causal", None)
+
+
+def _examples(n=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for i in range(n):
+        length = 4 + 3 * i
+        ids = torch.randint(9, 40, (length,), generator=g).tolist()
+        labels = [IGNORE] * 2 + ids[2:]  # the first two tokens are "prompt"
+        out.append(Example(ids, labels))
+    return out
+
+
+def test_causal_loss_sum_matches_mean_times_count(lm):
+    batch = collate_causal(_examples(), pad_id=0)
+    logits = lm(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    total, count = causal_loss_sum(logits, batch["labels"])
+    mean = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), batch["labels"][:, 1:].reshape(-1),
+                           ignore_index=IGNORE)
+    assert count == sum(len(e.input_ids) - 2 for e in _examples())
+    assert float(total) == pytest.approx(float(mean) * count, rel=1e-5)
+
+
+def _grads(model):
+    return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def test_accumulation_normalises_by_the_real_token_count(lm):
+    """Two micro-batches with different token counts give exactly the full batch's gradient."""
+    examples = _examples(6)
+    lm.zero_grad()
+    full = collate_causal(examples, 0)
+    loss, count = causal_loss_sum(lm(input_ids=full["input_ids"], attention_mask=full["attention_mask"]).logits,
+                                  full["labels"])
+    (loss / count).backward()
+    expected = _grads(lm)
+    lm.zero_grad()
+    parts = [collate_causal(examples[:2], 0), collate_causal(examples[2:], 0)]
+    total = sum(int((p["labels"][:, 1:] != IGNORE).sum()) for p in parts)
+    for p in parts:
+        loss, _ = causal_loss_sum(lm(input_ids=p["input_ids"], attention_mask=p["attention_mask"]).logits,
+                                  p["labels"])
+        (loss / total).backward()
+    got = _grads(lm)
+    for name, grad in expected.items():
+        assert torch.allclose(got[name], grad, atol=1e-6), name
+    # the naive mean of micro-batch means is *not* the same (why the arithmetic lives in one place)
+    lm.zero_grad()
+    for p in parts:
+        loss, n = causal_loss_sum(lm(input_ids=p["input_ids"], attention_mask=p["attention_mask"]).logits,
+                                  p["labels"])
+        (loss / n / 2).backward()
+    assert not all(torch.allclose(_grads(lm)[n], g, atol=1e-6) for n, g in expected.items())
+    lm.zero_grad()
+
+
+def test_packed_and_unpacked_batches_give_the_same_per_example_loss(lm):
+    examples = _examples(5)
+    bins = pack(examples, max_length=20)
+    assert len(bins) < len(examples) and all(sum(len(e.input_ids) for e in b) <= 20 for b in bins)
+    packed = collate_causal(bins, pad_id=0)
+    assert "attention_mask" not in packed and packed["position_ids"][0, 0] == 0
+    segments = torch.zeros_like(packed["input_ids"])
+    order = []
+    for b, row in enumerate(bins):
+        at = 0
+        for ex in row:
+            segments[b, at : at + len(ex.input_ids)] = len(order)
+            order.append(ex)
+            at += len(ex.input_ids)
+        segments[b, at:] = -1
+    with torch.no_grad():
+        logits = lm(input_ids=packed["input_ids"], position_ids=packed["position_ids"], use_cache=False).logits
+    per = causal_loss_per_example(logits, packed["labels"], segments)
+    for k, ex in enumerate(order):
+        single = collate_causal([ex], 0)
+        with torch.no_grad():
+            alone = lm(input_ids=single["input_ids"], attention_mask=single["attention_mask"]).logits
+        loss, count = causal_loss_sum(alone, single["labels"])
+        assert per[k][1] == count
+        assert per[k][0] == pytest.approx(float(loss), abs=1e-4), k
+
+
+def test_classification_loss_matches_torch_weighted_mean():
+    g = torch.Generator().manual_seed(0)
+    logits, labels = torch.randn(10, 3, generator=g), torch.tensor([0, 1, 2, 0, 0, 0, 1, 2, 0, 0])
+    weights = inverse_frequency_weights(labels.tolist(), 3)
+    assert weights.tolist() == pytest.approx([10 / (3 * 6), 10 / (3 * 2), 10 / (3 * 2)])
+    total, denom = classification_loss_sum(logits, labels, class_weights=weights)
+    assert float(total / denom) == pytest.approx(float(F.cross_entropy(logits, labels, weight=weights)), rel=1e-6)
+
+
+def test_sft_labels_cover_only_assistant_turns_and_end_with_eos(tiny_llama_dir):
+    tok = load_tokenizer(tiny_llama_dir)
+    rows = [{"messages": [{"role": "system", "content": "kernel"},
+                          {"role": "user", "content": "what does compiler mean"},
+                          {"role": "assistant", "content": "source code into machine code"}]}]
+    (ex,) = encode_sft(rows, tok, max_length=128)
+    supervised = [t for t, lab in zip(ex.input_ids, ex.labels, strict=True) if lab != IGNORE]
+    assert supervised[-1] == tok.eos_token_id  # the end-of-turn token is a target
+    assert tok.decode(supervised, skip_special_tokens=True) == "source code into machine code"
+    (short,) = encode_sft(rows, tok, max_length=10)
+    assert len(short.input_ids) == 10 and short.input_ids[-1] == tok.eos_token_id
+    check_eos([short], tok.eos_token_id)
+    everything = encode_sft(rows, tok, max_length=128, loss_on="all")[0]
+    assert everything.labels == everything.input_ids
+
+
+def test_param_groups_decay_and_layerwise_lr(tiny_classifier_dir):
+    model = load_base(resolve_model(tiny_classifier_dir), "classification", ["a", "b"])
+    cfg = TrainSection(lr=1e-3, head_lr=5e-3, layer_decay=0.5, weight_decay=0.1)
+    lrs = {n: g["lr"] for g in param_groups(model, cfg) for n in g["names"]}
+    decay = {n: g["weight_decay"] for g in param_groups(model, cfg) for n in g["names"]}
+    assert lrs["classifier.weight"] == 5e-3
+    assert lrs["bert.encoder.layer.1.attention.self.query.weight"] == pytest.approx(1e-3 * 0.5)
+    assert lrs["bert.encoder.layer.0.attention.self.query.weight"] == pytest.approx(1e-3 * 0.25)
+    assert lrs["bert.embeddings.word_embeddings.weight"] == pytest.approx(1e-3 * 0.125)
+    assert decay["bert.encoder.layer.0.attention.self.query.bias"] == 0.0
+    assert decay["bert.encoder.layer.0.attention.output.LayerNorm.weight"] == 0.0
+    assert decay["bert.encoder.layer.0.attention.self.query.weight"] == 0.1
+
+
+def test_checkpoint_round_trip_restores_weights_moments_and_rng(tiny_classifier_dir, tmp_path):
+    import random
+
+    model = load_base(resolve_model(tiny_classifier_dir), "classification", ["a", "b"])
+    opt = build_optimizer(model, TrainSection(lr=1e-2))
+    batch = {"input_ids": torch.randint(9, 40, (2, 6)), "labels": torch.tensor([0, 1])}
+    model(**batch).loss.backward()
+    opt.step()
+    random.seed(5)
+    torch.manual_seed(5)
+    path = save_checkpoint(tmp_path, model, opt, {"step": 1, "epoch": 0, "window": 1})
+    expected = (random.random(), float(torch.rand(1)), {n: p.clone() for n, p in model.named_parameters()})
+    fresh = load_base(resolve_model(tiny_classifier_dir), "classification", ["a", "b"])
+    fresh_opt = build_optimizer(fresh, TrainSection(lr=1e-2))
+    state, _ = load_checkpoint(latest_checkpoint(tmp_path), fresh, fresh_opt)
+    assert state["step"] == 1 and (random.random(), float(torch.rand(1))) == expected[:2]
+    for n, p in fresh.named_parameters():
+        assert torch.equal(p, expected[2][n]), n
+    # the next optimiser step is identical too (moments restored)
+    for m, o in ((model, opt), (fresh, fresh_opt)):
+        o.zero_grad()
+        m(**batch).loss.backward()
+        o.step()
+    for (n, a), (_, b) in zip(model.named_parameters(), fresh.named_parameters(), strict=True):
+        assert torch.equal(a, b), n
+    # a corrupted newer checkpoint is skipped
+    newer = save_checkpoint(tmp_path, model, opt, {"step": 2, "epoch": 0, "window": 2})
+    (newer / "trainable.safetensors").write_bytes(b"corrupt")
+    assert latest_checkpoint(tmp_path) == path
+
+
+def test_length_grouping_is_deterministic_and_complete():
+    lengths = [5, 50, 7, 48, 6, 49, 8, 47]
+    a = length_grouped_order(lengths, 2, seed=3, group=True)
+    assert a == length_grouped_order(lengths, 2, seed=3, group=True) and sorted(a) == list(range(8))
+    pairs = [sorted(lengths[i] for i in a[k : k + 2]) for k in range(0, 8, 2)]
+    assert all(hi - lo <= 3 for lo, hi in pairs)  # each batch holds similar lengths
