@@ -11,8 +11,6 @@ import itertools
 import random
 from dataclasses import dataclass, field
 
-from .rows import row_text
-
 EDA_OPS = ("synonym", "swap", "delete", "insert")
 
 
@@ -153,4 +151,4 @@ def lm_paraphraser(model: str, *, max_new_tokens: int = 96):
     return paraphrase
 
 
-__all__ = ["EDA_OPS", "AugmentResult", "augment_rows", "eda", "from_templates", "lm_paraphraser", "row_text"]
+__all__ = ["EDA_OPS", "AugmentResult", "augment_rows", "eda", "from_templates", "lm_paraphraser"]

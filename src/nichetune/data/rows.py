@@ -12,7 +12,7 @@ from ..errors import DataValidationError
 from .readers import read_records
 from .records import Quarantine
 from .schema import FieldMap
-from .validate import ValidationReport, iter_checked
+from .validate import ValidationReport, iter_checked, tally
 
 
 @dataclass
@@ -43,21 +43,9 @@ def load_rows(path: str | Path, *, task: str | None = None, fields: FieldMap | N
     report = ValidationReport(source=str(path), task=task, quarantine_path=str(quarantine) if quarantine else None)
     rows: list[dict] = []
     with Quarantine(quarantine) as bad:
-        for record, row in iter_checked(path, task=task, fields=fields, labels=labels):
-            if record.blank:
-                report.blank_lines += 1
-                continue
-            report.total += 1
-            if row is None:
-                bad.add(record, record.issue)
-                report.quarantined += 1
-                report.reasons[record.issue.reason] += 1
-                continue
-            report.valid += 1
-            if row.get("id") in (None, ""):
-                row["id"] = f"L{record.location.line}" if record.location.line else Path(record.location.source).name
-            else:
-                row["id"] = str(row["id"])
+        for record, row in tally(iter_checked(path, task=task, fields=fields, labels=labels), report, bad):
+            row["id"] = str(row["id"]) if row.get("id") not in (None, "") else (
+                f"L{record.location.line}" if record.location.line else Path(record.location.source).name)
             rows.append(row)
     return LoadedRows(Path(path), task, rows, report)
 

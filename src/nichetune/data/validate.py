@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -60,6 +61,36 @@ def iter_checked(
         yield record, row
 
 
+def tally(records: Iterator[tuple[RawRecord, dict | None]], report: ValidationReport, bad: Quarantine, *,
+          strict: bool = False) -> Iterator[tuple[RawRecord, dict]]:
+    """Count every record into ``report``, quarantine the bad ones, and yield the valid ones.
+
+    Raises:
+        DataValidationError: in ``strict`` mode, at the first bad row (naming file, line, field).
+    """
+    for record, row in records:
+        if record.blank:
+            report.blank_lines += 1
+            continue
+        report.total += 1
+        if row is None:
+            issue = record.issue
+            if strict:
+                where = f" field {issue.field!r}:" if issue.field else ""
+                raise DataValidationError(
+                    f"{record.location}:{where} {issue.reason}: {issue.message}",
+                    hint="fix the row, or run without --strict to quarantine bad rows and continue",
+                )
+            bad.add(record, issue)
+            report.quarantined += 1
+            report.reasons[issue.reason] += 1
+            continue
+        report.valid += 1
+        if report.task == "classification":
+            report.labels[row["label"]] += 1
+        yield record, row
+
+
 def validate_file(
     path: str | Path,
     *,
@@ -88,37 +119,11 @@ def validate_file(
     report = ValidationReport(source=str(path), task=task,
                               quarantine_path=str(quarantine) if quarantine else None,
                               output_path=str(out) if out else None)
-    out_cm = atomic_open(out, "w") if out else None
-    out_fh = out_cm.__enter__() if out_cm else None
-    try:
-        with Quarantine(None if strict else quarantine) as bad:
-            for record, row in iter_checked(path, task=task, fields=fields, labels=labels, format=format,
-                                            encoding=encoding, max_line_bytes=max_line_bytes):
-                if record.blank:
-                    report.blank_lines += 1
-                    continue
-                report.total += 1
-                if row is None:
-                    if strict:
-                        issue = record.issue
-                        where = f" field {issue.field!r}:" if issue.field else ""
-                        raise DataValidationError(
-                            f"{record.location}:{where} {issue.reason}: {issue.message}",
-                            hint="fix the row, or run without --strict to quarantine bad rows and continue",
-                        )
-                    bad.add(record, record.issue)
-                    report.quarantined += 1
-                    report.reasons[record.issue.reason] += 1
-                    continue
-                report.valid += 1
-                if task == "classification":
-                    report.labels[row["label"]] += 1
-                if out_fh is not None:
-                    out_fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    except BaseException as exc:
-        if out_cm:
-            out_cm.__exit__(type(exc), exc, exc.__traceback__)
-        raise
-    if out_cm:
-        out_cm.__exit__(None, None, None)
+    records = iter_checked(path, task=task, fields=fields, labels=labels, format=format, encoding=encoding,
+                           max_line_bytes=max_line_bytes)
+    with (atomic_open(out, "w") if out else nullcontext()) as out_fh, \
+            Quarantine(None if strict else quarantine) as bad:
+        for _, row in tally(records, report, bad, strict=strict):
+            if out_fh is not None:
+                out_fh.write(json.dumps(row, ensure_ascii=False) + "\n")
     return report

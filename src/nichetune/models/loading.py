@@ -12,7 +12,7 @@ def _resolved(model: str | ResolvedModel, **safety: bool) -> ResolvedModel:
     return model if isinstance(model, ResolvedModel) else resolve_model(model, **safety)
 
 
-def _load_kwargs(resolved: ResolvedModel, allow_pickle: bool, trust_remote_code: bool) -> dict[str, Any]:
+def _load_kwargs(allow_pickle: bool, trust_remote_code: bool) -> dict[str, Any]:
     return {"use_safetensors": not allow_pickle, "trust_remote_code": trust_remote_code}
 
 
@@ -34,7 +34,7 @@ def _load(auto_cls_name: str, model, dtype: str, device: str, allow_pickle: bool
     dev = pick_device(device)
     auto_cls = getattr(transformers, auto_cls_name)
     loaded = auto_cls.from_pretrained(
-        resolved.path, dtype=pick_dtype(dtype, dev), **_load_kwargs(resolved, allow_pickle, trust_remote_code)
+        resolved.path, dtype=pick_dtype(dtype, dev), **_load_kwargs(allow_pickle, trust_remote_code)
     )
     loaded.to(dev).eval()
     tokenizer = load_tokenizer(resolved, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)

@@ -47,7 +47,7 @@ def collate_causal(items: list[list[Example]] | list[Example], pad_id: int) -> d
     """Pad to the longest row. Packed rows (lists of examples) get restarting position ids and no
     attention mask, so transformers builds a block-diagonal causal mask: no example sees another."""
     rows = [it if isinstance(it, list) else [it] for it in items]
-    packed = any(len(r) > 1 for r in rows) or isinstance(items[0], list)
+    packed = isinstance(items[0], list)
     width = max(sum(len(e.input_ids) for e in r) for r in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)

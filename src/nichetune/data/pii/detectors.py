@@ -127,9 +127,9 @@ class PiiDetector:
 
         for pattern in self.patterns:
             for match in pattern.regex.finditer(text):
-                start, end = match.span(pattern.group)
+                start = match.start(pattern.group)
                 value = match.group(pattern.group).strip()
-                end = start + len(match.group(pattern.group).rstrip())
+                end = start + len(match.group(pattern.group).rstrip())  # trailing spaces are not the value
                 if not value or not free(start, end):
                     continue
                 if pattern.validate and not pattern.validate(value):
