@@ -8,9 +8,9 @@ import sys
 
 from .. import __version__, offline
 from ..errors import NichetuneError
-from . import classify_cmd, data_cmd, demo_cmd, generate_cmd, models_cmd
+from . import classify_cmd, data_cmd, demo_cmd, generate_cmd, models_cmd, train_cmd
 
-VERBS = (models_cmd, data_cmd, generate_cmd, classify_cmd, demo_cmd)
+VERBS = (models_cmd, data_cmd, train_cmd, generate_cmd, classify_cmd, demo_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +30,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # KEY=VALUE overrides may come after options (train RECIPE --fresh train.lr=1e-4)
+    if extra and hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.online:
         offline.go_online()
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,

@@ -27,7 +27,8 @@ class ModelSection(_Section):
 class SplitSection(_Section):
     ratios: tuple[float, ...] = (0.8, 0.1, 0.1)
     stratify: bool = True
-    group_field: str | None = None
+    group_field: str | None = Field("group", description="rows sharing this field's value stay in one split "
+                                    "(data.fields.group lands in 'group'); null splits row by row")
     seed: int = 0
 
 
@@ -41,6 +42,7 @@ class DataSection(_Section):
     split: SplitSection = Field(default_factory=SplitSection)
     fields: FieldMap = Field(default_factory=FieldMap)
     limit: int | None = Field(None, ge=1, description="use at most this many training rows (quick runs)")
+    eval_limit: int | None = Field(None, ge=1, description="use at most this many validation and test rows")
 
     @model_validator(mode="after")
     def _one_source(self) -> DataSection:
@@ -50,9 +52,9 @@ class DataSection(_Section):
 
 
 class EarlyStopping(_Section):
-    metric: str = "loss"
-    mode: Literal["min", "max"] = "min"
-    patience: int = Field(3, ge=1)
+    patience: int = Field(3, ge=1, description="evaluations without improvement before stopping")
+    metric: str | None = Field(None, description="default: eval.metric")
+    mode: Literal["min", "max"] | None = Field(None, description="default: min for loss/perplexity, else max")
 
 
 class TrainSection(_Section):
@@ -77,6 +79,7 @@ class TrainSection(_Section):
     group_by_length: bool = True
     loss_on: Literal["assistant", "all"] = "assistant"
     eval_every: int | None = Field(None, ge=1, description="steps between evaluations (default: each epoch)")
+    save_every: int | None = Field(None, ge=1, description="steps between checkpoints (default: each evaluation)")
     log_every: int = Field(10, ge=1)
     keep_checkpoints: int = Field(2, ge=1)
     early_stopping: EarlyStopping | None = None
@@ -86,8 +89,10 @@ class TrainSection(_Section):
 
 
 class EvalSection(_Section):
-    metric: str | None = None  # default: accuracy (classification) or loss
+    metric: str | None = Field(None, description="picks the best checkpoint: default accuracy "
+                               "(classification) or loss (sft, completion)")
     batch_size: int = Field(32, ge=1)
+    test: bool = Field(True, description="score the test split once training ends (never during training)")
 
 
 class Recipe(_Section):
@@ -154,7 +159,11 @@ def load_recipe(path: str | Path | None = None, overrides: list[str] | None = No
             raise NichetuneError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise NichetuneError(f"{source}: a recipe is a mapping of sections (task, model, data, method, train, ...)")
-    raw = _merge(raw, parse_overrides(overrides or []))
+    extra = parse_overrides(overrides or [])
+    new_method = extra.get("method", {}).get("name") if isinstance(extra.get("method"), dict) else None
+    if new_method and isinstance(raw.get("method"), dict) and raw["method"].get("name") != new_method:
+        raw = {**raw, "method": {}}  # another method: the old method's settings do not apply to it
+    raw = _merge(raw, extra)
     try:
         return Recipe.model_validate(raw)
     except ValidationError as err:

@@ -59,6 +59,7 @@ def collate_causal(items: list[list[Example]] | list[Example], pad_id: int) -> d
             n = len(ex.input_ids)
             ids[b, at : at + n] = torch.tensor(ex.input_ids)
             labels[b, at : at + n] = torch.tensor(ex.labels)
+            labels[b, at] = IGNORE  # an example's first token has no context of its own: never a target
             positions[b, at : at + n] = torch.arange(n)
             mask[b, at : at + n] = 1
             at += n

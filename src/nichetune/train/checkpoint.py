@@ -19,19 +19,28 @@ from safetensors.torch import load_file, save_file
 
 from ..atomic import atomic_dir
 from ..hashing import verify_manifest, write_manifest
+from .optim import managed_params
 
 PREFIX = "step-"
 
 
-def _trainable(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {n: p.detach().contiguous() for n, p in model.named_parameters() if p.requires_grad}
+def trainable_weights(optimizer) -> dict[str, torch.Tensor]:
+    """The weights a run changes (what a checkpoint, the best model and SWA need to keep)."""
+    return {n: p.detach().contiguous() for n, p in managed_params(optimizer).items()}
+
+
+def load_weights(model, weights: dict[str, torch.Tensor]) -> None:
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, tensor in weights.items():
+            params[name].copy_(tensor)
 
 
 def save_checkpoint(folder: Path, model, optimizer, state: dict, extra_tensors: dict[str, torch.Tensor] | None = None,
                     keep: int = 2, protect: set[str] = frozenset()) -> Path:
     """Write ``folder / step-NNNNNNN`` atomically, then drop the oldest beyond ``keep`` (not ``protect``)."""
     target = folder / f"{PREFIX}{state['step']:07d}"
-    names = {id(p): n for n, p in model.named_parameters()}
+    names = {id(p): n for n, p in managed_params(optimizer).items()}
     moments: dict[str, torch.Tensor] = {}
     steps: dict[str, float] = {}
     for group in optimizer.param_groups:
@@ -47,7 +56,7 @@ def save_checkpoint(folder: Path, model, optimizer, state: dict, extra_tensors: 
         rng["cuda"] = torch.cuda.get_rng_state()
     py_state = random.getstate()
     with atomic_dir(target) as tmp:
-        save_file(_trainable(model), str(tmp / "trainable.safetensors"))
+        save_file(trainable_weights(optimizer), str(tmp / "trainable.safetensors"))
         save_file(moments or {"_empty": torch.zeros(1)}, str(tmp / "optimizer.safetensors"))
         save_file(rng, str(tmp / "rng.safetensors"))
         if extra_tensors:
@@ -79,11 +88,7 @@ def latest_checkpoint(folder: Path) -> Path | None:
 def load_checkpoint(path: Path, model, optimizer) -> tuple[dict, dict[str, torch.Tensor]]:
     """Restore weights, optimizer moments, LRs and every RNG; return (state, extra tensors)."""
     state = json.loads((path / "state.json").read_text())
-    weights = load_file(str(path / "trainable.safetensors"))
-    params = dict(model.named_parameters())
-    with torch.no_grad():
-        for name, tensor in weights.items():
-            params[name].copy_(tensor)
+    load_weights(model, load_file(str(path / "trainable.safetensors")))
     moments = load_file(str(path / "optimizer.safetensors"))
     for group, lr in zip(optimizer.param_groups, state["lrs"], strict=True):
         group["lr"] = lr

@@ -42,3 +42,8 @@ def build_optimizer(model: nn.Module, cfg) -> torch.optim.AdamW:
     for g in groups:
         g["initial_lr"] = g["lr"]
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8)
+
+
+def managed_params(optimizer: torch.optim.Optimizer) -> dict[str, nn.Parameter]:
+    """Every parameter the optimizer owns, by name (including ones progressive unfreezing has not opened yet)."""
+    return {name: p for g in optimizer.param_groups for name, p in zip(g["names"], g["params"], strict=True)}

@@ -1,0 +1,251 @@
+"""The training loop: one function, every task and method, one process or many.
+
+A step covers ``grad_accum x world`` micro-batches of the epoch's global order; this process
+runs its share. Each micro-batch's loss *sum* is scaled by the step's real unit count (known
+in advance on every process, so no extra communication), gradients are averaged across
+processes once, clipped, and AdamW steps with the scheduled LR. Validation reduces per batch.
+Checkpoints hold everything needed to continue bit-for-bit: weights, optimizer, RNG, the data
+position (the step; the order is a pure function of seed and epoch) and selection state.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+from tqdm.auto import tqdm
+
+from .batching import batches
+from .checkpoint import PREFIX, latest_checkpoint, load_checkpoint, load_weights, save_checkpoint, trainable_weights
+from .distributed import Dist, all_reduce_sum, average_gradients, barrier, broadcast_flag
+from .loss import step_scale
+from .optim import build_optimizer, managed_params
+from .schedule import lr_factor, warmup_steps
+from .selection import BestTracker, WeightAverager
+from .tracking import Tracker, truncate_after
+
+# Fault injection for the resume test: the process SIGKILLs itself after this optimizer step.
+KILL_ENV = "NICHETUNE_FAULT_KILL_AT_STEP"
+
+
+@dataclass
+class FitResult:
+    steps: int
+    total_steps: int
+    stopped_early: bool
+    final_weights: str  # "last", "best" or "swa"
+    best: dict
+    final_eval: dict | None
+    resumed_from: str | None
+    train_seconds: float
+    supervised_tokens: float
+    input_tokens: int
+    history: list[dict] = field(default_factory=list)
+
+    @property
+    def supervised_tokens_per_s(self) -> float:
+        return self.supervised_tokens / max(self.train_seconds, 1e-9)
+
+
+def steps_per_epoch(n_items: int, cfg, world: int) -> int:
+    micro = math.ceil(n_items / cfg.batch_size)
+    return max(1, math.ceil(micro / (cfg.grad_accum * world)))
+
+
+def epoch_plan(items: list, cfg, seed: int, epoch: int, world: int) -> list[list[list]]:
+    """The epoch's steps, each a list of global micro-batches (a pure function of seed and epoch)."""
+    micro = list(batches(items, cfg.batch_size, seed * 1000 + epoch, group_by_length=cfg.group_by_length))
+    per_step = cfg.grad_accum * world
+    return [micro[i : i + per_step] for i in range(0, len(micro), per_step)]
+
+
+def autocast_for(dtype: torch.dtype, device: str):
+    if dtype == torch.float32:
+        return nullcontext()
+    return torch.autocast(device_type="cuda" if device.startswith("cuda") else "cpu", dtype=dtype)
+
+
+def _to(batch: dict[str, torch.Tensor], device: str) -> dict[str, torch.Tensor]:
+    return {k: v.to(device) for k, v in batch.items()} if device != "cpu" else batch
+
+
+def evaluate(model, task, items: list, *, batch_size: int, pad_id: int, ctx: Dist, dtype: torch.dtype) -> dict:
+    """Validation metrics, reduced batch by batch (no logits kept) and summed across processes."""
+    was_training = model.training
+    model.eval()
+    mine = sorted(items[ctx.rank :: ctx.world], key=lambda it: -sum(len(e.input_ids) for e in
+                                                                    (it if isinstance(it, list) else [it])))
+    sums = None
+    with torch.no_grad(), autocast_for(dtype, ctx.device):
+        for start in range(0, len(mine), batch_size):
+            part = task.eval_sums(model, _to(task.collate(mine[start : start + batch_size], pad_id), ctx.device))
+            sums = part.cpu() if sums is None else sums + part.cpu()
+    if sums is None:
+        sums = torch.zeros(task.sums_size, dtype=torch.float64)
+    sums = all_reduce_sum(sums.to(ctx.device) if ctx.device.startswith("cuda") else sums, ctx).cpu()
+    model.train(was_training)
+    return task.metrics(sums)
+
+
+def _kill_if_asked(step: int) -> None:
+    if os.environ.get(KILL_ENV) == str(step):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+@dataclass
+class FitSpec:
+    """What ``fit`` needs besides the model and data; built by ``train.run`` from a recipe."""
+
+    cfg: object  # the recipe's TrainSection
+    seed: int
+    run_dir: Path
+    ctx: Dist
+    pad_id: int
+    dtype: torch.dtype
+    eval_batch_size: int = 32
+    metric: str = "loss"
+    mode: str = "min"
+    on_epoch: Callable[[torch.nn.Module, int], None] | None = None
+    tracker: Tracker | None = None
+    resume: bool = True
+
+
+def fit(model, task, train_items: list, val_items: list, spec: FitSpec) -> FitResult:
+    """Train ``model`` in place and leave the chosen final weights in it (see ``FitResult.final_weights``)."""
+    cfg, ctx = spec.cfg, spec.ctx
+    if spec.on_epoch is not None:  # the optimizer owns every parameter that will ever train
+        spec.on_epoch(model, 10**9)
+    optimizer = build_optimizer(model, cfg)
+    if spec.on_epoch is not None:
+        spec.on_epoch(model, 0)
+    params = managed_params(optimizer)
+    per_epoch = steps_per_epoch(len(train_items), cfg, ctx.world)
+    total = cfg.max_steps or math.ceil(cfg.epochs * per_epoch)
+    warm = warmup_steps(cfg.warmup, total)
+    eval_every = cfg.eval_every or per_epoch
+    save_every = cfg.save_every or eval_every
+    patience = cfg.early_stopping.patience if cfg.early_stopping else None
+    best = BestTracker(spec.metric, spec.mode, patience)
+    swa = WeightAverager(cfg.swa_last_k)
+    scaler = torch.amp.GradScaler("cuda") if spec.dtype == torch.float16 and ctx.device.startswith("cuda") else None
+    forward_model = torch.compile(model) if cfg.compile else model
+    ckpt_dir = spec.run_dir / "checkpoints"
+
+    step, resumed_from = 0, None
+    latest = latest_checkpoint(ckpt_dir) if spec.resume else None
+    if latest is not None:
+        import json
+
+        saved_step = json.loads((latest / "state.json").read_text())["step"]
+        if spec.on_epoch is not None:
+            spec.on_epoch(model, saved_step // per_epoch)
+        state, extra = load_checkpoint(latest, model, optimizer)
+        step, resumed_from = state["step"], latest.name
+        best.load(state["best"])
+        swa.load(extra)
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        if ctx.main:
+            truncate_after(spec.run_dir / "metrics.jsonl", step)
+
+    def log(values: dict) -> None:
+        if spec.tracker is not None and ctx.main:
+            spec.tracker.log(step, values)
+
+    model.train()
+    bar = tqdm(total=total, initial=step, disable=not ctx.main, desc="train", unit="step", dynamic_ncols=True)
+    plan_epoch, plan = -1, []
+    stopped = False
+    seconds, supervised, input_tokens = 0.0, 0.0, 0
+    window_t, window_tokens = time.perf_counter(), 0.0
+    while step < total:
+        epoch, within = divmod(step, per_epoch)
+        if epoch != plan_epoch:
+            if spec.on_epoch is not None:
+                spec.on_epoch(model, epoch)
+            plan, plan_epoch = epoch_plan(train_items, cfg, spec.seed, epoch, ctx.world), epoch
+        started = time.perf_counter()
+        micro = plan[within]
+        units = sum(task.units(item) for mb in micro for item in mb)
+        scale = step_scale(units, ctx.world)
+        factor = lr_factor(step, total, warm, cfg.schedule)
+        for group in optimizer.param_groups:
+            group["lr"] = group["initial_lr"] * factor
+        loss_sum = 0.0
+        for mb in micro[ctx.rank :: ctx.world]:
+            batch = _to(task.collate(mb, spec.pad_id), ctx.device)
+            input_tokens += int(sum(len(e.input_ids) for it in mb for e in (it if isinstance(it, list) else [it])))
+            with autocast_for(spec.dtype, ctx.device):
+                loss, _ = task.loss_sum(forward_model, batch)
+            scaled = loss * scale
+            (scaler.scale(scaled) if scaler is not None else scaled).backward()
+            loss_sum += float(loss.detach())
+        trainable = [p for p in params.values() if p.requires_grad]
+        average_gradients(trainable, ctx)
+        if scaler is not None:
+            scaler.unscale_(optimizer)
+        grad_norm = torch.nn.utils.clip_grad_norm_(trainable, cfg.max_grad_norm or float("inf"))
+        if scaler is not None:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        step_loss = float(all_reduce_sum(torch.tensor([loss_sum], dtype=torch.float64), ctx)[0]) / max(units, 1.0)
+        step += 1
+        seconds += time.perf_counter() - started
+        supervised += units
+        window_tokens += units
+        lr = optimizer.param_groups[0]["lr"]
+        bar.update(1)
+        if step % cfg.log_every == 0 or step == total:
+            rate = window_tokens / max(time.perf_counter() - window_t, 1e-9)
+            window_t, window_tokens = time.perf_counter(), 0.0
+            log({"loss": step_loss, "lr": lr, "grad_norm": float(grad_norm), "epoch": round(step / per_epoch, 4),
+                 "supervised_tokens": units, "tokens_per_s": round(rate, 1)})
+            bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{rate:.0f}")
+        evaluated = False
+        if val_items and (step % eval_every == 0 or step == total):
+            metrics = evaluate(forward_model, task, val_items, batch_size=spec.eval_batch_size, pad_id=spec.pad_id,
+                               ctx=ctx, dtype=spec.dtype)
+            improved = best.update(step, metrics)
+            swa.add(trainable_weights(optimizer))
+            log({"eval": metrics, "best": improved})
+            bar.write(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+            stopped = broadcast_flag(best.should_stop, ctx)
+            evaluated = True
+        if evaluated or step % save_every == 0 or step == total:
+            if ctx.main:
+                protect = {f"{PREFIX}{best.best_step:07d}"} if best.best_step is not None else set()
+                state = {"step": step, "epoch": epoch, "best": best.state(),
+                         "scaler": scaler.state_dict() if scaler is not None else None}
+                save_checkpoint(ckpt_dir, model, optimizer, state, swa.tensors(), keep=cfg.keep_checkpoints,
+                                protect=protect)
+            barrier(ctx)
+        _kill_if_asked(step)
+        if stopped:
+            break
+    bar.close()
+
+    final, final_eval = "last", None
+    if swa.enabled and len(swa.snapshots) >= 2:
+        load_weights(model, swa.average())
+        final = "swa"
+    elif cfg.early_stopping is not None and best.best_step is not None:
+        best_dir = ckpt_dir / f"{PREFIX}{best.best_step:07d}"
+        load_weights(model, load_file(str(best_dir / "trainable.safetensors")))
+        final = "best"
+    if val_items:
+        final_eval = evaluate(forward_model, task, val_items, batch_size=spec.eval_batch_size, pad_id=spec.pad_id,
+                              ctx=ctx, dtype=spec.dtype)
+        log({"final_eval": final_eval, "final_weights": final})
+    return FitResult(step, total, stopped, final, best.state(), final_eval, resumed_from, seconds, supervised,
+                     input_tokens)

@@ -1,0 +1,157 @@
+"""``nichetune train``: from a validated recipe to a finished run directory."""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..atomic import atomic_write_text
+from ..errors import NichetuneError
+from ..hardware import pick_device, pick_dtype
+from ..methods.registry import METHODS, apply_method
+from .data import load_splits, write_splits
+from .distributed import barrier, init_from_env, shutdown
+from .loop import FitSpec, evaluate, fit
+from .model_setup import load_base, resolve_for_training
+from .run_dir import RECIPE, check_output_dir, recipe_text, save_final, write_run_manifest
+from .tasks import build_task
+from .tracking import Tracker
+
+
+def seed_everything(seed: int, *, deterministic: bool = False) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+
+
+def check_recipe(recipe) -> None:
+    """Combinations that type checks alone cannot catch, refused before any work starts."""
+    method = METHODS[recipe.method.name]
+    t = recipe.train
+    if t.packing and recipe.task == "classification":
+        raise NichetuneError("train.packing applies to sft and completion, not classification",
+                             hint="remove train.packing (classification batches are padded per batch)")
+    if t.packing and not method.packable:
+        raise NichetuneError(f"{recipe.method.name} adds virtual tokens, which packed rows cannot share",
+                             hint="set train.packing=false for this method")
+    if t.early_stopping is not None and recipe.data.dataset is None and recipe.data.validation is None \
+            and len(recipe.data.split.ratios) < 2:
+        raise NichetuneError("train.early_stopping needs validation data",
+                             hint="give data.validation, or data.split.ratios with a validation share")
+
+
+def selection_metric(recipe, task) -> tuple[str, str]:
+    """The validation metric that picks the best checkpoint (and stops early), and its direction."""
+    stop = recipe.train.early_stopping
+    metric = (stop.metric if stop else None) or recipe.eval.metric or task.primary_metric
+    mode = (stop.mode if stop else None) or ("min" if metric in ("loss", "perplexity") else "max")
+    return metric, mode
+
+
+def train(recipe, *, fresh: bool = False) -> dict:
+    """Train ``recipe`` (a validated ``Recipe``) and return the run's manifest.
+
+    An unfinished run in ``output_dir`` with the same recipe resumes from its newest verified
+    checkpoint. Under ``torchrun`` / ``accelerate launch`` every process calls this.
+
+    Raises:
+        NichetuneError: bad combinations, data or model problems, each with a hint.
+    """
+    check_recipe(recipe)
+    run_dir = Path(recipe.output_dir)
+    ctx = init_from_env(pick_device("auto"))
+    try:
+        return _train(recipe, run_dir, ctx, fresh)
+    finally:
+        shutdown(ctx)
+
+
+def _train(recipe, run_dir: Path, ctx, fresh: bool) -> dict:
+    t = recipe.train
+    mode = check_output_dir(run_dir, recipe, fresh=fresh) if ctx.main else "resume"
+    barrier(ctx)
+    if ctx.main:
+        if mode == "new" and run_dir.exists():
+            import shutil
+
+            shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / RECIPE, recipe_text(recipe))
+    barrier(ctx)
+    started = time.time()
+    seed_everything(recipe.seed, deterministic=t.deterministic)
+    splits = load_splits(recipe, run_dir / "data")
+    if ctx.main:
+        write_splits(splits, recipe, run_dir / "data")
+    resolved = resolve_for_training(recipe.model.name, allow_pickle=recipe.model.allow_pickle,
+                                    trust_remote_code=recipe.model.trust_remote_code)
+    from ..models.loading import load_tokenizer
+
+    tokenizer = load_tokenizer(resolved, allow_pickle=recipe.model.allow_pickle,
+                               trust_remote_code=recipe.model.trust_remote_code)
+    task = build_task(recipe.task, splits.labels, t)
+    max_length = min(recipe.model.max_length, int(getattr(tokenizer, "model_max_length", 10**9) or 10**9))
+    train_examples = task.encode(splits.train, tokenizer, max_length, train=True)
+    val_examples = task.encode(splits.validation, tokenizer, max_length, train=False)
+    train_items = task.items(train_examples, max_length, t.packing)
+    val_items = task.items(val_examples, max_length, False)
+
+    model = load_base(resolved, recipe.task, splits.labels, dropout=t.dropout,
+                      trust_remote_code=recipe.model.trust_remote_code, allow_pickle=recipe.model.allow_pickle)
+    kind = "classification" if recipe.task == "classification" else "causal"
+    model = apply_method(model, recipe.method, kind)
+    model.to(ctx.device)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total_params = sum(p.numel() for p in model.parameters())
+    seed_everything(recipe.seed * 7919 + ctx.rank)  # dropout streams differ per process, same weights everywhere
+    dtype = pick_dtype(t.precision, ctx.device)
+    method = METHODS[recipe.method.name]
+    on_epoch = (lambda m, e: method.on_epoch(m, recipe.method, e)) if method.on_epoch else None
+    metric, direction = selection_metric(recipe, task)
+    tracker = Tracker(run_dir, t.tracking, run_name=run_dir.name,
+                      params={"method": recipe.method.name, "model": recipe.model.name, "lr": t.lr}) \
+        if ctx.main else None
+    spec = FitSpec(cfg=t, seed=recipe.seed, run_dir=run_dir, ctx=ctx, pad_id=tokenizer.pad_token_id, dtype=dtype,
+                   eval_batch_size=recipe.eval.batch_size, metric=metric, mode=direction, on_epoch=on_epoch,
+                   tracker=tracker)
+    try:
+        result = fit(model, task, train_items, val_items, spec)
+        test_metrics = None
+        if recipe.eval.test and splits.test:
+            test_items = task.items(task.encode(splits.test, tokenizer, max_length, train=False), max_length, False)
+            test_metrics = evaluate(model, task, test_items, batch_size=recipe.eval.batch_size,
+                                    pad_id=tokenizer.pad_token_id, ctx=ctx, dtype=dtype)
+            if tracker is not None:
+                tracker.log(result.steps, {"test": test_metrics})
+    finally:
+        if tracker is not None:
+            tracker.close()
+    if not ctx.main:
+        return {}
+    save_final(model, tokenizer, recipe, kind, run_dir)
+    info = {
+        "task": recipe.task, "seed": recipe.seed, "labels": splits.labels,
+        "base_model": {"reference": recipe.model.name, "path": str(resolved.path), "source": resolved.source,
+                       "architectures": resolved.architectures},
+        "method": recipe.method.model_dump(mode="json"),
+        "parameters": {"trainable": trainable, "total": total_params,
+                       "trainable_share": round(trainable / max(total_params, 1), 6)},
+        "hardware": {"device": ctx.device, "precision": str(dtype).removeprefix("torch."), "world_size": ctx.world,
+                     "threads": torch.get_num_threads()},
+        "data": {"sources": splits.sources, "rows": splits.sizes(), "quarantined": splits.quarantined,
+                 "train_items": len(train_items), "packed": t.packing},
+        "result": {"steps": result.steps, "planned_steps": result.total_steps, "stopped_early": result.stopped_early,
+                   "final_weights": result.final_weights, "best": result.best, "validation": result.final_eval,
+                   "test": test_metrics, "resumed_from": result.resumed_from,
+                   "train_seconds": round(result.train_seconds, 2), "wall_seconds": round(time.time() - started, 2),
+                   "supervised_tokens_per_s": round(result.supervised_tokens_per_s, 1)},
+    }
+    return write_run_manifest(run_dir, info)
