@@ -25,7 +25,7 @@ class Method:
     storage: Literal["peft", "bottleneck", "model"]
     mergeable: bool
     on_epoch: Callable[[nn.Module, MethodConfig, int], None] | None = None
-    packable: bool = True  # False for virtual-token methods: packed rows cannot share one prompt
+    virtual_tokens: bool = False  # prepends learned tokens: rows cannot be packed, sequence positions shift
 
 
 METHODS: dict[str, Method] = {
@@ -36,9 +36,9 @@ METHODS: dict[str, Method] = {
         Method("lora", peft_methods.apply_lora, "peft", mergeable=True),
         Method("dora", peft_methods.apply_lora, "peft", mergeable=True),
         Method("adapter", adapter.apply, "bottleneck", mergeable=False),
-        Method("prompt_tuning", peft_methods.apply_prompt, "peft", mergeable=False, packable=False),
-        Method("prefix_tuning", peft_methods.apply_prompt, "peft", mergeable=False, packable=False),
-        Method("p_tuning", peft_methods.apply_prompt, "peft", mergeable=False, packable=False),
+        Method("prompt_tuning", peft_methods.apply_prompt, "peft", mergeable=False, virtual_tokens=True),
+        Method("prefix_tuning", peft_methods.apply_prompt, "peft", mergeable=False, virtual_tokens=True),
+        Method("p_tuning", peft_methods.apply_prompt, "peft", mergeable=False, virtual_tokens=True),
         Method("ia3", peft_methods.apply_ia3, "peft", mergeable=True),
     )
 }

@@ -30,7 +30,7 @@ from .loss import step_scale
 from .optim import build_optimizer, managed_params
 from .schedule import lr_factor, warmup_steps
 from .selection import BestTracker, WeightAverager
-from .tracking import Tracker, truncate_after
+from .tracking import Tracker, read_metrics, truncate_after
 
 # Fault injection for the resume test: the process SIGKILLs itself after this optimizer step.
 KILL_ENV = "NICHETUNE_FAULT_KILL_AT_STEP"
@@ -44,6 +44,7 @@ class FitResult:
     final_weights: str  # "last", "best" or "swa"
     best: dict
     final_eval: dict | None
+    base_eval: dict | None
     resumed_from: str | None
     train_seconds: float
     supervised_tokens: float
@@ -81,8 +82,7 @@ def evaluate(model, task, items: list, *, batch_size: int, pad_id: int, ctx: Dis
     """Validation metrics, reduced batch by batch (no logits kept) and summed across processes."""
     was_training = model.training
     model.eval()
-    mine = sorted(items[ctx.rank :: ctx.world], key=lambda it: -sum(len(e.input_ids) for e in
-                                                                    (it if isinstance(it, list) else [it])))
+    mine = sorted(items[ctx.rank :: ctx.world], key=lambda it: -_n_tokens(it))
     sums = None
     with torch.no_grad(), autocast_for(dtype, ctx.device):
         for start in range(0, len(mine), batch_size):
@@ -93,6 +93,10 @@ def evaluate(model, task, items: list, *, batch_size: int, pad_id: int, ctx: Dis
     sums = all_reduce_sum(sums.to(ctx.device) if ctx.device.startswith("cuda") else sums, ctx).cpu()
     model.train(was_training)
     return task.metrics(sums)
+
+
+def _n_tokens(item) -> int:
+    return sum(len(e.input_ids) for e in (item if isinstance(item, list) else [item]))
 
 
 def _kill_if_asked(step: int) -> None:
@@ -116,6 +120,7 @@ class FitSpec:
     on_epoch: Callable[[torch.nn.Module, int], None] | None = None
     tracker: Tracker | None = None
     resume: bool = True
+    eval_before: bool = True  # score the untrained model first: the baseline every later number is read against
 
 
 def fit(model, task, train_items: list, val_items: list, spec: FitSpec) -> FitResult:
@@ -160,12 +165,19 @@ def fit(model, task, train_items: list, val_items: list, spec: FitSpec) -> FitRe
         if spec.tracker is not None and ctx.main:
             spec.tracker.log(step, values)
 
+    base_eval = None
+    if val_items and step == 0 and spec.eval_before:
+        base_eval = evaluate(forward_model, task, val_items, batch_size=spec.eval_batch_size, pad_id=spec.pad_id,
+                             ctx=ctx, dtype=spec.dtype)
+        log({"eval_before": base_eval})
+    elif resumed_from is not None:
+        base_eval = next((r["eval_before"] for r in read_metrics(spec.run_dir) if "eval_before" in r), None)
     model.train()
     bar = tqdm(total=total, initial=step, disable=not ctx.main, desc="train", unit="step", dynamic_ncols=True)
     plan_epoch, plan = -1, []
     stopped = False
     seconds, supervised, input_tokens = 0.0, 0.0, 0
-    window_t, window_tokens = time.perf_counter(), 0.0
+    window_t, window_units, window_inputs = time.perf_counter(), 0.0, 0
     while step < total:
         epoch, within = divmod(step, per_epoch)
         if epoch != plan_epoch:
@@ -180,9 +192,9 @@ def fit(model, task, train_items: list, val_items: list, spec: FitSpec) -> FitRe
         for group in optimizer.param_groups:
             group["lr"] = group["initial_lr"] * factor
         loss_sum = 0.0
+        step_inputs = sum(_n_tokens(it) for mb in micro for it in mb)
         for mb in micro[ctx.rank :: ctx.world]:
             batch = _to(task.collate(mb, spec.pad_id), ctx.device)
-            input_tokens += int(sum(len(e.input_ids) for it in mb for e in (it if isinstance(it, list) else [it])))
             with autocast_for(spec.dtype, ctx.device):
                 loss, _ = task.loss_sum(forward_model, batch)
             scaled = loss * scale
@@ -203,14 +215,18 @@ def fit(model, task, train_items: list, val_items: list, spec: FitSpec) -> FitRe
         step += 1
         seconds += time.perf_counter() - started
         supervised += units
-        window_tokens += units
+        input_tokens += step_inputs
+        window_units += units
+        window_inputs += step_inputs
         lr = optimizer.param_groups[0]["lr"]
         bar.update(1)
         if step % cfg.log_every == 0 or step == total:
-            rate = window_tokens / max(time.perf_counter() - window_t, 1e-9)
-            window_t, window_tokens = time.perf_counter(), 0.0
+            elapsed = max(time.perf_counter() - window_t, 1e-9)
+            rate = window_inputs / elapsed
             log({"loss": step_loss, "lr": lr, "grad_norm": float(grad_norm), "epoch": round(step / per_epoch, 4),
-                 "supervised_tokens": units, "tokens_per_s": round(rate, 1)})
+                 "supervised_tokens": units, "tokens_per_s": round(rate, 1),
+                 "supervised_per_s": round(window_units / elapsed, 1)})
+            window_t, window_units, window_inputs = time.perf_counter(), 0.0, 0
             bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{rate:.0f}")
         evaluated = False
         if val_items and (step % eval_every == 0 or step == total):
@@ -247,5 +263,5 @@ def fit(model, task, train_items: list, val_items: list, spec: FitSpec) -> FitRe
         final_eval = evaluate(forward_model, task, val_items, batch_size=spec.eval_batch_size, pad_id=spec.pad_id,
                               ctx=ctx, dtype=spec.dtype)
         log({"final_eval": final_eval, "final_weights": final})
-    return FitResult(step, total, stopped, final, best.state(), final_eval, resumed_from, seconds, supervised,
-                     input_tokens)
+    return FitResult(step, total, stopped, final, best.state(), final_eval, base_eval, resumed_from, seconds,
+                     supervised, input_tokens)

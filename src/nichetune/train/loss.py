@@ -15,15 +15,19 @@ import torch.nn.functional as F
 from .encode import IGNORE
 
 
+def token_loss_sum(logits: torch.Tensor, targets: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    """Sum of cross entropy over already-selected positions: logits (N, V), targets (N,); fp32 softmax."""
+    return F.cross_entropy(logits.float(), targets, ignore_index=IGNORE, reduction="sum",
+                           label_smoothing=label_smoothing)
+
+
 def causal_loss_sum(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0
                     ) -> tuple[torch.Tensor, int]:
     """Sum of next-token cross entropy over supervised positions: logits (B, T, V), labels (B, T)."""
-    shift_logits = logits[:, :-1].reshape(-1, logits.shape[-1]).float()  # (B*(T-1), V)
+    shift_logits = logits[:, :-1].reshape(-1, logits.shape[-1])  # (B*(T-1), V)
     shift_labels = labels[:, 1:].reshape(-1)  # (B*(T-1),)
     count = int((shift_labels != IGNORE).sum())
-    loss = F.cross_entropy(shift_logits, shift_labels, ignore_index=IGNORE, reduction="sum",
-                           label_smoothing=label_smoothing)
-    return loss, count
+    return token_loss_sum(shift_logits, shift_labels, label_smoothing), count
 
 
 def causal_loss_per_example(logits: torch.Tensor, labels: torch.Tensor, segments: torch.Tensor

@@ -17,7 +17,7 @@ from ..methods.registry import METHODS, apply_method
 from .data import load_splits, write_splits
 from .distributed import barrier, init_from_env, shutdown
 from .loop import FitSpec, evaluate, fit
-from .model_setup import load_base, resolve_for_training
+from .model_setup import cast_frozen, load_base, resolve_for_training
 from .run_dir import RECIPE, check_output_dir, recipe_text, save_final, write_run_manifest
 from .tasks import build_task
 from .tracking import Tracker
@@ -39,7 +39,7 @@ def check_recipe(recipe) -> None:
     if t.packing and recipe.task == "classification":
         raise NichetuneError("train.packing applies to sft and completion, not classification",
                              hint="remove train.packing (classification batches are padded per batch)")
-    if t.packing and not method.packable:
+    if t.packing and method.virtual_tokens:
         raise NichetuneError(f"{recipe.method.name} adds virtual tokens, which packed rows cannot share",
                              hint="set train.packing=false for this method")
     if t.early_stopping is not None and recipe.data.dataset is None and recipe.data.validation is None \
@@ -97,7 +97,8 @@ def _train(recipe, run_dir: Path, ctx, fresh: bool) -> dict:
 
     tokenizer = load_tokenizer(resolved, allow_pickle=recipe.model.allow_pickle,
                                trust_remote_code=recipe.model.trust_remote_code)
-    task = build_task(recipe.task, splits.labels, t)
+    method = METHODS[recipe.method.name]
+    task = build_task(recipe.task, splits.labels, t, virtual_tokens=method.virtual_tokens)
     max_length = min(recipe.model.max_length, int(getattr(tokenizer, "model_max_length", 10**9) or 10**9))
     train_examples = task.encode(splits.train, tokenizer, max_length, train=True)
     val_examples = task.encode(splits.validation, tokenizer, max_length, train=False)
@@ -113,7 +114,8 @@ def _train(recipe, run_dir: Path, ctx, fresh: bool) -> dict:
     total_params = sum(p.numel() for p in model.parameters())
     seed_everything(recipe.seed * 7919 + ctx.rank)  # dropout streams differ per process, same weights everywhere
     dtype = pick_dtype(t.precision, ctx.device)
-    method = METHODS[recipe.method.name]
+    if dtype != torch.float32 and method.storage != "model":
+        cast_frozen(model, dtype)
     on_epoch = (lambda m, e: method.on_epoch(m, recipe.method, e)) if method.on_epoch else None
     metric, direction = selection_metric(recipe, task)
     tracker = Tracker(run_dir, t.tracking, run_name=run_dir.name,
@@ -149,7 +151,8 @@ def _train(recipe, run_dir: Path, ctx, fresh: bool) -> dict:
         "data": {"sources": splits.sources, "rows": splits.sizes(), "quarantined": splits.quarantined,
                  "train_items": len(train_items), "packed": t.packing},
         "result": {"steps": result.steps, "planned_steps": result.total_steps, "stopped_early": result.stopped_early,
-                   "final_weights": result.final_weights, "best": result.best, "validation": result.final_eval,
+                   "final_weights": result.final_weights, "best": result.best,
+                   "validation_before": result.base_eval, "validation": result.final_eval,
                    "test": test_metrics, "resumed_from": result.resumed_from,
                    "train_seconds": round(result.train_seconds, 2), "wall_seconds": round(time.time() - started, 2),
                    "supervised_tokens_per_s": round(result.supervised_tokens_per_s, 1)},

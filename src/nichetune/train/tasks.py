@@ -13,7 +13,7 @@ import torch
 
 from .batching import collate_causal, collate_classification, pack
 from .encode import IGNORE, Example, check_eos, encode_classification, encode_completion, encode_sft
-from .loss import causal_loss_sum, classification_loss_sum, inverse_frequency_weights
+from .loss import classification_loss_sum, inverse_frequency_weights, token_loss_sum
 
 Item = Example | list[Example]  # a packed row is a list of examples
 
@@ -81,15 +81,24 @@ class ClassificationTask:
 
 
 class CausalTask:
-    """Next-token prediction on the supervised tokens (SFT: assistant turns; completion: all text)."""
+    """Next-token prediction on the supervised tokens (SFT: assistant turns; completion: all text).
+
+    With ``select_positions`` the output layer runs only where a target follows (a forward pre-hook
+    on the model's output embedding picks those hidden states), so prompt and padding positions
+    cost neither the vocabulary projection nor the softmax. Virtual-token methods shift positions
+    and use the full logits instead.
+    """
 
     kind = "causal"
     primary_metric = "loss"
+    sums_size = 3
 
-    def __init__(self, task: str, *, loss_on: str = "assistant", label_smoothing: float = 0.0):
+    def __init__(self, task: str, *, loss_on: str = "assistant", label_smoothing: float = 0.0,
+                 select_positions: bool = True):
         self.task = task
         self.loss_on = loss_on
         self.label_smoothing = label_smoothing
+        self.select_positions = select_positions
 
     def encode(self, rows: list[dict], tokenizer, max_length: int, *, train: bool) -> list[Example]:
         if self.task == "sft":
@@ -108,23 +117,38 @@ class CausalTask:
     def collate(self, items: list[Item], pad_id: int) -> dict[str, torch.Tensor]:
         return collate_causal(items, pad_id)
 
-    def _logits(self, model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def _scored(self, model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, V) logits and (N,) targets for the N supervised positions of the batch."""
         inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "position_ids")}
-        return model(**inputs, use_cache=False).logits  # (B, T, V)
+        targets = batch["labels"][:, 1:]  # (B, T-1)
+        keep = targets != IGNORE
+        if not self.select_positions:
+            logits = model(**inputs, use_cache=False).logits  # (B, P + T, V), P virtual tokens first
+            logits = logits[:, logits.shape[1] - batch["labels"].shape[1] :]  # (B, T, V)
+            return logits[:, :-1][keep], targets[keep]
+        where = torch.zeros_like(batch["labels"], dtype=torch.bool)
+        where[:, :-1] = keep  # position t predicts token t+1
+
+        def pick(module, args):
+            return (args[0][where],) + tuple(args[1:])  # (B, T, d) -> (N, d)
+
+        handle = model.get_output_embeddings().register_forward_pre_hook(pick)
+        try:
+            logits = model(**inputs, use_cache=False).logits  # (N, V)
+        finally:
+            handle.remove()
+        return logits, targets[keep]
 
     def loss_sum(self, model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, float]:
-        loss, count = causal_loss_sum(self._logits(model, batch), batch["labels"], self.label_smoothing)
-        return loss, float(count)
-
-    sums_size = 3
+        logits, targets = self._scored(model, batch)
+        return token_loss_sum(logits, targets, self.label_smoothing), float(targets.numel())
 
     def eval_sums(self, model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """(3,) float64: NLL sum, supervised tokens, tokens predicted correctly (argmax)."""
-        logits = self._logits(model, batch)
-        loss, count = causal_loss_sum(logits, batch["labels"])
-        labels = batch["labels"][:, 1:]
-        correct = ((logits[:, :-1].argmax(-1) == labels) & (labels != IGNORE)).sum()
-        return torch.tensor([float(loss), float(count), float(correct)], dtype=torch.float64)
+        logits, targets = self._scored(model, batch)
+        nll = token_loss_sum(logits, targets)
+        correct = (logits.argmax(-1) == targets).sum()
+        return torch.tensor([float(nll), float(targets.numel()), float(correct)], dtype=torch.float64)
 
     def metrics(self, sums: torch.Tensor) -> dict[str, float]:
         nll, tokens, correct = (float(x) for x in sums)
@@ -137,8 +161,10 @@ def _examples(item: Item) -> list[Example]:
     return item if isinstance(item, list) else [item]
 
 
-def build_task(task: str, labels: list[str] | None, train_cfg) -> ClassificationTask | CausalTask:
+def build_task(task: str, labels: list[str] | None, train_cfg, *, virtual_tokens: bool = False
+               ) -> ClassificationTask | CausalTask:
     if task == "classification":
         return ClassificationTask(labels or [], label_smoothing=train_cfg.label_smoothing,
                                   class_weights=train_cfg.class_weights)
-    return CausalTask(task, loss_on=train_cfg.loss_on, label_smoothing=train_cfg.label_smoothing)
+    return CausalTask(task, loss_on=train_cfg.loss_on, label_smoothing=train_cfg.label_smoothing,
+                      select_positions=not virtual_tokens)
