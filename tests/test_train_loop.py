@@ -241,15 +241,15 @@ def test_every_shipped_recipe_loads_and_opens_with_its_command():
         load_recipe(path)
 
 
-METHOD_SETTINGS = {"full": {}, "freeze": {"layers": 1}, "lora": {"r": 4}, "dora": {"r": 4}, "adapter": {"bottleneck": 4},
-                   "prompt_tuning": {"num_virtual_tokens": 4}, "prefix_tuning": {"num_virtual_tokens": 4},
+METHOD_SETTINGS = {"full": {}, "freeze": {"layers": 1}, "lora": {"r": 4}, "dora": {"r": 4},
+                   "adapter": {"bottleneck": 4}, "prompt_tuning": {"num_virtual_tokens": 4}, "prefix_tuning": {"num_virtual_tokens": 4},
                    "p_tuning": {"num_virtual_tokens": 4, "encoder_hidden_size": 8}, "ia3": {}}
 
 
 @pytest.mark.parametrize("method", sorted(METHOD_SETTINGS))
 def test_every_method_trains_in_bf16_and_its_run_reloads(tmp_path, tiny_llama_dir, data_dir, method):
-    from nichetune.train.loop import evaluate
     from nichetune.train.distributed import Dist
+    from nichetune.train.loop import evaluate
     from nichetune.train.tasks import CausalTask
 
     recipe = _sft_recipe_file(tmp_path, tiny_llama_dir, data_dir, max_steps=3, precision="bf16")
