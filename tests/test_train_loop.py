@@ -241,9 +241,11 @@ def test_every_shipped_recipe_loads_and_opens_with_its_command():
         load_recipe(path)
 
 
-METHOD_SETTINGS = {"full": {}, "freeze": {"layers": 1}, "lora": {"r": 4}, "dora": {"r": 4},
-                   "adapter": {"bottleneck": 4}, "prompt_tuning": {"num_virtual_tokens": 4}, "prefix_tuning": {"num_virtual_tokens": 4},
-                   "p_tuning": {"num_virtual_tokens": 4, "encoder_hidden_size": 8}, "ia3": {}}
+METHOD_SETTINGS = {
+    "full": {}, "freeze": {"layers": 1}, "lora": {"r": 4}, "dora": {"r": 4}, "adapter": {"bottleneck": 4},
+    "prompt_tuning": {"num_virtual_tokens": 4}, "prefix_tuning": {"num_virtual_tokens": 4},
+    "p_tuning": {"num_virtual_tokens": 4, "encoder_hidden_size": 8}, "ia3": {},
+}
 
 
 @pytest.mark.parametrize("method", sorted(METHOD_SETTINGS))
