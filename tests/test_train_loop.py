@@ -266,3 +266,22 @@ def test_every_method_trains_in_bf16_and_its_run_reloads(tmp_path, tiny_llama_di
     items = task.encode(rows, tokenizer, run_recipe.model.max_length, train=False)
     again = evaluate(model, task, items, batch_size=8, pad_id=tokenizer.pad_token_id, ctx=Dist(), dtype=torch.float32)
     assert again["loss"] == pytest.approx(after, rel=0.02)  # fp32 reload vs bf16 training-time evaluation
+
+
+def test_adapter_runs_serve_generate_and_classify_with_their_own_tokenizer(tmp_path, tiny_llama_dir, tiny_bert_dir,
+                                                                           data_dir, capsys):
+    recipe = _sft_recipe_file(tmp_path, tiny_llama_dir, data_dir, epochs=12, lr=2e-2)
+    assert main(["train", str(recipe)]) == 0
+    capsys.readouterr()
+    assert main(["generate", str(tmp_path / "run"), "what does compiler mean in computing", "--max-new-tokens", "8",
+                 "--dtype", "fp32"]) == 0
+    assert "compiler translates" in capsys.readouterr().out  # it learned the answer, through the run's template
+
+    cls = _cls_recipe(tmp_path / "c", tiny_bert_dir, data_dir, epochs=15, lr=1e-2)
+    cls.method = load_recipe(data={**cls.model_dump(), "method": {"name": "lora", "r": 4,
+                                                                  "target_modules": ["query", "value"]}}).method
+    train(cls)
+    assert main(["classify", str(tmp_path / "c" / "run"), "terrible nausea and headaches", "no side effects",
+                 "--json"]) == 0
+    preds = json.loads(capsys.readouterr().out)
+    assert [p["label"] for p in preds] == ["negative", "positive"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -56,6 +57,23 @@ def _run_model_dir(folder: Path) -> Path | None:
     return None
 
 
+def _adapter_run(folder: Path, **safety: bool) -> ResolvedModel | None:
+    """A finished nichetune run whose weights are an adapter: its base model's config, the run's task head."""
+    manifest_path = folder / "manifest.json"
+    if not (folder / "adapter").is_dir() or not manifest_path.is_file():
+        return None
+    manifest = json.loads(manifest_path.read_text())
+    if manifest.get("kind") != "nichetune-run":
+        return None
+    base_ref = manifest["base_model"]["reference"]
+    base_path = Path(manifest["base_model"]["path"])
+    base = resolve_model(base_ref if base_ref in EMBEDDED or not base_path.is_dir() else base_path, **safety)
+    head = "ForSequenceClassification" if manifest["task"] == "classification" else "ForCausalLM"
+    stems = [re.sub(r"(ForCausalLM|ForSequenceClassification|ForMaskedLM|Model)$", "", a) for a in base.architectures]
+    config = {**base.config, "architectures": [stem + head for stem in stems]}
+    return ResolvedModel(reference=str(folder), path=folder / "adapter", source="run", config=config)
+
+
 def _from_hub(ref: str) -> Path:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
@@ -88,7 +106,8 @@ def resolve_model(
 
     Args:
         reference: an embedded name (``smollm2-135m-instruct``), a local HF folder, a
-            nichetune run directory (its ``model/``), or a hub id (``org/name``).
+            nichetune run directory (its ``model/``, or its ``adapter/`` over the base model),
+            or a hub id (``org/name``).
         allow_pickle: accept folders whose weights are pickle-only.
         trust_remote_code: accept configs that ask for custom code.
         prepare: convert embedded models that are not prepared yet (else raise).
@@ -108,6 +127,9 @@ def resolve_model(
         path, source = prepare_model(ref, deep_verify=False), "embedded"
     elif Path(ref).expanduser().is_dir():
         path = Path(ref).expanduser().resolve()
+        adapter_run = _adapter_run(path, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
+        if adapter_run is not None:
+            return adapter_run
         inner = _run_model_dir(path)
         path, source = (inner, "run") if inner else (path, "local")
     elif _looks_like_path(ref) or not _looks_like_hub_id(ref):

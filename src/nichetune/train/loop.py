@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -235,7 +236,7 @@ def fit(model, task, train_items: list, val_items: list, spec: FitSpec) -> FitRe
             improved = best.update(step, metrics)
             swa.add(trainable_weights(optimizer))
             log({"eval": metrics, "best": improved})
-            bar.write(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+            bar.write(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()), file=sys.stderr)
             stopped = broadcast_flag(best.should_stop, ctx)
             evaluated = True
         if evaluated or step % save_every == 0 or step == total:
