@@ -285,3 +285,23 @@ def test_adapter_runs_serve_generate_and_classify_with_their_own_tokenizer(tmp_p
                  "--json"]) == 0
     preds = json.loads(capsys.readouterr().out)
     assert [p["label"] for p in preds] == ["negative", "positive"]
+
+
+def test_tensorboard_receives_the_logged_numbers(tmp_path, tiny_llama_dir, data_dir):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    recipe = _sft_recipe_file(tmp_path, tiny_llama_dir, data_dir, max_steps=4, tracking=["tensorboard"])
+    assert main(["train", str(recipe)]) == 0
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    logged = {e.step: e.value for e in events.Scalars("loss")}
+    assert logged == pytest.approx(_losses(tmp_path / "run"), rel=1e-6)
+    assert "eval_before/loss" in events.Tags()["scalars"]
+
+
+def test_a_missing_tracking_extra_is_named(tmp_path, tiny_llama_dir, data_dir, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # as if not installed
+    recipe = _sft_recipe_file(tmp_path, tiny_llama_dir, data_dir, max_steps=1, tracking=["mlflow"])
+    assert main(["train", str(recipe)]) == 1
+    assert "pip install mlflow" in capsys.readouterr().err

@@ -28,6 +28,11 @@ _LAZY = {
     "read_records": "nichetune.data.readers",
     "load_dataset": "nichetune.data.catalog",
     "list_datasets": "nichetune.data.catalog",
+    "load_recipe": "nichetune.config.recipe",
+    "Recipe": "nichetune.config.recipe",
+    "train_recipe": ("nichetune.train.run", "train"),
+    "load_run": "nichetune.train.run_dir",
+    "merge_run": "nichetune.train.run_dir",
 }
 
 __all__ = ["__version__", *_LAZY]
@@ -35,5 +40,6 @@ __all__ = ["__version__", *_LAZY]
 
 def __getattr__(name: str):
     if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
+        module, attr = _LAZY[name] if isinstance(_LAZY[name], tuple) else (_LAZY[name], name)
+        return getattr(import_module(module), attr)
     raise AttributeError(f"module 'nichetune' has no attribute {name!r}")
