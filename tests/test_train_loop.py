@@ -305,3 +305,36 @@ def test_a_missing_tracking_extra_is_named(tmp_path, tiny_llama_dir, data_dir, c
     recipe = _sft_recipe_file(tmp_path, tiny_llama_dir, data_dir, max_steps=1, tracking=["mlflow"])
     assert main(["train", str(recipe)]) == 1
     assert "pip install mlflow" in capsys.readouterr().err
+
+
+def test_a_decoder_learns_classification_with_a_head(tmp_path, tiny_llama_dir, data_dir):
+    recipe = load_recipe(data={
+        "task": "classification", "output_dir": str(tmp_path / "run"), "model": {"name": str(tiny_llama_dir)},
+        "data": {"train": str(data_dir / "cls.jsonl")}, "method": {"name": "lora", "r": 4},
+        "train": {"epochs": 10, "batch_size": 8, "lr": 1e-2, "precision": "fp32"}})
+    manifest = train(recipe)
+    assert manifest["base_model"]["architectures"] == ["LlamaForCausalLM"]
+    assert manifest["result"]["validation"]["accuracy"] == 1.0
+    model, _, _, _ = load_run(tmp_path / "run")
+    assert type(model.get_base_model()).__name__ == "LlamaForSequenceClassification"
+
+
+def test_dropout_override_and_class_weights_reach_the_model_and_the_loss(tmp_path, tiny_bert_dir, data_dir):
+    from nichetune.train.loss import classification_loss_sum
+    from nichetune.train.tasks import ClassificationTask
+
+    recipe = _cls_recipe(tmp_path, tiny_bert_dir, data_dir, max_steps=1, dropout=0.3)
+    train(recipe)
+    config = json.loads((tmp_path / "run" / "model" / "config.json").read_text())
+    assert config["hidden_dropout_prob"] == config["attention_probs_dropout_prob"] == 0.3
+
+    task = ClassificationTask(["a", "b"], class_weights=True)
+    rows = [{"text": "the drug", "label": "a"}] * 3 + [{"text": "nausea", "label": "b"}]
+    from transformers import AutoTokenizer
+
+    examples = task.encode(rows, AutoTokenizer.from_pretrained(tiny_bert_dir), 16, train=True)
+    assert task.class_weights.tolist() == pytest.approx([4 / (2 * 3), 4 / (2 * 1)])
+    batch = task.collate(examples, 0)
+    _, total = classification_loss_sum(torch.zeros(4, 2), batch["labels"], weights=batch["weights"],
+                                       class_weights=task.class_weights)
+    assert sum(task.units(e) for e in examples) == pytest.approx(total)  # the step's denominator is the loss's

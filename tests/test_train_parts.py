@@ -44,7 +44,9 @@ def _examples(n=5, seed=0):
     for i in range(n):
         length = 4 + 3 * i
         ids = torch.randint(9, 40, (length,), generator=g).tolist()
-        labels = [IGNORE] * 2 + ids[2:]  # the first two tokens are "prompt"
+        # the first two tokens are "prompt"; one example is fully supervised (completion-style), so packing
+        # must not let its first token be predicted from the previous example's last one
+        labels = list(ids) if i == 0 else [IGNORE] * 2 + ids[2:]
         out.append(Example(ids, labels))
     return out
 
@@ -55,7 +57,7 @@ def test_causal_loss_sum_matches_mean_times_count(lm):
     total, count = causal_loss_sum(logits, batch["labels"])
     mean = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), batch["labels"][:, 1:].reshape(-1),
                            ignore_index=IGNORE)
-    assert count == sum(len(e.input_ids) - 2 for e in _examples())
+    assert count == sum(len(e.input_ids) - 2 for e in _examples()) + 1  # example 0: all but its first token
     assert float(total) == pytest.approx(float(mean) * count, rel=1e-5)
 
 
