@@ -1,0 +1,1 @@
+"""Evaluation: metrics, calibration, conformal sets, slices, significance, and the report."""

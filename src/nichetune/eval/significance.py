@@ -1,0 +1,66 @@
+"""Is B really better than A on the same inputs? Paired bootstrap intervals and McNemar's test."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+
+def bootstrap_ci(metric: Callable[[np.ndarray], float], n: int, *, n_boot: int = 1000, seed: int = 0,
+                 level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of ``metric(indices)`` over resamples of ``range(n)`` with replacement."""
+    rng = np.random.default_rng(seed)
+    values = np.array([metric(rng.integers(0, n, n)) for _ in range(n_boot)])
+    tail = (1 - level) / 2
+    return float(np.quantile(values, tail)), float(np.quantile(values, 1 - tail))
+
+
+def paired_bootstrap(metric: Callable[[np.ndarray, np.ndarray], float], y_true, pred_a, pred_b, *,
+                     n_boot: int = 2000, seed: int = 0) -> dict:
+    """Delta ``metric(B) - metric(A)`` with a 95% interval from resampling the same examples for both,
+    and the two-sided bootstrap p-value of no difference."""
+    y_true, pred_a, pred_b = np.asarray(y_true), np.asarray(pred_a), np.asarray(pred_b)
+    n = len(y_true)
+    delta = metric(y_true, pred_b) - metric(y_true, pred_a)
+    rng = np.random.default_rng(seed)
+    deltas = np.empty(n_boot)
+    for i in range(n_boot):
+        idx = rng.integers(0, n, n)
+        deltas[i] = metric(y_true[idx], pred_b[idx]) - metric(y_true[idx], pred_a[idx])
+    p = 2 * min((deltas <= 0).mean(), (deltas >= 0).mean())
+    return {"delta": float(delta), "ci_low": float(np.quantile(deltas, 0.025)),
+            "ci_high": float(np.quantile(deltas, 0.975)), "p_value": float(min(1.0, p)), "n": n}
+
+
+def mcnemar(correct_a, correct_b) -> dict:
+    """McNemar's test on paired correctness: exact binomial when fewer than 25 discordant pairs,
+    else the chi-square statistic with continuity correction."""
+    from scipy.stats import binom, chi2
+
+    a, b_ = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
+    only_a, only_b = int((a & ~b_).sum()), int((~a & b_).sum())
+    discordant = only_a + only_b
+    if discordant == 0:
+        return {"only_a_correct": 0, "only_b_correct": 0, "statistic": 0.0, "p_value": 1.0, "exact": True}
+    if discordant < 25:
+        p = min(1.0, 2 * binom.cdf(min(only_a, only_b), discordant, 0.5))
+        return {"only_a_correct": only_a, "only_b_correct": only_b, "statistic": float(min(only_a, only_b)),
+                "p_value": float(p), "exact": True}
+    stat = (abs(only_a - only_b) - 1) ** 2 / discordant
+    return {"only_a_correct": only_a, "only_b_correct": only_b, "statistic": float(stat),
+            "p_value": float(chi2.sf(stat, 1)), "exact": False}
+
+
+def verdict(metric: str, delta: float, ci_low: float, ci_high: float, p_value: float, *,
+            higher_is_better: bool = True, alpha: float = 0.05, a: str = "the base", b: str = "the tuned model") -> dict:
+    """A plain sentence: better, not significantly different, or worse, with the numbers behind it."""
+    significant = p_value < alpha and (ci_low > 0 or ci_high < 0)
+    improved = delta > 0 if higher_is_better else delta < 0
+    word = ("better" if improved else "worse") if significant else "not significantly different"
+    sentence = (f"{b[0].upper() + b[1:]} is {word} than {a} on {metric}: {delta:+.3f} "
+                f"(95% CI {ci_low:+.3f} to {ci_high:+.3f}, p = {p_value:.3g})")
+    if word == "not significantly different":
+        sentence = (f"{b[0].upper() + b[1:]} is not significantly different from {a} on {metric}: {delta:+.3f} "
+                    f"(95% CI {ci_low:+.3f} to {ci_high:+.3f}, p = {p_value:.3g})")
+    return {"verdict": word, "sentence": sentence + "."}
