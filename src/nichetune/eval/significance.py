@@ -53,14 +53,13 @@ def mcnemar(correct_a, correct_b) -> dict:
 
 
 def verdict(metric: str, delta: float, ci_low: float, ci_high: float, p_value: float, *,
-            higher_is_better: bool = True, alpha: float = 0.05, a: str = "the base", b: str = "the tuned model") -> dict:
+            higher_is_better: bool = True, alpha: float = 0.05, a: str = "the base",
+            b: str = "the tuned model") -> dict:
     """A plain sentence: better, not significantly different, or worse, with the numbers behind it."""
     significant = p_value < alpha and (ci_low > 0 or ci_high < 0)
     improved = delta > 0 if higher_is_better else delta < 0
     word = ("better" if improved else "worse") if significant else "not significantly different"
-    sentence = (f"{b[0].upper() + b[1:]} is {word} than {a} on {metric}: {delta:+.3f} "
-                f"(95% CI {ci_low:+.3f} to {ci_high:+.3f}, p = {p_value:.3g})")
-    if word == "not significantly different":
-        sentence = (f"{b[0].upper() + b[1:]} is not significantly different from {a} on {metric}: {delta:+.3f} "
-                    f"(95% CI {ci_low:+.3f} to {ci_high:+.3f}, p = {p_value:.3g})")
-    return {"verdict": word, "sentence": sentence + "."}
+    relation = f"{word} than" if significant else f"{word} from"
+    sentence = (f"{b[0].upper() + b[1:]} is {relation} {a} on {metric}: {delta:+.3f} "
+                f"(95% CI {ci_low:+.3f} to {ci_high:+.3f}, p = {p_value:.3g}).")
+    return {"verdict": word, "sentence": sentence}
