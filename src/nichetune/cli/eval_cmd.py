@@ -1,0 +1,54 @@
+"""``nichetune eval RUN_DIR`` and ``nichetune report RUN_DIR``."""
+
+from __future__ import annotations
+
+from .output import print_json, print_table
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "eval", help="evaluate a run: metrics, baselines, calibration, conformal sets, slices; writes report.html",
+        description="Scores the run's test split (or --data) and writes RUN/eval/metrics.json, "
+        "RUN/eval/predictions.jsonl and RUN/report.html. Temperature and conformal thresholds are "
+        "fitted on the run's validation split; baselines are trained on its train split.")
+    p.add_argument("run_dir", help="a finished run directory")
+    p.add_argument("--data", help="labelled rows to evaluate instead of the run's test split")
+    p.add_argument("--alpha", type=float, default=0.1, help="conformal miscoverage (sets cover >= 1 - alpha)")
+    p.add_argument("--target-accuracy", type=float, default=0.9, help="for the selective-prediction threshold")
+    p.add_argument("--slice-field", action="append", dest="slice_fields",
+                   help="a field to slice by (repeatable; default: condition/source/subject fields present)")
+    p.add_argument("--min-slice-count", type=int, default=20, help="slices with fewer rows are flagged as thin")
+    p.add_argument("--no-zero-shot", action="store_true", help="skip the zero-shot base-model baseline")
+    p.add_argument("--json", action="store_true", help="print metrics.json")
+    p.set_defaults(func=run_eval)
+
+    p = sub.add_parser("report", help="re-render a run's report.html from eval/metrics.json",
+                       description="Re-renders RUN/report.html without recomputing anything.")
+    p.add_argument("run_dir")
+    p.set_defaults(func=run_report)
+
+
+def run_eval(args) -> int:
+    from ..eval.run import evaluate_run
+
+    metrics = evaluate_run(args.run_dir, args.data, alpha=args.alpha, target_accuracy=args.target_accuracy,
+                           slice_fields=args.slice_fields, min_count=args.min_slice_count,
+                           zero_shot=not args.no_zero_shot)
+    if args.json:
+        print_json(metrics)
+        return 0
+    m = metrics["metrics"]
+    print(f"accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  on {metrics['n']} rows ({metrics['data']})")
+    print_table([{"baseline": c["baseline"], "accuracy": round(c["baseline_accuracy"], 4),
+                  "delta": round(c["bootstrap"]["delta"], 4), "p": f"{c['mcnemar']['p_value']:.3g}",
+                  "verdict": c["verdict"]} for c in metrics["comparisons"]],
+                ["baseline", "accuracy", "delta", "p", "verdict"])
+    print(f"report: {args.run_dir}/report.html")
+    return 0
+
+
+def run_report(args) -> int:
+    from ..eval.run import render_report
+
+    print(render_report(args.run_dir))
+    return 0

@@ -1,0 +1,153 @@
+"""Evaluate a classification run: metrics, baselines, calibration, conformal sets, slices, errors.
+
+Temperature and conformal thresholds are fitted on the run's validation split and applied to
+the test split (or ``--data``); baselines are trained on the run's own train split, so every
+comparison uses identical inputs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .calibration import TemperatureScaler, calibration_metrics, reliability_bins, softmax
+from .classification import classification_metrics, most_confused_pairs
+from .conformal import SplitConformal, selective_curve, set_metrics, threshold_for_accuracy
+from .significance import mcnemar, paired_bootstrap, verdict
+from .slices import accuracy, length_bucket, slice_metrics
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def head_logits(model, tokenizer, texts: list[str], *, max_length: int, batch_size: int = 32) -> np.ndarray:
+    """(N, C) logits from a classification head, batched by length, no gradients."""
+    import torch
+
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out = np.zeros((len(texts), model.config.num_labels), dtype=np.float64)
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            batch = tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length,
+                              return_tensors="pt").to(next(model.parameters()).device)
+            out[idx] = model(**batch).logits.float().cpu().numpy()
+    return out
+
+
+def tfidf_baseline(train: list[dict], test_texts: list[str], label2id: dict[str, int]) -> np.ndarray:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    pipe = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True),
+                         LogisticRegression(max_iter=2000, C=10.0))
+    pipe.fit([r["text"] for r in train], [label2id[r["label"]] for r in train])
+    return pipe.predict(test_texts)
+
+
+def _compare(name: str, y: np.ndarray, base_pred: np.ndarray, pred: np.ndarray, macro_f1) -> dict:
+    boot = paired_bootstrap(accuracy, y, base_pred, pred)
+    test = mcnemar(base_pred == y, pred == y)
+    v = verdict("accuracy", boot["delta"], boot["ci_low"], boot["ci_high"], test["p_value"], a=name)
+    return {"baseline": name, "baseline_accuracy": accuracy(y, base_pred), "baseline_macro_f1": macro_f1(y, base_pred),
+            "bootstrap": boot, "mcnemar": test, **v}
+
+
+def _slice_fields(rows: list[dict], requested: list[str] | None) -> list[str]:
+    if requested:
+        return requested
+    common = ("condition", "source", "subject", "slice", "tag")
+    return [f for f in common if any(f in r for r in rows)]
+
+
+def evaluate_classification(run_dir: Path, rows: list[dict], *, alpha: float = 0.1, target_accuracy: float = 0.9,
+                            slice_fields: list[str] | None = None, min_count: int = 20, zero_shot: bool = True) -> dict:
+    """Everything the report shows for a classifier, as plain numbers (see the module doc)."""
+    from ..train.run_dir import load_run
+
+    model, tokenizer, manifest, recipe = load_run(run_dir)
+    labels = manifest["labels"]
+    label2id = {name: i for i, name in enumerate(labels)}
+
+    def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        return classification_metrics(y_true, y_pred, labels)["macro_f1"]
+
+    unknown = sorted({r["label"] for r in rows} - set(labels))
+    if unknown:
+        from ..errors import DataValidationError
+
+        raise DataValidationError(f"evaluation rows carry labels the run never saw: {unknown}",
+                                  hint=f"the run's labels are {labels}")
+    max_length = recipe.model.max_length
+    val_rows = read_jsonl(run_dir / "data" / "validation.jsonl")
+    train_rows = read_jsonl(run_dir / "data" / "train.jsonl")
+    texts = [r["text"] for r in rows]
+    y = np.array([label2id[r["label"]] for r in rows])
+    y_val = np.array([label2id[r["label"]] for r in val_rows])
+    logits = head_logits(model, tokenizer, texts, max_length=max_length)
+    logits_val = head_logits(model, tokenizer, [r["text"] for r in val_rows], max_length=max_length)
+    probs = softmax(logits)
+    pred = probs.argmax(1)
+
+    scaler = TemperatureScaler().fit(logits_val, y_val)
+    probs_cal, probs_val_cal = scaler.predict_proba(logits), scaler.predict_proba(logits_val)
+    conformal = {}
+    for method in ("lac", "aps"):
+        cp = SplitConformal(alpha, method).fit(probs_val_cal, y_val)
+        conformal[method] = {**set_metrics(cp.predict_sets(probs_cal), y), "qhat": cp.qhat_}
+    curve = selective_curve(probs_cal, y)
+
+    majority_label = max(set(r["label"] for r in train_rows), key=[r["label"] for r in train_rows].count)
+    baselines = {"majority class": np.full(len(y), label2id[majority_label]),
+                 "TF-IDF + logistic regression": tfidf_baseline(train_rows, texts, label2id)}
+    if zero_shot:
+        baselines["zero-shot base model"] = _zero_shot(manifest, texts, labels)
+    comparisons = [_compare(name, y, base_pred, pred, macro_f1) for name, base_pred in baselines.items()]
+
+    fields = _slice_fields(rows, slice_fields)
+    slices = {f: slice_metrics(y, pred, [r.get(f) for r in rows], min_count=min_count,
+                               metrics={"accuracy": accuracy, "macro_f1": macro_f1}) for f in fields}
+    slices["length"] = slice_metrics(y, pred, [length_bucket(t) for t in texts], min_count=min_count,
+                                     metrics={"accuracy": accuracy, "macro_f1": macro_f1})
+    if any(r.get("synthetic") for r in rows):
+        slices["synthetic"] = slice_metrics(y, pred, [bool(r.get("synthetic")) for r in rows], min_count=min_count)
+
+    confidence = probs_cal.max(1)
+    wrong = np.flatnonzero(pred != y)
+    confident_errors = [{"id": rows[i].get("id"), "text": texts[i][:300], "true": labels[y[i]],
+                         "predicted": labels[pred[i]], "confidence": float(confidence[i])}
+                        for i in wrong[np.argsort(-confidence[wrong])][:10]]
+    metrics = classification_metrics(y, pred, labels)
+    return {
+        "task": "classification", "n": len(rows), "labels": labels, "metrics": metrics,
+        "primary": {"name": "accuracy", "value": metrics["accuracy"]},
+        "calibration": {"raw": calibration_metrics(probs, y), "temperature_scaled": calibration_metrics(probs_cal, y),
+                        "temperature": scaler.temperature_, "reliability_raw": reliability_bins(probs, y, 10),
+                        "reliability_scaled": reliability_bins(probs_cal, y, 10)},
+        "conformal": {"alpha": alpha, "fitted_on": "validation", **conformal},
+        "selective": {"curve": _thin(curve), "target": threshold_for_accuracy(curve, target_accuracy)},
+        "comparisons": comparisons, "slices": slices,
+        "errors": {"most_confused": most_confused_pairs(metrics["confusion"], labels),
+                   "most_confident": confident_errors},
+        "predictions": [{"id": r.get("id"), "label": r["label"], "predicted": labels[p], "confidence": float(c)}
+                        for r, p, c in zip(rows, pred, confidence, strict=True)],
+    }
+
+
+def _thin(curve: dict, points: int = 50) -> dict:
+    n = len(curve["coverage"])
+    idx = sorted({min(n - 1, round(i * (n - 1) / (points - 1))) for i in range(points)}) if n else []
+    return {k: [v[i] for i in idx] for k, v in curve.items()}
+
+
+def _zero_shot(manifest: dict, texts: list[str], labels: list[str]) -> np.ndarray:
+    """The untuned base model on the same texts: label likelihood (decoder) or embedding similarity (encoder)."""
+    from ..infer.classify import classify
+
+    base = manifest["base_model"]["reference"]
+    preds = classify(base, texts, labels=labels, dtype="auto")
+    return np.array([labels.index(p.label) for p in preds])
