@@ -87,3 +87,31 @@ def test_report_opens_offline_in_a_real_browser_with_every_image(evaluated, tmp_
     assert float(re.search(r'id="headline-macro-f1">([0-9.]+)<', dom).group(1)) == pytest.approx(
         metrics["macro_f1"], abs=5e-5)
     assert "http://" not in dom.replace("http://www.w3.org", "") and "https://" not in dom  # nothing remote
+
+
+def test_sft_eval_compares_with_the_base_model_on_identical_prompts(tmp_path, tiny_llama_dir):
+    answers = {"compiler": "the compiler translates source code into machine code",
+               "kernel": "a kernel schedules processes and manages memory"}
+    rows = [{"id": f"c{i}", "term": t, "messages": [{"role": "user", "content": f"what does {t} mean in computing"},
+                                                    {"role": "assistant", "content": answers[t]}]}
+            for i, t in enumerate(["compiler", "kernel"] * 24)]
+    (tmp_path / "sft.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    recipe = load_recipe(data={
+        "task": "sft", "output_dir": str(tmp_path / "run"), "model": {"name": str(tiny_llama_dir), "max_length": 64},
+        "data": {"train": str(tmp_path / "sft.jsonl"), "split": {"group_field": None}},
+        "method": {"name": "lora", "r": 4, "dropout": 0.0},
+        "train": {"epochs": 12, "batch_size": 4, "lr": 2e-2, "precision": "fp32"}})
+    train(recipe)
+    assert main(["eval", str(tmp_path / "run"), "--samples", "4"]) == 0
+    metrics = json.loads((tmp_path / "run" / "eval" / "metrics.json").read_text())
+    ppl = metrics["perplexity"]
+    # a random tiny Llama with rank-4 LoRA learns the argmax long before it grows confident
+    assert ppl["tuned"]["perplexity"] < ppl["base"]["perplexity"] - 5
+    assert ppl["tuned"]["token_accuracy"] == 1.0 > ppl["base"]["token_accuracy"]
+    assert ppl["tuned"]["tokens"] == ppl["base"]["tokens"] > 0  # identical supervised tokens
+    answers_m = metrics["answers"]
+    assert answers_m["tuned"]["exact_match"] == 1.0 and answers_m["base"]["exact_match"] == 0.0
+    assert answers_m["tuned"]["term_recall"] == 1.0
+    assert len(metrics["side_by_side"]) == 4 and "forgetting" in metrics
+    html = (tmp_path / "run" / "report.html").read_text()
+    assert f'id="headline-perplexity">{ppl["tuned"]["perplexity"]:.3f}<' in html

@@ -19,6 +19,9 @@ def register(sub) -> None:
                    help="a field to slice by (repeatable; default: condition/source/subject fields present)")
     p.add_argument("--min-slice-count", type=int, default=20, help="slices with fewer rows are flagged as thin")
     p.add_argument("--no-zero-shot", action="store_true", help="skip the zero-shot base-model baseline")
+    p.add_argument("--samples", type=int, default=20, help="sft: prompts answered greedily by base and tuned model")
+    p.add_argument("--glossary", help="sft: a file with one domain term per line (default: the data's `term` field)")
+    p.add_argument("--forbidden", help="sft: a file with one term per line that answers must not use")
     p.add_argument("--json", action="store_true", help="print metrics.json")
     p.set_defaults(func=run_eval)
 
@@ -33,9 +36,21 @@ def run_eval(args) -> int:
 
     metrics = evaluate_run(args.run_dir, args.data, alpha=args.alpha, target_accuracy=args.target_accuracy,
                            slice_fields=args.slice_fields, min_count=args.min_slice_count,
-                           zero_shot=not args.no_zero_shot)
+                           zero_shot=not args.no_zero_shot, samples=args.samples, glossary=_terms(args.glossary),
+                           forbidden=_terms(args.forbidden))
     if args.json:
         print_json(metrics)
+        return 0
+    if metrics["task"] != "classification":
+        ppl = metrics["perplexity"]
+        print(f"response perplexity {ppl['base']['perplexity']:.3f} (base) -> {ppl['tuned']['perplexity']:.3f} "
+              f"(tuned) on {metrics['n']} rows ({metrics['data']})")
+        if "answers" in metrics:
+            print(metrics["answers"]["verdict"]["sentence"])
+        if "forgetting" in metrics:
+            f = metrics["forgetting"]
+            print(f"general-domain perplexity {f['base']['perplexity']:.3f} -> {f['tuned']['perplexity']:.3f}")
+        print(f"report: {args.run_dir}/report.html")
         return 0
     m = metrics["metrics"]
     print(f"accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  on {metrics['n']} rows ({metrics['data']})")
@@ -45,6 +60,14 @@ def run_eval(args) -> int:
                 ["baseline", "accuracy", "delta", "p", "verdict"])
     print(f"report: {args.run_dir}/report.html")
     return 0
+
+
+def _terms(path: str | None) -> list[str] | None:
+    if path is None:
+        return None
+    from pathlib import Path
+
+    return [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
 
 
 def run_report(args) -> int:

@@ -173,3 +173,33 @@ def _provenance(manifest: dict) -> str:
              for s in manifest["data"]["sources"]]
     rows += [{"item": "rows", "value": json.dumps(manifest["data"]["rows"])}]
     return table(rows, ["item", "value"])
+
+
+def render_generation(run_dir: Path, metrics: dict, manifest: dict) -> str:
+    ppl = metrics["perplexity"]
+    base, tuned = ppl["base"]["perplexity"], ppl["tuned"]["perplexity"]
+    head = (f'<p class="headline">{esc(manifest["method"]["name"])} on <b>{esc(manifest["base_model"]["reference"])}'
+            f'</b>, {metrics["n"]} evaluation rows: response perplexity <b id="headline-base-perplexity">{base:.3f}'
+            f'</b> (base) → <b id="headline-perplexity">{tuned:.3f}</b> (tuned).</p>')
+    sections = [("Headline", head), ("Training", loss_curves(run_dir) + _training_table(manifest)),
+                ("Perplexity", table([{"model": k, **{n: round(v, 4) for n, v in ppl[k].items()}}
+                                      for k in ("base", "tuned")], ["model", "loss", "perplexity", "token_accuracy",
+                                                                    "tokens"]))]
+    if "answers" in metrics:
+        a = metrics["answers"]
+        keys = ["exact_match", "token_f1", "rouge_l", "term_recall", "term_precision", "forbidden_rate", "n"]
+        rows = [{"model": k, **{n: (round(a[k][n], 4) if isinstance(a[k][n], float) else a[k][n]) for n in keys}}
+                for k in ("base", "tuned")]
+        sections.append(("Answers (greedy decoding)", f"<p>{esc(a['verdict']['sentence'])}</p>"
+                         + table(rows, ["model", *keys])))
+        sections.append(("Side by side", table(metrics["side_by_side"], ["prompt", "reference", "base", "tuned"],
+                                               limit=20)))
+    if "forgetting" in metrics:
+        f = metrics["forgetting"]
+        rows = [{"model": k, "perplexity": round(f[k]["perplexity"], 3)} for k in ("base", "tuned")]
+        change = f["tuned"]["perplexity"] / f["base"]["perplexity"] - 1
+        sections.append(("Forgetting", f"<p>Perplexity on {esc(f['text'])} ({f['n']} texts) changed by "
+                         f"{100 * change:+.1f}% after tuning.</p>" + table(rows, ["model", "perplexity"])))
+    sections.append(("Provenance", _provenance(manifest)))
+    return page(f"nichetune report: {run_dir.name}", sections,
+                subtitle=f"run {run_dir}").replace("</body>", _IMAGE_CHECK + "</body>")
