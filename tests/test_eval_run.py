@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import random
 import re
 import shutil
 import subprocess
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -15,23 +15,15 @@ from sklearn.metrics import accuracy_score, f1_score
 from nichetune.cli import main
 from nichetune.config.recipe import load_recipe
 from nichetune.train.run import train
-
-POS = "the drug helped my pain with no side effects".split()
-NEG = "terrible nausea and headaches so i stopped".split()
+from tiny_data import chat_rows, review_rows, write_jsonl
 
 
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory, tiny_bert_dir) -> Path:
     root = tmp_path_factory.mktemp("eval-run")
-    rng = random.Random(1)
-    rows = []
-    for i in range(240):
-        label = "positive" if i % 2 else "negative"
-        # noisy words so the model is not perfect and calibration has something to measure
-        words = rng.sample(POS if label == "positive" else NEG, 2) + rng.sample(POS + NEG, 4)
-        rows.append({"id": f"r{i}", "text": " ".join(words), "label": label,
-                     "condition": rng.choice(["pain", "pain", "migraine", "rare"])})
-    (root / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    # noisy words so the model is not perfect and calibration has something to measure
+    write_jsonl(root / "d.jsonl", review_rows(240, seed=1, own=2, noise=4,
+                                              choices={"condition": ["pain", "pain", "migraine", "rare"]}))
     recipe = load_recipe(data={
         "task": "classification", "output_dir": str(root / "run"), "model": {"name": str(tiny_bert_dir)},
         "data": {"train": str(root / "d.jsonl"), "split": {"ratios": [0.5, 0.25, 0.25]}},
@@ -51,7 +43,7 @@ def test_eval_metrics_match_scikit_learn_on_the_written_predictions(evaluated):
     names = [c["baseline"] for c in metrics["comparisons"]]
     assert names == ["majority class", "TF-IDF + logistic regression", "zero-shot base model"]
     train_labels = [json.loads(line)["label"] for line in open(evaluated / "data" / "train.jsonl")]
-    majority = max(set(train_labels), key=train_labels.count)
+    majority = Counter(train_labels).most_common(1)[0][0]  # ties: the first seen, every run
     assert metrics["comparisons"][0]["baseline_accuracy"] == pytest.approx(sum(v == majority for v in y) / len(y))
     for method in ("lac", "aps"):
         c = metrics["conformal"][method]
@@ -90,12 +82,7 @@ def test_report_opens_offline_in_a_real_browser_with_every_image(evaluated, tmp_
 
 
 def test_sft_eval_compares_with_the_base_model_on_identical_prompts(tmp_path, tiny_llama_dir):
-    answers = {"compiler": "the compiler translates source code into machine code",
-               "kernel": "a kernel schedules processes and manages memory"}
-    rows = [{"id": f"c{i}", "term": t, "messages": [{"role": "user", "content": f"what does {t} mean in computing"},
-                                                    {"role": "assistant", "content": answers[t]}]}
-            for i, t in enumerate(["compiler", "kernel"] * 24)]
-    (tmp_path / "sft.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_jsonl(tmp_path / "sft.jsonl", chat_rows(48))
     recipe = load_recipe(data={
         "task": "sft", "output_dir": str(tmp_path / "run"), "model": {"name": str(tiny_llama_dir), "max_length": 64},
         "data": {"train": str(tmp_path / "sft.jsonl"), "split": {"group_field": None}},

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import subprocess
 import sys
 from pathlib import Path
@@ -21,34 +20,14 @@ from nichetune.hashing import sha256_file
 from nichetune.train.run import train
 from nichetune.train.run_dir import load_run
 from nichetune.train.tracking import read_metrics
-
-POS = "the drug helped my pain with no side effects".split()
-NEG = "terrible nausea and headaches so i stopped".split()
-ANSWERS = {"compiler": "the compiler translates source code into machine code",
-           "kernel": "a kernel schedules processes and manages memory"}
-
-
-def _write(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
+from tiny_data import chat_rows, review_rows, write_jsonl
 
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("train-data")
-    rng = random.Random(0)
-    rows = []
-    for i in range(120):
-        label = "positive" if i % 2 else "negative"
-        words = rng.sample(POS if label == "positive" else NEG, 4) + rng.sample(POS + NEG, 2)
-        rows.append({"id": f"r{i}", "text": " ".join(words), "label": label})
-    _write(root / "cls.jsonl", rows)
-    chats = []
-    for i in range(48):
-        term = "compiler" if i % 2 else "kernel"
-        chats.append({"id": f"c{i}", "messages": [{"role": "user", "content": f"what does {term} mean in computing"},
-                                                  {"role": "assistant", "content": ANSWERS[term]}]})
-    _write(root / "sft.jsonl", chats)
+    write_jsonl(root / "cls.jsonl", review_rows(120, seed=0, own=4, noise=2))
+    write_jsonl(root / "sft.jsonl", chat_rows(48))
     return root
 
 

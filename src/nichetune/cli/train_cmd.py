@@ -44,8 +44,8 @@ def run_train(args) -> int:
     from ..train.run_dir import recipe_text
 
     recipe = load_recipe(args.recipe, args.overrides)
-    check_recipe(recipe)
-    if args.check:
+    if args.check:  # train() runs the same checks before any work
+        check_recipe(recipe)
         print(recipe_text(recipe), end="")
         return 0
     manifest = train(recipe, fresh=args.fresh)

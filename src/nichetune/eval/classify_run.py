@@ -8,6 +8,7 @@ comparison uses identical inputs.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -101,7 +102,7 @@ def evaluate_classification(run_dir: Path, rows: list[dict], *, alpha: float = 0
         conformal[method] = {**set_metrics(cp.predict_sets(probs_cal), y), "qhat": cp.qhat_}
     curve = selective_curve(probs_cal, y)
 
-    majority_label = max(set(r["label"] for r in train_rows), key=[r["label"] for r in train_rows].count)
+    majority_label = Counter(r["label"] for r in train_rows).most_common(1)[0][0]
     baselines = {"majority class": np.full(len(y), label2id[majority_label]),
                  "TF-IDF + logistic regression": tfidf_baseline(train_rows, texts, label2id)}
     if zero_shot:

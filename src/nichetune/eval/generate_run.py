@@ -24,15 +24,12 @@ def _perplexity(model, tokenizer, task, rows: list[dict], max_length: int, dtype
 
 
 def _answers(model, tokenizer, rows: list[dict], max_new_tokens: int) -> list[str]:
-    from ..infer.generate import chat_input_ids
-
     out = []
     with torch.inference_mode():
-        for row in rows:
+        for row in rows:  # sft runs always have a chat template (encoding checks it)
             prompt = [m for m in row["messages"] if m["role"] != "assistant"]
             ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, return_tensors="pt",
-                                                return_dict=True)["input_ids"] if len(prompt) > 1 else \
-                chat_input_ids(tokenizer, prompt[-1]["content"], None)
+                                                return_dict=True)["input_ids"]
             gen = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
                                  do_sample=False, top_p=None, top_k=None, pad_token_id=tokenizer.pad_token_id)
             out.append(tokenizer.decode(gen[0, ids.shape[1] :], skip_special_tokens=True).strip())

@@ -10,6 +10,15 @@ import torch
 from .encode import IGNORE, Example
 
 
+def item_examples(item: Example | list[Example]) -> list[Example]:
+    """A batch item is one example, or a packed row of several."""
+    return item if isinstance(item, list) else [item]
+
+
+def item_tokens(item: Example | list[Example]) -> int:
+    return sum(len(e.input_ids) for e in item_examples(item))
+
+
 def length_grouped_order(lengths: list[int], batch_size: int, seed: int, *, group: bool) -> list[int]:
     """A shuffled order in which each batch holds similar lengths (less padding), batches shuffled.
 
@@ -46,7 +55,7 @@ def pack(examples: list[Example], max_length: int) -> list[list[Example]]:
 def collate_causal(items: list[list[Example]] | list[Example], pad_id: int) -> dict[str, torch.Tensor]:
     """Pad to the longest row. Packed rows (lists of examples) get restarting position ids and no
     attention mask, so transformers builds a block-diagonal causal mask: no example sees another."""
-    rows = [it if isinstance(it, list) else [it] for it in items]
+    rows = [item_examples(it) for it in items]
     packed = isinstance(items[0], list)
     width = max(sum(len(e.input_ids) for e in r) for r in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
@@ -84,7 +93,6 @@ def collate_classification(items: list[Example], pad_id: int) -> dict[str, torch
 
 
 def batches(examples: list, batch_size: int, seed: int, *, group_by_length: bool) -> Iterator[list]:
-    lengths = [sum(len(e.input_ids) for e in x) if isinstance(x, list) else len(x.input_ids) for x in examples]
-    order = length_grouped_order(lengths, batch_size, seed, group=group_by_length)
+    order = length_grouped_order([item_tokens(x) for x in examples], batch_size, seed, group=group_by_length)
     for start in range(0, len(order), batch_size):
         yield [examples[i] for i in order[start : start + batch_size]]

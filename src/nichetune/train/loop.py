@@ -24,7 +24,7 @@ import torch
 from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
-from .batching import batches
+from .batching import batches, item_tokens
 from .checkpoint import PREFIX, latest_checkpoint, load_checkpoint, load_weights, save_checkpoint, trainable_weights
 from .distributed import Dist, all_reduce_sum, average_gradients, barrier, broadcast_flag
 from .loss import step_scale
@@ -83,7 +83,7 @@ def evaluate(model, task, items: list, *, batch_size: int, pad_id: int, ctx: Dis
     """Validation metrics, reduced batch by batch (no logits kept) and summed across processes."""
     was_training = model.training
     model.eval()
-    mine = sorted(items[ctx.rank :: ctx.world], key=lambda it: -_n_tokens(it))
+    mine = sorted(items[ctx.rank :: ctx.world], key=lambda it: -item_tokens(it))
     sums = None
     with torch.no_grad(), autocast_for(dtype, ctx.device):
         for start in range(0, len(mine), batch_size):
@@ -94,10 +94,6 @@ def evaluate(model, task, items: list, *, batch_size: int, pad_id: int, ctx: Dis
     sums = all_reduce_sum(sums.to(ctx.device) if ctx.device.startswith("cuda") else sums, ctx).cpu()
     model.train(was_training)
     return task.metrics(sums)
-
-
-def _n_tokens(item) -> int:
-    return sum(len(e.input_ids) for e in (item if isinstance(item, list) else [item]))
 
 
 def _kill_if_asked(step: int) -> None:
@@ -193,7 +189,7 @@ def fit(model, task, train_items: list, val_items: list, spec: FitSpec) -> FitRe
         for group in optimizer.param_groups:
             group["lr"] = group["initial_lr"] * factor
         loss_sum = 0.0
-        step_inputs = sum(_n_tokens(it) for mb in micro for it in mb)
+        step_inputs = sum(item_tokens(it) for mb in micro for it in mb)
         for mb in micro[ctx.rank :: ctx.world]:
             batch = _to(task.collate(mb, spec.pad_id), ctx.device)
             with autocast_for(spec.dtype, ctx.device):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from ..models.loading import load_tokenizer
-from ..models.resolve import ResolvedModel, resolve_model
+from ..models.resolve import ResolvedModel
 
 
 def load_base(resolved: ResolvedModel, task: str, labels: list[str] | None, *, dropout: float | None = None,
@@ -35,10 +35,6 @@ def load_base(resolved: ResolvedModel, task: str, labels: list[str] | None, *, d
     if getattr(model, "hf_quantizer", None) is not None:  # a GGUF-loaded model must be dequantised to train
         model.hf_quantizer.remove_quantization_config(model)
     return model
-
-
-def resolve_for_training(name: str, *, allow_pickle: bool = False, trust_remote_code: bool = False) -> ResolvedModel:
-    return resolve_model(name, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
 
 
 def cast_frozen(model: nn.Module, dtype) -> int:

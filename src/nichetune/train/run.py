@@ -14,10 +14,11 @@ from ..atomic import atomic_write_text
 from ..errors import NichetuneError
 from ..hardware import pick_device, pick_dtype
 from ..methods.registry import METHODS, apply_method
+from ..models.resolve import resolve_model
 from .data import load_splits, write_splits
 from .distributed import barrier, init_from_env, shutdown
 from .loop import FitSpec, evaluate, fit
-from .model_setup import cast_frozen, load_base, resolve_for_training
+from .model_setup import cast_frozen, load_base
 from .run_dir import RECIPE, check_output_dir, recipe_text, save_final, write_run_manifest
 from .tasks import build_task
 from .tracking import Tracker
@@ -91,7 +92,7 @@ def _train(recipe, run_dir: Path, ctx, fresh: bool) -> dict:
     splits = load_splits(recipe, run_dir / "data")
     if ctx.main:
         write_splits(splits, recipe, run_dir / "data")
-    resolved = resolve_for_training(recipe.model.name, allow_pickle=recipe.model.allow_pickle,
+    resolved = resolve_model(recipe.model.name, allow_pickle=recipe.model.allow_pickle,
                                     trust_remote_code=recipe.model.trust_remote_code)
     from ..models.loading import load_tokenizer
 

@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from .batching import collate_causal, collate_classification, pack
+from .batching import collate_causal, collate_classification, item_examples, pack
 from .encode import IGNORE, Example, check_eos, encode_classification, encode_completion, encode_sft
 from .loss import classification_loss_sum, inverse_frequency_weights, token_loss_sum
 
@@ -112,7 +112,7 @@ class CausalTask:
 
     def units(self, item: Item) -> float:
         # targets are labels[1:] of each example: its first token is never predicted
-        return float(sum(sum(1 for t in e.labels[1:] if t != IGNORE) for e in _examples(item)))
+        return float(sum(sum(1 for t in e.labels[1:] if t != IGNORE) for e in item_examples(item)))
 
     def collate(self, items: list[Item], pad_id: int) -> dict[str, torch.Tensor]:
         return collate_causal(items, pad_id)
@@ -155,10 +155,6 @@ class CausalTask:
         loss = nll / max(tokens, 1.0)
         return {"loss": loss, "perplexity": math.exp(min(loss, 50.0)), "token_accuracy": correct / max(tokens, 1.0),
                 "tokens": tokens}
-
-
-def _examples(item: Item) -> list[Example]:
-    return item if isinstance(item, list) else [item]
 
 
 def build_task(task: str, labels: list[str] | None, train_cfg, *, virtual_tokens: bool = False
