@@ -19,7 +19,7 @@ from tiny_data import chat_rows, review_rows, write_jsonl
 
 
 @pytest.fixture(scope="module")
-def evaluated(tmp_path_factory, tiny_bert_dir) -> Path:
+def evaluated(tmp_path_factory, tiny_bert_dir, tiny_llama_dir) -> Path:
     root = tmp_path_factory.mktemp("eval-run")
     # noisy words so the model is not perfect and calibration has something to measure
     write_jsonl(root / "d.jsonl", review_rows(240, seed=1, own=2, noise=4,
@@ -27,9 +27,11 @@ def evaluated(tmp_path_factory, tiny_bert_dir) -> Path:
     recipe = load_recipe(data={
         "task": "classification", "output_dir": str(root / "run"), "model": {"name": str(tiny_bert_dir)},
         "data": {"train": str(root / "d.jsonl"), "split": {"ratios": [0.5, 0.25, 0.25]}},
-        "method": {"name": "full"}, "train": {"epochs": 3, "batch_size": 8, "lr": 3e-3, "precision": "fp32"}})
+        "method": {"name": "lora", "r": 4, "target_modules": ["query", "value", "dense"]},
+        "train": {"epochs": 4, "batch_size": 8, "lr": 2e-2, "precision": "fp32"}})
     train(recipe)
-    assert main(["eval", str(root / "run"), "--min-slice-count", "10"]) == 0
+    assert main(["eval", str(root / "run"), "--min-slice-count", "10", "--prompt-model", str(tiny_llama_dir),
+                 "--latency-requests", "5"]) == 0
     return root / "run"
 
 
@@ -41,7 +43,9 @@ def test_eval_metrics_match_scikit_learn_on_the_written_predictions(evaluated):
     assert metrics["metrics"]["accuracy"] == pytest.approx(accuracy_score(y, p))
     assert metrics["metrics"]["macro_f1"] == pytest.approx(f1_score(y, p, average="macro"))
     names = [c["baseline"] for c in metrics["comparisons"]]
-    assert names == ["majority class", "TF-IDF + logistic regression", "zero-shot base model"]
+    prompt_model = names[-1].removeprefix("2-shot ")
+    assert names == ["majority class", "TF-IDF + logistic regression", "zero-shot base model",
+                     f"zero-shot {prompt_model}", f"2-shot {prompt_model}"]
     train_labels = [json.loads(line)["label"] for line in open(evaluated / "data" / "train.jsonl")]
     majority = Counter(train_labels).most_common(1)[0][0]  # ties: the first seen, every run
     assert metrics["comparisons"][0]["baseline_accuracy"] == pytest.approx(sum(v == majority for v in y) / len(y))
@@ -55,6 +59,129 @@ def test_eval_metrics_match_scikit_learn_on_the_written_predictions(evaluated):
     row = next(r for r in cond["slices"] if r["slice"] == "pain")
     assert row["accuracy"] == pytest.approx(accuracy_score([y[i] for i in pain], [p[i] for i in pain]))
     assert metrics["calibration"]["temperature"] > 0
+
+
+def test_few_shot_baseline_prompts_the_instruct_model_with_one_training_example_per_label(evaluated):
+    from nichetune.eval.classify_run import pick_shots
+    from nichetune.infer.classify import classify
+
+    metrics = json.loads((evaluated / "eval" / "metrics.json").read_text())
+    train_rows = [json.loads(line) for line in open(evaluated / "data" / "train.jsonl")]
+    test_rows = [json.loads(line) for line in open(evaluated / "data" / "test.jsonl")]
+    shots = pick_shots(train_rows, ["negative", "positive"], 1, seed=0)
+    assert [label for _, label in shots] == ["negative", "positive"]
+    assert all(any(r["text"] == text and r["label"] == label for r in train_rows) for text, label in shots)
+    few = metrics["comparisons"][-1]
+    preds = classify(few["baseline"].removeprefix("2-shot "), [r["text"] for r in test_rows],
+                     labels=["negative", "positive"], shots=shots, dtype="auto")
+    assert preds[0].method == "label likelihood, 2-shot, calibrated"
+    expected = sum(p.label == r["label"] for p, r in zip(preds, test_rows, strict=True)) / len(test_rows)
+    assert few["baseline_accuracy"] == pytest.approx(expected)
+
+
+def test_pick_shots_prefers_short_examples_and_interleaves_labels():
+    from nichetune.eval.classify_run import SHOT_WORDS, pick_shots
+
+    rows = [{"text": "w " * 200, "label": "a"}] + [{"text": f"a{i}", "label": "a"} for i in range(5)] + [
+        {"text": f"b{i}", "label": "b"} for i in range(5)]
+    shots = pick_shots(rows, ["a", "b"], 2, seed=3)
+    assert [label for _, label in shots] == ["a", "b", "a", "b"]
+    assert all(len(t.split()) <= SHOT_WORDS for t, _ in shots) and shots == pick_shots(rows, ["a", "b"], 2, seed=3)
+    assert len({t for t, _ in shots}) == 4
+
+
+def test_latency_covers_every_serving_variant_with_consistent_quality_and_sizes(evaluated):
+    metrics = json.loads((evaluated / "eval" / "metrics.json").read_text())
+    by = {r["variant"]: r for r in metrics["latency"]}
+    assert list(by) == ["base", "tuned", "merged", "merged-bf16", "int8-dynamic"]
+    assert not [r for r in by.values() if "error" in r]
+    for r in by.values():
+        assert 0 < r["p50_ms"] <= r["p95_ms"] <= r["p99_ms"] and r["requests"] == 5 and r["throughput"] > 0
+        assert r["peak_rss_mb"] > r["memory_mb"] >= 0
+    # merging changes nothing the classifier decides; the accuracy is the run's own on the same rows
+    assert by["merged"]["quality"]["accuracy"] == by["tuned"]["quality"]["accuracy"] == pytest.approx(
+        metrics["metrics"]["accuracy"])
+    assert by["merged-bf16"]["disk_mb"] < 0.6 * by["merged"]["disk_mb"]
+    assert by["tuned"]["disk_mb"] > by["base"]["disk_mb"] and by["base"]["quality"] is None
+
+
+def test_compare_with_base_and_with_itself(evaluated, capsys):
+    metrics = json.loads((evaluated / "eval" / "metrics.json").read_text())
+    assert main(["compare", str(evaluated), "base"]) == 0
+    out = json.loads((evaluated / "eval" / "compare-base-model.json").read_text())
+    zero = next(c for c in metrics["comparisons"] if c["baseline"] == "zero-shot base model")
+    assert out["metrics"]["accuracy"]["delta"] == pytest.approx(zero["bootstrap"]["delta"])
+    assert out["mcnemar"]["p_value"] == pytest.approx(zero["mcnemar"]["p_value"])
+    assert out["n"] == metrics["n"] and out["sentence"] in capsys.readouterr().out
+    assert main(["compare", str(evaluated), str(evaluated), "--json"]) == 0
+    same = json.loads(capsys.readouterr().out)
+    assert same["agreement"] == 1.0 and same["metrics"]["accuracy"]["delta"] == 0.0
+    assert same["verdict"] == "not significantly different" and same["examples"] == []
+    html = (evaluated / "report.html").read_text()
+    assert out["sentence"].replace("'", "&#x27;") in html  # the report shows every comparison made
+
+
+def test_review_round_trip_gives_expert_accuracy_and_agreement(evaluated, tmp_path):
+    import csv
+
+    from sklearn.metrics import cohen_kappa_score
+
+    assert main(["review", "export", str(evaluated), "--n", "30", "--out", str(tmp_path / "r.csv")]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "r.csv")))
+    assert len(rows) == 30 and len({r["id"] for r in rows}) == 30
+    assert {r["confidence_band"] for r in rows} == {"low", "mid", "high"}
+    assert {r["slice"] for r in rows} == {"pain", "migraine", "rare"}  # every condition, even the thin one
+    assert all(r["grade_1"] == r["grade_2"] == "" for r in rows)
+    g1 = [1 if i % 3 else 0 for i in range(30)]
+    g2 = [1 if i % 4 else 0 for i in range(30)]
+    for r, a, b in zip(rows, g1, g2, strict=True):
+        r["grade_1"], r["grade_2"] = ("yes" if a else "no"), str(b)
+    rows[-1]["grade_2"] = ""  # one item graded by one expert only
+    with open(tmp_path / "graded.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    assert main(["review", "import", str(tmp_path / "graded.csv")]) == 0
+    review = json.loads((evaluated / "eval" / "review.json").read_text())
+    assert review["graders"]["grade_1"]["accuracy"] == pytest.approx(sum(g1) / 30)
+    assert review["graders"]["grade_2"]["graded"] == 29
+    assert review["graders"]["grade_2"]["accuracy"] == pytest.approx(sum(g2[:29]) / 29)
+    assert review["agreement"]["cohen_kappa"] == pytest.approx(cohen_kappa_score(g1[:29], g2[:29]), abs=1e-4)
+    assert "Expert review" in (evaluated / "report.html").read_text()
+
+    rows[3]["grade_1"] = "maybe"
+    with open(tmp_path / "bad.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    from nichetune.errors import DataValidationError
+    from nichetune.eval.review import import_review
+
+    with pytest.raises(DataValidationError, match=r"bad.csv, line 5, field grade_1"):
+        import_review(tmp_path / "bad.csv")
+
+
+def test_allocation_is_proportional_and_keeps_every_stratum():
+    from nichetune.eval.review import allocate, wilson
+
+    assert allocate({"a": 50, "b": 30, "c": 2}, 10) == {"a": 6, "b": 3, "c": 1}
+    assert allocate({"a": 5, "b": 5}, 100) == {"a": 5, "b": 5}
+    assert sum(allocate({i: 1 for i in range(7)}, 3).values()) == 3
+    lo, hi = wilson(8, 10)  # textbook value: 0.490 to 0.943
+    assert (round(lo, 3), round(hi, 3)) == (0.490, 0.943)
+
+
+def test_report_shows_the_audit_of_the_run_splits(evaluated):
+    metrics = json.loads((evaluated / "eval" / "metrics.json").read_text())
+    train_rows = (evaluated / "data" / "train.jsonl").read_text().splitlines()
+    audit = metrics["audit"]
+    assert audit["train_rows"] == len(train_rows)
+    assert audit["splits"]["test.jsonl"]["rows"] == metrics["n"]
+    # the tiny reviews reuse a 16-word vocabulary, so exact duplicates across splits are certain
+    test_texts = {json.loads(line)["text"] for line in open(evaluated / "data" / "test.jsonl")}
+    exact = sum(json.loads(line)["text"] in test_texts for line in train_rows)
+    assert (audit["leakage"]["test.jsonl"]["exact"] > 0) == (exact > 0)
+    assert "Data audit" in (evaluated / "report.html").read_text()
 
 
 def test_report_rerenders_identically(evaluated):

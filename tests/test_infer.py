@@ -5,7 +5,7 @@ from nichetune.errors import NichetuneError
 from nichetune.hardware import pick_dtype
 from nichetune.infer.classify import SIMILARITY_TEMPERATURE, classify, mean_pool
 from nichetune.infer.generate import chat_input_ids, generate
-from nichetune.infer.label_scoring import label_log_likelihoods, label_prompt_ids
+from nichetune.infer.label_scoring import LabelScorer, label_log_likelihoods
 from nichetune.models.loading import load_causal_lm, load_encoder
 
 
@@ -58,7 +58,9 @@ def test_label_likelihood_matches_one_forward_pass_per_label(tiny_llama_dir):
     model, tok = load_causal_lm(tiny_llama_dir, dtype="fp32")
     labels = ["positive", "negative", "neutral source"]
     got = label_log_likelihoods(model, tok, "the drug helped", labels)
-    prompt = label_prompt_ids(tok, "the drug helped", labels)
+    prompt = LabelScorer(None, tok, labels).prompt_ids("the drug helped")
+    assert prompt == tok.apply_chat_template([{"role": "user", "content": LabelScorer(None, tok, labels).instruction
+                                               + "\n\nText: the drug helped"}], add_generation_prompt=True)["input_ids"]
     for label, score in zip(labels, got, strict=True):
         cont = tok(label, add_special_tokens=False).input_ids
         ids = torch.tensor([prompt + cont])
@@ -66,6 +68,27 @@ def test_label_likelihood_matches_one_forward_pass_per_label(tiny_llama_dir):
             logp = torch.log_softmax(model(ids).logits[0], -1)
         expected = sum(float(logp[len(prompt) - 1 + j, t]) for j, t in enumerate(cont))
         assert score == pytest.approx(expected, abs=1e-4)
+
+
+@pytest.mark.parametrize("chat", [True, False])
+def test_few_shot_scores_on_the_cached_prefix_equal_full_forward_passes(tiny_llama_dir, chat):
+    model, tok = load_causal_lm(tiny_llama_dir, dtype="fp32")
+    if not chat:
+        tok.chat_template = None
+    labels = ["positive", "negative", "neutral source"]
+    shots = [("great relief from pain", "positive"), ("awful nausea all week", "negative")]
+    scorer = LabelScorer(model, tok, labels, shots=shots)
+    prompt = scorer.prompt_ids("the drug helped")
+    assert prompt[: len(scorer.prefix_ids)] == scorer.prefix_ids and len(scorer.prefix_ids) > 10
+    assert tok.decode(prompt).count("nausea") == 1
+    for _ in range(2):  # the second call reuses the cached prefix, which must stay unmodified
+        got = scorer.scores("the drug helped")
+        for label, score, cont in zip(labels, got, scorer.continuations, strict=True):
+            ids = torch.tensor([prompt + cont])
+            with torch.no_grad():
+                logp = torch.log_softmax(model(ids).logits[0], -1)
+            expected = sum(float(logp[len(prompt) - 1 + j, t]) for j, t in enumerate(cont))
+            assert score == pytest.approx(expected, abs=1e-4), label
 
 
 def test_zero_shot_with_a_causal_lm_removes_the_label_prior(tiny_llama_dir):

@@ -18,7 +18,14 @@ def register(sub) -> None:
     p.add_argument("--slice-field", action="append", dest="slice_fields",
                    help="a field to slice by (repeatable; default: condition/source/subject fields present)")
     p.add_argument("--min-slice-count", type=int, default=20, help="slices with fewer rows are flagged as thin")
-    p.add_argument("--no-zero-shot", action="store_true", help="skip the zero-shot base-model baseline")
+    p.add_argument("--no-zero-shot", action="store_true", help="skip the zero- and few-shot prompting baselines")
+    p.add_argument("--shots-per-label", type=int, default=1,
+                   help="classification: in-context examples per label for the k-shot baseline (0: none)")
+    p.add_argument("--prompt-model", help="classification: the instruct LM prompted for the zero/k-shot baselines "
+                   "(default: the run's base if it is a causal LM, else smollm2-135m-instruct)")
+    p.add_argument("--no-latency", action="store_true", help="skip latency and footprint of the serving variants")
+    p.add_argument("--latency-requests", type=int, default=20, help="single requests timed per variant")
+    p.add_argument("--no-audit", action="store_true", help="skip the data audit of the run's splits")
     p.add_argument("--samples", type=int, default=20, help="sft: prompts answered greedily by base and tuned model")
     p.add_argument("--glossary", help="sft: a file with one domain term per line (default: the data's `term` field)")
     p.add_argument("--forbidden", help="sft: a file with one term per line that answers must not use")
@@ -36,8 +43,10 @@ def run_eval(args) -> int:
 
     metrics = evaluate_run(args.run_dir, args.data, alpha=args.alpha, target_accuracy=args.target_accuracy,
                            slice_fields=args.slice_fields, min_count=args.min_slice_count,
-                           zero_shot=not args.no_zero_shot, samples=args.samples, glossary=_terms(args.glossary),
-                           forbidden=_terms(args.forbidden))
+                           zero_shot=not args.no_zero_shot, shots_per_label=args.shots_per_label,
+                           prompt_model=args.prompt_model, samples=args.samples, glossary=_terms(args.glossary),
+                           forbidden=_terms(args.forbidden), latency=not args.no_latency,
+                           latency_requests=args.latency_requests, audit=not args.no_audit)
     if args.json:
         print_json(metrics)
         return 0
@@ -50,6 +59,7 @@ def run_eval(args) -> int:
         if "forgetting" in metrics:
             f = metrics["forgetting"]
             print(f"general-domain perplexity {f['base']['perplexity']:.3f} -> {f['tuned']['perplexity']:.3f}")
+        _latency(metrics)
         print(f"report: {args.run_dir}/report.html")
         return 0
     m = metrics["metrics"]
@@ -58,8 +68,17 @@ def run_eval(args) -> int:
                   "delta": round(c["bootstrap"]["delta"], 4), "p": f"{c['mcnemar']['p_value']:.3g}",
                   "verdict": c["verdict"]} for c in metrics["comparisons"]],
                 ["baseline", "accuracy", "delta", "p", "verdict"])
+    _latency(metrics)
     print(f"report: {args.run_dir}/report.html")
     return 0
+
+
+def _latency(metrics: dict) -> None:
+    rows = [{"variant": r["variant"], "p50 ms": round(r["p50_ms"], 1), "p95 ms": round(r["p95_ms"], 1),
+             "disk MB": round(r["disk_mb"], 1), "quality": next(iter((r["quality"] or {"-": ""}).items()))}
+            for r in metrics.get("latency", []) if "error" not in r]
+    if rows:
+        print_table(rows, ["variant", "p50 ms", "p95 ms", "disk MB", "quality"])
 
 
 def _terms(path: str | None) -> list[str] | None:

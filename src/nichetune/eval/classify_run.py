@@ -66,7 +66,8 @@ def _slice_fields(rows: list[dict], requested: list[str] | None) -> list[str]:
 
 
 def evaluate_classification(run_dir: Path, rows: list[dict], *, alpha: float = 0.1, target_accuracy: float = 0.9,
-                            slice_fields: list[str] | None = None, min_count: int = 20, zero_shot: bool = True) -> dict:
+                            slice_fields: list[str] | None = None, min_count: int = 20, zero_shot: bool = True,
+                            shots_per_label: int = 1, prompt_model: str | None = None) -> dict:
     """Everything the report shows for a classifier, as plain numbers (see the module doc)."""
     from ..train.run_dir import load_run
 
@@ -106,7 +107,10 @@ def evaluate_classification(run_dir: Path, rows: list[dict], *, alpha: float = 0
     baselines = {"majority class": np.full(len(y), label2id[majority_label]),
                  "TF-IDF + logistic regression": tfidf_baseline(train_rows, texts, label2id)}
     if zero_shot:
-        baselines["zero-shot base model"] = _zero_shot(manifest, texts, labels)
+        baselines["zero-shot base model"] = _zero_shot(manifest["base_model"]["reference"], texts, labels)
+        if shots_per_label:
+            baselines.update(_prompted(manifest, prompt_model, train_rows, texts, labels, shots_per_label,
+                                       recipe.seed))
     comparisons = [_compare(name, y, base_pred, pred, macro_f1) for name, base_pred in baselines.items()]
 
     fields = _slice_fields(rows, slice_fields)
@@ -134,7 +138,8 @@ def evaluate_classification(run_dir: Path, rows: list[dict], *, alpha: float = 0
         "comparisons": comparisons, "slices": slices,
         "errors": {"most_confused": most_confused_pairs(metrics["confusion"], labels),
                    "most_confident": confident_errors},
-        "predictions": [{"id": r.get("id"), "label": r["label"], "predicted": labels[p], "confidence": float(c)}
+        "predictions": [{"id": r.get("id"), "label": r["label"], "predicted": labels[p], "confidence": float(c),
+                         "text": r["text"], "slices": {f: r.get(f) for f in fields}}
                         for r, p, c in zip(rows, pred, confidence, strict=True)],
     }
 
@@ -145,10 +150,39 @@ def _thin(curve: dict, points: int = 50) -> dict:
     return {k: [v[i] for i in idx] for k, v in curve.items()}
 
 
-def _zero_shot(manifest: dict, texts: list[str], labels: list[str]) -> np.ndarray:
-    """The untuned base model on the same texts: label likelihood (decoder) or embedding similarity (encoder)."""
+def _zero_shot(model: str, texts: list[str], labels: list[str], shots=()) -> np.ndarray:
+    """A base model on the same texts: label likelihood (decoder) or embedding similarity (encoder)."""
     from ..infer.classify import classify
 
-    base = manifest["base_model"]["reference"]
-    preds = classify(base, texts, labels=labels, dtype="auto")
+    preds = classify(model, texts, labels=labels, dtype="auto", shots=shots)
     return np.array([labels.index(p.label) for p in preds])
+
+
+# The instruct model that prompting baselines use when the run's base is an encoder (encoders
+# cannot follow in-context examples).
+PROMPT_MODEL = "smollm2-135m-instruct"
+SHOT_WORDS = 60  # examples are cut to this many words so that k-shot prompts stay short
+
+
+def pick_shots(train_rows: list[dict], labels: list[str], per_label: int, seed: int) -> list[tuple[str, str]]:
+    """``per_label`` training examples of every label, short ones preferred, interleaved by label."""
+    rng = np.random.default_rng(seed)
+    by_label = []
+    for label in labels:
+        pool = [r["text"] for r in train_rows if r["label"] == label]
+        short = [t for t in pool if len(t.split()) <= SHOT_WORDS] or pool
+        picked = rng.choice(len(short), size=min(per_label, len(short)), replace=False)
+        by_label.append([(" ".join(short[i].split()[:SHOT_WORDS]), label) for i in sorted(picked)])
+    return [shot for group in zip(*by_label, strict=False) for shot in group]
+
+
+def _prompted(manifest: dict, prompt_model: str | None, train_rows, texts, labels, per_label: int, seed: int) -> dict:
+    """Zero- and k-shot prompting of an instruct LM, each label scored by its likelihood."""
+    from ..models.resolve import resolve_model
+
+    base = manifest["base_model"]["reference"]
+    model = prompt_model or (base if resolve_model(base).is_causal_lm else PROMPT_MODEL)
+    shots = pick_shots(train_rows, labels, per_label, seed)
+    out = {} if model == base else {f"zero-shot {model}": _zero_shot(model, texts, labels)}
+    out[f"{len(shots)}-shot {model}"] = _zero_shot(model, texts, labels, shots)
+    return out

@@ -15,7 +15,7 @@ from .generation import generation_metrics, rouge_l, term_metrics
 from .significance import paired_bootstrap, verdict
 
 
-def _perplexity(model, tokenizer, task, rows: list[dict], max_length: int, dtype) -> dict:
+def perplexity(model, tokenizer, task, rows: list[dict], max_length: int, dtype) -> dict:
     from ..train.distributed import Dist
     from ..train.loop import evaluate
 
@@ -47,7 +47,11 @@ def general_text(n: int = 40) -> list[dict]:
 
 def evaluate_generation(run_dir, rows: list[dict], *, samples: int = 20, max_new_tokens: int = 64,
                         glossary: list[str] | None = None, forbidden: list[str] | None = None,
-                        forgetting: bool = True) -> dict:
+                        forgetting: bool = True, reference: str | None = None) -> dict:
+    """Tuned vs ``reference`` (another run directory; default the run's base model) on identical rows.
+
+    Results are keyed ``base`` (the reference) and ``tuned`` (this run).
+    """
     from ..hardware import pick_dtype
     from ..models.loading import load_causal_lm
     from ..train.run_dir import load_run
@@ -55,12 +59,15 @@ def evaluate_generation(run_dir, rows: list[dict], *, samples: int = 20, max_new
 
     dtype = pick_dtype("auto", "cpu")
     tuned, tokenizer, manifest, recipe = load_run(run_dir, dtype=dtype)
-    base, base_tok = load_causal_lm(manifest["base_model"]["reference"], dtype="auto", device="cpu")
+    if reference is None:
+        base, base_tok = load_causal_lm(manifest["base_model"]["reference"], dtype="auto", device="cpu")
+    else:
+        base, base_tok, _, _ = load_run(reference, dtype=dtype)
     task = CausalTask(recipe.task, loss_on=recipe.train.loss_on)
     max_length = recipe.model.max_length
-    result: dict = {"task": recipe.task, "n": len(rows)}
-    result["perplexity"] = {"base": _perplexity(base, base_tok, task, rows, max_length, dtype),
-                            "tuned": _perplexity(tuned, tokenizer, task, rows, max_length, dtype)}
+    result: dict = {"task": recipe.task, "n": len(rows), "reference": reference or "base model"}
+    result["perplexity"] = {"base": perplexity(base, base_tok, task, rows, max_length, dtype),
+                            "tuned": perplexity(tuned, tokenizer, task, rows, max_length, dtype)}
     result["primary"] = {"name": "perplexity", "value": result["perplexity"]["tuned"]["perplexity"]}
     if recipe.task == "sft":
         sample = rows[:samples]
@@ -85,8 +92,8 @@ def evaluate_generation(run_dir, rows: list[dict], *, samples: int = 20, max_new
         completion = CausalTask("completion")
         result["forgetting"] = {
             "text": "BBC News articles (general domain)", "n": len(general),
-            "base": _perplexity(base, base_tok, completion, general, max_length, dtype),
-            "tuned": _perplexity(tuned, tokenizer, completion, general, max_length, dtype)}
+            "base": perplexity(base, base_tok, completion, general, max_length, dtype),
+            "tuned": perplexity(tuned, tokenizer, completion, general, max_length, dtype)}
     return result
 
 

@@ -152,6 +152,7 @@ def render_classification(run_dir: Path, metrics: dict, manifest: dict) -> str:
         ("Errors", table(errors["most_confused"], ["true", "predicted", "count"])
          + table([{k: (round(v, 3) if isinstance(v, float) else v) for k, v in e.items()}
                   for e in errors["most_confident"]], ["id", "true", "predicted", "confidence", "text"])),
+        *shared_sections(run_dir, metrics),
         ("Provenance", _provenance(manifest)),
     ]
     return page(f"nichetune report: {run_dir.name}", sections,
@@ -200,6 +201,103 @@ def render_generation(run_dir: Path, metrics: dict, manifest: dict) -> str:
         change = f["tuned"]["perplexity"] / f["base"]["perplexity"] - 1
         sections.append(("Forgetting", f"<p>Perplexity on {esc(f['text'])} ({f['n']} texts) changed by "
                          f"{100 * change:+.1f}% after tuning.</p>" + table(rows, ["model", "perplexity"])))
-    sections.append(("Provenance", _provenance(manifest)))
+    sections += [*shared_sections(run_dir, metrics), ("Provenance", _provenance(manifest))]
     return page(f"nichetune report: {run_dir.name}", sections,
                 subtitle=f"run {run_dir}").replace("</body>", _IMAGE_CHECK + "</body>")
+
+
+def shared_sections(run_dir: Path, metrics: dict) -> list[tuple[str, str]]:
+    """Sections every report has when their data exists: latency, comparisons, expert review, data audit."""
+    out = []
+    if metrics.get("latency"):
+        out.append(("Latency and footprint", latency_section(metrics["latency"])))
+    compared = sorted((run_dir / "eval").glob("compare-*.json"))
+    if compared:
+        out.append(("Comparison", "".join(comparison_section(json.loads(p.read_text())) for p in compared)))
+    review = run_dir / "eval" / "review.json"
+    if review.is_file():
+        out.append(("Expert review", review_section(json.loads(review.read_text()))))
+    if metrics.get("audit"):
+        out.append(("Data audit", audit_section(metrics["audit"])))
+    return out
+
+
+def _quality_text(q: dict | None) -> str:
+    if not q:
+        return "see the zero-shot baseline"
+    if "accuracy" in q:
+        return f"accuracy {q['accuracy']:.4f} ({q['rows']} rows)"
+    return f"perplexity {q['perplexity']:.3f} ({q['rows']} rows)"
+
+
+def latency_section(results: list[dict]) -> str:
+    ok = [r for r in results if "error" not in r]
+    rows = [{"variant": r["variant"], "what": r["note"], "p50 ms": round(r["p50_ms"], 1),
+             "p95 ms": round(r["p95_ms"], 1), "p99 ms": round(r["p99_ms"], 1),
+             "throughput": f"{r['throughput']:.1f} {r['throughput_unit']} (batch {r['batch_size']})",
+             "memory MB": round(r["memory_mb"]), "peak RSS MB": round(r["peak_rss_mb"]),
+             "disk MB": round(r["disk_mb"], 1), "quality": _quality_text(r["quality"])} for r in ok]
+    failed = [f"{r['variant']}: {r['error']}" for r in results if "error" in r]
+    unit = ("one request = one text classified" if ok and "new_tokens" not in ok[0]
+            else f"one request = {ok[0].get('new_tokens')} tokens generated greedily" if ok else "")
+    plot = ""
+    if ok:
+        fig, ax = _figure(6.0, 0.45 * len(ok) + 1.0)
+        p50 = [r["p50_ms"] for r in ok]
+        ax.barh([r["variant"] for r in ok], p50, xerr=[[0] * len(ok), [r["p95_ms"] - v for r, v in zip(ok, p50,
+                                                                                                       strict=True)]],
+                capsize=3)
+        ax.set_xlabel("single-request latency, ms (bar: p50, whisker: p95)")
+        ax.invert_yaxis()
+        plot = _png(fig)
+    return (f'<p class="muted">Each variant measured in a fresh process on this machine, one after another; '
+            f"{esc(unit)}. Memory is what loading added; peak RSS includes Python and torch.</p>"
+            + warnings(failed) + plot + (table(rows, list(rows[0])) if rows else ""))
+
+
+def comparison_section(c: dict) -> str:
+    rows = [{"metric": name, c["a"]: round(v["a"], 4), c["b"]: round(v["b"], 4), "delta": round(v["delta"], 4),
+             "95% CI": f"{v['ci_low']:+.4f} to {v['ci_high']:+.4f}" if "ci_low" in v else ""}
+            for name, v in c["metrics"].items()]
+    extra = ""
+    if c.get("mcnemar"):
+        m = c["mcnemar"]
+        extra += (f"<p>McNemar: {m['only_candidate_correct']} rows only {esc(c['a'])} got right, "
+                  f"{m['only_reference_correct']} only {esc(c['b'])} got right; p = {m['p_value']:.3g}.</p>")
+    if c.get("examples"):
+        extra += "<p>Where they differ:</p>" + table(c["examples"], list(c["examples"][0]), limit=15)
+    return (f"<h3>{esc(c['a'])} vs {esc(c['b'])}</h3><p><b>{esc(c['sentence'])}</b> ({c['n']} identical rows "
+            f"from {esc(c['data'])})</p>" + table(rows, ["metric", c["a"], c["b"], "delta", "95% CI"]) + extra)
+
+
+def review_section(r: dict) -> str:
+    rows = [{"grader": g, "graded": v["graded"], "accepted": v["accepted"], "expert accuracy": round(v["accuracy"], 4),
+             "95% CI": f"{v['ci_low']:.3f} to {v['ci_high']:.3f}"} for g, v in r["graders"].items()]
+    agree = r.get("agreement")
+    agree_text = ""
+    if agree:
+        parts = [f"{k.replace('_', ' ')} {agree[k]:.3f}" for k in ("cohen_kappa", "fleiss_kappa",
+                                                                    "krippendorff_alpha_nominal") if k in agree]
+        agree_text = (f"<p>Inter-rater agreement on {agree['complete_items']} items graded by everyone: "
+                      f"{esc(', '.join(parts))}; the graders disagree on {agree['disagreeing_rows']} items.</p>")
+    auto = ""
+    if r.get("automatic_accuracy") is not None:
+        auto = (f"<p>On the same items the automatic check (prediction equals the reference label) gives "
+                f"{r['automatic_accuracy']:.4f}.</p>")
+    return (f"<p>{r['items']} items from {esc(r['file'])}, sampled by slice and confidence.</p>"
+            + table(rows, list(rows[0])) + agree_text + auto)
+
+
+def audit_section(a: dict) -> str:
+    splits = [{"split": "train", "rows": a["train_rows"]}] + [
+        {"split": name.removesuffix(".jsonl"), "rows": s["rows"], "quarantined": s["quarantined"]}
+        for name, s in a["splits"].items()]
+    leak = [{"split": name.removesuffix(".jsonl"), **v} for name, v in a["leakage"].items()]
+    d, pii = a["duplicates"], a["pii"]
+    return (warnings(a["warnings"]) + table(splits, ["split", "rows", "quarantined"])
+            + f"<p>Train: {d['exact_clusters']} exact and {d['near_clusters']} near-duplicate clusters "
+              f"({d['redundant_rows']} redundant rows); PII in {pii['rows_with_pii']} rows "
+              f"({esc(', '.join(f'{k}: {v}' for k, v in pii['by_type'].items()) or 'none')}).</p>"
+            + "<h3>Overlap with train</h3>" + table(leak, ["split", "leaked_rows", "exact", "near", "shared_groups"])
+            + '<p class="muted">Full audit: <code>nichetune data audit RUN/data/train.jsonl --test '
+              "RUN/data/test.jsonl</code></p>")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from ..atomic import atomic_write_text
@@ -30,28 +31,64 @@ def _rows(run_dir: Path, data: str | None, task: str) -> tuple[list[dict], str]:
 
 def evaluate_run(run_dir: str | Path, data: str | None = None, *, alpha: float = 0.1, target_accuracy: float = 0.9,
                  slice_fields: list[str] | None = None, min_count: int = 20, zero_shot: bool = True,
-                 samples: int = 20, glossary: list[str] | None = None, forbidden: list[str] | None = None) -> dict:
+                 shots_per_label: int = 1, prompt_model: str | None = None, samples: int = 20,
+                 glossary: list[str] | None = None, forbidden: list[str] | None = None, latency: bool = True,
+                 latency_requests: int = 20, audit: bool = True, progress=print) -> dict:
     """Evaluate a finished run on its test split (or ``data``); write metrics and the report."""
     from ..train.run_dir import read_run
 
     run_dir = Path(run_dir)
     manifest, recipe = read_run(run_dir)
     rows, source = _rows(run_dir, data, recipe.task)
+    started = time.perf_counter()
+
+    def step(what: str) -> None:
+        if progress:
+            progress(f"[{time.perf_counter() - started:6.1f}s] {what}")
+
+    step(f"scoring {len(rows)} rows")
     if recipe.task == "classification":
         from .classify_run import evaluate_classification
 
         metrics = evaluate_classification(run_dir, rows, alpha=alpha, target_accuracy=target_accuracy,
-                                          slice_fields=slice_fields, min_count=min_count, zero_shot=zero_shot)
+                                          slice_fields=slice_fields, min_count=min_count, zero_shot=zero_shot,
+                                          shots_per_label=shots_per_label, prompt_model=prompt_model)
     else:
         from .generate_run import evaluate_generation
 
         metrics = evaluate_generation(run_dir, rows, samples=samples, glossary=glossary, forbidden=forbidden)
     metrics["data"] = source
+    if latency:
+        from .latency import measure_variants
+
+        sample = rows[: 200 if recipe.task == "classification" else 40]
+        metrics["latency"] = measure_variants(run_dir, sample, requests=latency_requests,
+                                              progress=lambda v: step(f"latency and footprint: {v}"))
+    if audit:
+        step("auditing the run's splits")
+        metrics["audit"] = audit_summary(run_dir, recipe)
+    step("writing the report")
     predictions = metrics.pop("predictions", metrics.get("side_by_side", []))
     atomic_write_text(run_dir / METRICS, json.dumps(metrics, indent=1) + "\n")
     atomic_write_text(run_dir / "eval" / "predictions.jsonl", "".join(json.dumps(p) + "\n" for p in predictions))
     render_report(run_dir)
     return metrics
+
+
+def audit_summary(run_dir: Path, recipe) -> dict:
+    """The data audit of the exact splits the run used, reduced to what the report shows."""
+    from ..data.audit import audit_dataset
+
+    data = run_dir / "data"
+    others = [data / f"{name}.jsonl" for name in ("validation", "test") if (data / f"{name}.jsonl").is_file()]
+    report = audit_dataset(data / "train.jsonl", tests=others, task=recipe.task)
+    dup, pii = report["duplicates"], report["pii"]
+    return {"warnings": report["warnings"], "train_rows": report["overview"].get("rows"),
+            "splits": report["splits"], "overview": report["overview"],
+            "duplicates": {k: dup[k] for k in ("exact_clusters", "near_clusters", "redundant_rows")},
+            "leakage": {name: {k: (len(v) if isinstance(v, list | dict) else v) for k, v in leak.items()}
+                        for name, leak in report["leakage"].items()},
+            "pii": {"rows_with_pii": pii["rows_with_pii"], "by_type": pii["by_type"]}}
 
 
 def render_report(run_dir: str | Path) -> Path:

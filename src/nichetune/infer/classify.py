@@ -42,17 +42,16 @@ def _with_head(resolved: ResolvedModel, texts: list[str], device: str) -> list[P
     return [_ranked(labels, p, "classifier head") for p in probs]
 
 
-def _by_label_likelihood(resolved, texts, names, verbalised, dtype, device, calibrate: bool) -> list[Prediction]:
-    from .label_scoring import calibrated_scores, label_log_likelihoods, label_priors
+def _by_label_likelihood(resolved, texts, names, verbalised, dtype, device, calibrate: bool,
+                         shots: Sequence[tuple[str, str]] = ()) -> list[Prediction]:
+    from .label_scoring import LabelScorer, calibrated_scores
 
     model, tokenizer = load_causal_lm(resolved, dtype=dtype, device=device)
-    priors = label_priors(model, tokenizer, verbalised) if calibrate else [0.0] * len(names)
-    method = "label likelihood, calibrated" if calibrate else "label likelihood"
-    return [
-        _ranked(names, _softmax(calibrated_scores(label_log_likelihoods(model, tokenizer, t, verbalised), priors)),
-                method)
-        for t in texts
-    ]
+    scorer = LabelScorer(model, tokenizer, verbalised, shots=shots)
+    priors = scorer.priors() if calibrate else [0.0] * len(names)
+    method = ("label likelihood" + (f", {len(shots)}-shot" if shots else "")
+              + (", calibrated" if calibrate else ""))
+    return [_ranked(names, _softmax(calibrated_scores(scorer.scores(t), priors)), method) for t in texts]
 
 
 # Cosine similarities of sentence embeddings live in [-1, 1]; a temperature of 0.05 turns
@@ -92,6 +91,7 @@ def classify(
     dtype: str = "auto",
     device: str = "auto",
     calibrate: bool = True,
+    shots: Sequence[tuple[str, str]] = (),
     allow_pickle: bool = False,
     trust_remote_code: bool = False,
 ) -> list[Prediction]:
@@ -102,6 +102,8 @@ def classify(
     ``calibrate`` (small LMs have strong label priors); a bare encoder compares embeddings.
     ``labels`` may map each label to a description that is scored in its place
     (``{"positive": "The medication worked well for me."}``), which helps encoders a lot.
+    ``shots`` are ``(text, label)`` examples shown to a causal LM before each text (k-shot
+    in-context classification); encoders ignore them.
 
     Raises:
         NichetuneError: a base model was given without ``labels``.
@@ -117,5 +119,5 @@ def classify(
     names = list(labels)
     verbalised = [labels[n] for n in names] if isinstance(labels, Mapping) else names
     if resolved.is_causal_lm:
-        return _by_label_likelihood(resolved, texts, names, verbalised, dtype, device, calibrate)
+        return _by_label_likelihood(resolved, texts, names, verbalised, dtype, device, calibrate, shots)
     return _by_similarity(resolved, texts, names, verbalised, device)

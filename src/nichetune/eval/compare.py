@@ -1,0 +1,132 @@
+"""``nichetune compare A B``: a run against another run or its base model, on identical inputs.
+
+The candidate ``A`` is a run directory; the reference ``B`` is another run directory or
+``base`` (A's untuned base model: zero-shot for classifiers). The rows are A's test split or
+``--data``. Classifiers get accuracy and macro-F1 deltas with paired bootstrap intervals and
+McNemar's test; generators get response perplexity, answer ROUGE-L / token F1 / term recall on
+the same prompts and a forgetting check. Either way one plain verdict sentence comes out, and
+the result is written to ``A/eval/compare-NAME.json`` so A's report shows it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic import atomic_write_text
+from ..errors import NichetuneError
+from .significance import mcnemar, paired_bootstrap, verdict
+
+
+def _name(ref: str) -> str:
+    return "base model" if ref == "base" else Path(ref).name
+
+
+def compare_path(run_dir: Path, reference: str) -> Path:
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", _name(reference)).strip("-") or "reference"
+    return run_dir / "eval" / f"compare-{slug}.json"
+
+
+def _classifier_predictions(run_dir: str | Path, texts: list[str], labels: list[str]) -> np.ndarray:
+    from ..train.run_dir import load_run
+    from .classify_run import head_logits
+
+    model, tok, manifest, recipe = load_run(run_dir)
+    if manifest["labels"] != labels:
+        raise NichetuneError(f"{run_dir} predicts {manifest['labels']}, the candidate {labels}",
+                             hint="compare runs trained on the same label set")
+    return head_logits(model, tok, texts, max_length=recipe.model.max_length).argmax(1)
+
+
+def _compare_classification(run_dir: Path, reference: str, rows: list[dict], manifest: dict) -> dict:
+    from .classification import classification_metrics
+    from .classify_run import _zero_shot
+    from .slices import accuracy
+
+    labels = manifest["labels"]
+    texts = [r["text"] for r in rows]
+    y = np.array([labels.index(r["label"]) for r in rows])
+    cand = _classifier_predictions(run_dir, texts, labels)
+    ref = (_zero_shot(manifest["base_model"]["reference"], texts, labels) if reference == "base"
+           else _classifier_predictions(reference, texts, labels))
+
+    def macro_f1(t, p):
+        return classification_metrics(t, p, labels)["macro_f1"]
+
+    metrics = {}
+    for name, fn in (("accuracy", accuracy), ("macro_f1", macro_f1)):
+        boot = paired_bootstrap(fn, y, ref, cand)
+        metrics[name] = {"a": fn(y, cand), "b": fn(y, ref), "delta": boot["delta"], "ci_low": boot["ci_low"],
+                         "ci_high": boot["ci_high"], "p_value": boot["p_value"]}
+    test = mcnemar(ref == y, cand == y)
+    acc = metrics["accuracy"]
+    v = verdict("accuracy", acc["delta"], acc["ci_low"], acc["ci_high"], test["p_value"], a=_name(reference),
+                b=run_dir.name)
+    differ = np.flatnonzero(cand != ref)
+    examples = [{"id": rows[i].get("id"), "label": rows[i]["label"], run_dir.name: labels[cand[i]],
+                 _name(reference): labels[ref[i]], "text": texts[i][:240]} for i in differ[:20]]
+    return {"metrics": metrics, "mcnemar": {"only_candidate_correct": test["only_b_correct"],
+                                            "only_reference_correct": test["only_a_correct"],
+                                            "p_value": test["p_value"], "exact": test["exact"]},
+            "agreement": float((cand == ref).mean()), "examples": examples, **v}
+
+
+def _compare_generation(run_dir: Path, reference: str, rows: list[dict], samples: int) -> dict:
+    from .generate_run import evaluate_generation
+
+    g = evaluate_generation(run_dir, rows, samples=samples, reference=None if reference == "base" else reference)
+    ppl = g["perplexity"]
+    metrics = {"response perplexity": {"a": ppl["tuned"]["perplexity"], "b": ppl["base"]["perplexity"],
+                                       "delta": ppl["tuned"]["perplexity"] - ppl["base"]["perplexity"]}}
+    out: dict = {}
+    if "answers" in g:
+        a = g["answers"]
+        boot = a["rouge_l_delta"]
+        metrics["ROUGE-L"] = {"a": a["tuned"]["rouge_l"], "b": a["base"]["rouge_l"], "delta": boot["delta"],
+                              "ci_low": boot["ci_low"], "ci_high": boot["ci_high"], "p_value": boot["p_value"]}
+        for key in ("token_f1", "exact_match", "term_recall"):
+            metrics[key] = {"a": a["tuned"][key], "b": a["base"][key], "delta": a["tuned"][key] - a["base"][key]}
+        v = verdict("ROUGE-L", boot["delta"], boot["ci_low"], boot["ci_high"], boot["p_value"], a=_name(reference),
+                    b=run_dir.name)
+        out["examples"] = [{"prompt": s["prompt"], "reference": s["reference"], run_dir.name: s["tuned"],
+                            _name(reference): s["base"]} for s in g["side_by_side"]]
+    else:
+        lower = metrics["response perplexity"]["delta"] < 0
+        v = {"verdict": "lower perplexity" if lower else "not lower perplexity",
+             "sentence": f"{run_dir.name} has {'lower' if lower else 'higher'} response perplexity than "
+                         f"{_name(reference)} ({ppl['tuned']['perplexity']:.3f} vs {ppl['base']['perplexity']:.3f})."}
+    if "forgetting" in g:
+        f = g["forgetting"]
+        metrics["general-domain perplexity"] = {"a": f["tuned"]["perplexity"], "b": f["base"]["perplexity"],
+                                                "delta": f["tuned"]["perplexity"] - f["base"]["perplexity"]}
+    return {"metrics": metrics, **out, **v}
+
+
+def compare(candidate: str | Path, reference: str = "base", *, data: str | None = None, samples: int = 20) -> dict:
+    """Compare run ``candidate`` with ``reference`` (a run directory or ``base``); write and return the result."""
+    from ..train.run_dir import read_run
+    from .run import _rows
+
+    run_dir = Path(candidate)
+    manifest, recipe = read_run(run_dir)
+    if reference != "base":
+        _, other = read_run(reference)
+        if other.task != recipe.task:
+            raise NichetuneError(f"{run_dir} is a {recipe.task} run and {reference} a {other.task} run",
+                                 hint="compare runs of the same task, or a run with `base`")
+    rows, source = _rows(run_dir, data, recipe.task)
+    if recipe.task == "classification":
+        result = _compare_classification(run_dir, reference, rows, manifest)
+    else:
+        result = _compare_generation(run_dir, reference, rows, samples)
+    result = {"a": run_dir.name, "b": _name(reference), "reference": reference, "n": len(rows), "data": source,
+              "task": recipe.task, **result}
+    atomic_write_text(compare_path(run_dir, reference), json.dumps(result, indent=1) + "\n")
+    from .run import METRICS, render_report
+
+    if (run_dir / METRICS).is_file():
+        render_report(run_dir)
+    return result
