@@ -32,6 +32,8 @@ def test_drug_reviews_are_unescaped_with_condition_slices():
     assert not any(r["text"].startswith('"') for r in rows)
     assert Counter(r["condition"] for r in rows)["Birth Control"] == 193
     assert all(r["group"] == r["drug"].lower() for r in rows)
+    # scraped "N</span> users found this comment helpful." fragments are not conditions
+    assert not [r for r in rows if "<" in r["condition"] or "helpful" in r["condition"]]
 
 
 def test_foldoc_pairs_are_clean_and_counted():

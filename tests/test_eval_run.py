@@ -216,7 +216,7 @@ def test_sft_eval_compares_with_the_base_model_on_identical_prompts(tmp_path, ti
         "method": {"name": "lora", "r": 4, "dropout": 0.0},
         "train": {"epochs": 12, "batch_size": 4, "lr": 2e-2, "precision": "fp32"}})
     train(recipe)
-    assert main(["eval", str(tmp_path / "run"), "--samples", "4"]) == 0
+    assert main(["eval", str(tmp_path / "run"), "--samples", "4", "--latency-requests", "3"]) == 0
     metrics = json.loads((tmp_path / "run" / "eval" / "metrics.json").read_text())
     ppl = metrics["perplexity"]
     # a random tiny Llama with rank-4 LoRA learns the argmax long before it grows confident
@@ -229,3 +229,16 @@ def test_sft_eval_compares_with_the_base_model_on_identical_prompts(tmp_path, ti
     assert len(metrics["side_by_side"]) == 4 and "forgetting" in metrics
     html = (tmp_path / "run" / "report.html").read_text()
     assert f'id="headline-perplexity">{ppl["tuned"]["perplexity"]:.3f}<' in html
+    by = {r["variant"]: r for r in metrics["latency"]}
+    assert list(by) == ["base", "tuned", "merged", "merged-bf16", "int8-dynamic"]
+    assert by["tuned"]["throughput_unit"] == "generated tokens/s" and by["tuned"]["new_tokens"] == 32
+    assert by["merged"]["quality"]["perplexity"] == pytest.approx(by["tuned"]["quality"]["perplexity"], rel=1e-4)
+    assert by["base"]["quality"]["perplexity"] > by["tuned"]["quality"]["perplexity"]
+
+    assert main(["compare", str(tmp_path / "run"), "base", "--samples", "4"]) == 0
+    out = json.loads((tmp_path / "run" / "eval" / "compare-base-model.json").read_text())
+    assert out["metrics"]["response perplexity"]["a"] == pytest.approx(ppl["tuned"]["perplexity"])
+    assert out["metrics"]["response perplexity"]["b"] == pytest.approx(ppl["base"]["perplexity"])
+    forgetting = metrics["forgetting"]["base"]["perplexity"]
+    assert out["metrics"]["general-domain perplexity"]["b"] == pytest.approx(forgetting)
+    assert out["verdict"] == "better" and len(out["examples"]) == 4  # ROUGE-L 1.0 vs 0 on every prompt

@@ -74,8 +74,10 @@ def run_eval(args) -> int:
 
 
 def _latency(metrics: dict) -> None:
+    from ..eval.report import quality_text
+
     rows = [{"variant": r["variant"], "p50 ms": round(r["p50_ms"], 1), "p95 ms": round(r["p95_ms"], 1),
-             "disk MB": round(r["disk_mb"], 1), "quality": next(iter((r["quality"] or {"-": ""}).items()))}
+             "disk MB": round(r["disk_mb"], 1), "quality": quality_text(r["quality"])}
             for r in metrics.get("latency", []) if "error" not in r]
     if rows:
         print_table(rows, ["variant", "p50 ms", "p95 ms", "disk MB", "quality"])

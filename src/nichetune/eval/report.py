@@ -80,8 +80,12 @@ def selective_plot(sel: dict) -> str:
     return _png(fig)
 
 
+MAX_SLICE_BARS = 20
+
+
 def slice_plot(result: dict, field: str) -> str:
-    rows = result["slices"]
+    rows = sorted(result["slices"], key=lambda r: -r["count"])[:MAX_SLICE_BARS]
+    hidden = len(result["slices"]) - len(rows)
     fig, ax = _figure(6.0, 0.35 * len(rows) + 1.0)
     names = [f"{r['slice']} (n={r['count']})" for r in rows]
     values = [r[result["primary"]] for r in rows]
@@ -89,7 +93,8 @@ def slice_plot(result: dict, field: str) -> str:
            [r["ci_high"] - v for v, r in zip(values, rows, strict=True)]]
     colors = ["#bbb" if r["thin"] else "C0" for r in rows]
     ax.barh(names, values, xerr=err, color=colors, capsize=3)
-    ax.set_xlabel(f"{result['primary']} by {field} (grey: fewer than {result['min_count']} rows)")
+    more = f"; the {hidden} smallest slices are in the table" if hidden else ""
+    ax.set_xlabel(f"{result['primary']} by {field} (grey: fewer than {result['min_count']} rows{more})")
     ax.set_xlim(0, 1.05)
     ax.invert_yaxis()
     return _png(fig)
@@ -222,7 +227,7 @@ def shared_sections(run_dir: Path, metrics: dict) -> list[tuple[str, str]]:
     return out
 
 
-def _quality_text(q: dict | None) -> str:
+def quality_text(q: dict | None) -> str:
     if not q:
         return "see the zero-shot baseline"
     if "accuracy" in q:
@@ -236,7 +241,7 @@ def latency_section(results: list[dict]) -> str:
              "p95 ms": round(r["p95_ms"], 1), "p99 ms": round(r["p99_ms"], 1),
              "throughput": f"{r['throughput']:.1f} {r['throughput_unit']} (batch {r['batch_size']})",
              "memory MB": round(r["memory_mb"]), "peak RSS MB": round(r["peak_rss_mb"]),
-             "disk MB": round(r["disk_mb"], 1), "quality": _quality_text(r["quality"])} for r in ok]
+             "disk MB": round(r["disk_mb"], 1), "quality": quality_text(r["quality"])} for r in ok]
     failed = [f"{r['variant']}: {r['error']}" for r in results if "error" in r]
     unit = ("one request = one text classified" if ok and "new_tokens" not in ok[0]
             else f"one request = {ok[0].get('new_tokens')} tokens generated greedily" if ok else "")
@@ -252,7 +257,7 @@ def latency_section(results: list[dict]) -> str:
         plot = _png(fig)
     return (f'<p class="muted">Each variant measured in a fresh process on this machine, one after another; '
             f"{esc(unit)}. Memory is what loading added; peak RSS includes Python and torch.</p>"
-            + warnings(failed) + plot + (table(rows, list(rows[0])) if rows else ""))
+            + (warnings(failed) if failed else "") + plot + (table(rows, list(rows[0])) if rows else ""))
 
 
 def comparison_section(c: dict) -> str:

