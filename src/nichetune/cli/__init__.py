@@ -8,9 +8,20 @@ import sys
 
 from .. import __version__, offline
 from ..errors import NichetuneError
-from . import classify_cmd, compare_cmd, data_cmd, demo_cmd, eval_cmd, generate_cmd, models_cmd, review_cmd, train_cmd
+from . import (
+    classify_cmd,
+    compare_cmd,
+    data_cmd,
+    demo_cmd,
+    eval_cmd,
+    generate_cmd,
+    models_cmd,
+    recommend_cmd,
+    review_cmd,
+    train_cmd,
+)
 
-VERBS = (models_cmd, data_cmd, train_cmd, eval_cmd, compare_cmd, review_cmd, generate_cmd, classify_cmd,
+VERBS = (models_cmd, data_cmd, recommend_cmd, train_cmd, eval_cmd, compare_cmd, review_cmd, generate_cmd, classify_cmd,
          demo_cmd)
 
 

@@ -13,8 +13,10 @@ def register(sub) -> None:
         "fitted on the run's validation split; baselines are trained on its train split.")
     p.add_argument("run_dir", help="a finished run directory")
     p.add_argument("--data", help="labelled rows to evaluate instead of the run's test split")
-    p.add_argument("--alpha", type=float, default=0.1, help="conformal miscoverage (sets cover >= 1 - alpha)")
-    p.add_argument("--target-accuracy", type=float, default=0.9, help="for the selective-prediction threshold")
+    p.add_argument("--alpha", type=float, help="conformal miscoverage, sets cover >= 1 - alpha (default: the "
+                   "recipe's eval.alpha, 0.1)")
+    p.add_argument("--target-accuracy", type=float, help="for the selective-prediction threshold (default: the "
+                   "recipe's eval.target_accuracy, 0.9)")
     p.add_argument("--slice-field", action="append", dest="slice_fields",
                    help="a field to slice by (repeatable; default: condition/source/subject fields present)")
     p.add_argument("--min-slice-count", type=int, default=20, help="slices with fewer rows are flagged as thin")

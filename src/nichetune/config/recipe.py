@@ -43,6 +43,8 @@ class DataSection(_Section):
     fields: FieldMap = Field(default_factory=FieldMap)
     limit: int | None = Field(None, ge=1, description="use at most this many training rows (quick runs)")
     eval_limit: int | None = Field(None, ge=1, description="use at most this many validation and test rows")
+    pii: Literal["keep", "mask"] = Field("keep", description="mask: replace detected PII with [TYPE] in every "
+                                         "split before training")
 
     @model_validator(mode="after")
     def _one_source(self) -> DataSection:
@@ -93,6 +95,19 @@ class EvalSection(_Section):
                                "(classification) or loss (sft, completion)")
     batch_size: int = Field(32, ge=1)
     test: bool = Field(True, description="score the test split once training ends (never during training)")
+    alpha: float = Field(0.1, gt=0, lt=1, description="nichetune eval: conformal miscoverage")
+    target_accuracy: float = Field(0.9, gt=0, le=1, description="nichetune eval: selective-prediction target")
+    review: int | None = Field(None, ge=1, description="nichetune eval: export this many items for expert review")
+
+
+class DeploySection(_Section):
+    """How the model will be served; ``nichetune eval`` checks the latency budget."""
+
+    target: Literal["server", "edge", "batch"] = "server"
+    merge: bool = False
+    quantize: Literal["none", "bf16", "int8"] = "none"
+    retrieval: bool = Field(False, description="serve changing facts from retrieval over domain documents")
+    latency_budget_ms: float | None = Field(None, gt=0, description="p95 single-request latency budget")
 
 
 class Recipe(_Section):
@@ -106,6 +121,7 @@ class Recipe(_Section):
     method: Annotated[MethodConfig, Field(discriminator="name")]
     train: TrainSection = Field(default_factory=TrainSection)
     eval: EvalSection = Field(default_factory=EvalSection)
+    deploy: DeploySection = Field(default_factory=DeploySection)
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
@@ -123,11 +139,12 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def _merge(base: dict, extra: dict) -> dict:
+def merge_dicts(base: dict, extra: dict) -> dict:
+    """``extra`` over ``base``, nested dicts merged key by key."""
     merged = dict(base)
     for key, value in extra.items():
         nested = isinstance(value, dict) and isinstance(merged.get(key), dict)
-        merged[key] = _merge(merged[key], value) if nested else value
+        merged[key] = merge_dicts(merged[key], value) if nested else value
     return merged
 
 
@@ -163,7 +180,7 @@ def load_recipe(path: str | Path | None = None, overrides: list[str] | None = No
     new_method = extra.get("method", {}).get("name") if isinstance(extra.get("method"), dict) else None
     if new_method and isinstance(raw.get("method"), dict) and raw["method"].get("name") != new_method:
         raw = {**raw, "method": {}}  # another method: the old method's settings do not apply to it
-    raw = _merge(raw, extra)
+    raw = merge_dicts(raw, extra)
     try:
         return Recipe.model_validate(raw)
     except ValidationError as err:

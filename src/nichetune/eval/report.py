@@ -215,7 +215,7 @@ def shared_sections(run_dir: Path, metrics: dict) -> list[tuple[str, str]]:
     """Sections every report has when their data exists: latency, comparisons, expert review, data audit."""
     out = []
     if metrics.get("latency"):
-        out.append(("Latency and footprint", latency_section(metrics["latency"])))
+        out.append(("Latency and footprint", latency_section(metrics["latency"], metrics.get("deploy"))))
     compared = sorted((run_dir / "eval").glob("compare-*.json"))
     if compared:
         out.append(("Comparison", "".join(comparison_section(json.loads(p.read_text())) for p in compared)))
@@ -235,13 +235,16 @@ def quality_text(q: dict | None) -> str:
     return f"perplexity {q['perplexity']:.3f} ({q['rows']} rows)"
 
 
-def latency_section(results: list[dict]) -> str:
+def latency_section(results: list[dict], deploy: dict | None = None) -> str:
     ok = [r for r in results if "error" not in r]
+    budget = (deploy or {}).get("latency_budget_ms")
     rows = [{"variant": r["variant"], "what": r["note"], "p50 ms": round(r["p50_ms"], 1),
              "p95 ms": round(r["p95_ms"], 1), "p99 ms": round(r["p99_ms"], 1),
              "throughput": f"{r['throughput']:.1f} {r['throughput_unit']} (batch {r['batch_size']})",
              "memory MB": round(r["memory_mb"]), "peak RSS MB": round(r["peak_rss_mb"]),
-             "disk MB": round(r["disk_mb"], 1), "quality": quality_text(r["quality"])} for r in ok]
+             "disk MB": round(r["disk_mb"], 1), "quality": quality_text(r["quality"]),
+             **({f"p95 within {budget:g} ms": "yes" if r["p95_ms"] <= budget else "no"} if budget else {})}
+            for r in ok]
     failed = [f"{r['variant']}: {r['error']}" for r in results if "error" in r]
     unit = ("one request = one text classified" if ok and "new_tokens" not in ok[0]
             else f"one request = {ok[0].get('new_tokens')} tokens generated greedily" if ok else "")

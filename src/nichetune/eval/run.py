@@ -29,16 +29,23 @@ def _rows(run_dir: Path, data: str | None, task: str) -> tuple[list[dict], str]:
     return loaded.rows, str(data)
 
 
-def evaluate_run(run_dir: str | Path, data: str | None = None, *, alpha: float = 0.1, target_accuracy: float = 0.9,
+def evaluate_run(run_dir: str | Path, data: str | None = None, *, alpha: float | None = None,
+                 target_accuracy: float | None = None,
                  slice_fields: list[str] | None = None, min_count: int = 20, zero_shot: bool = True,
                  shots_per_label: int = 1, prompt_model: str | None = None, samples: int = 20,
                  glossary: list[str] | None = None, forbidden: list[str] | None = None, latency: bool = True,
                  latency_requests: int = 20, audit: bool = True, progress=print) -> dict:
-    """Evaluate a finished run on its test split (or ``data``); write metrics and the report."""
+    """Evaluate a finished run on its test split (or ``data``); write metrics and the report.
+
+    ``alpha`` and ``target_accuracy`` default to the recipe's ``eval`` section; a recipe with
+    ``eval.review: N`` also gets ``eval/review.csv`` with N items for expert review.
+    """
     from ..train.run_dir import read_run
 
     run_dir = Path(run_dir)
     manifest, recipe = read_run(run_dir)
+    alpha = recipe.eval.alpha if alpha is None else alpha
+    target_accuracy = recipe.eval.target_accuracy if target_accuracy is None else target_accuracy
     rows, source = _rows(run_dir, data, recipe.task)
     started = time.perf_counter()
 
@@ -64,6 +71,7 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, *, alpha: float =
         sample = rows[: 200 if recipe.task == "classification" else 40]
         metrics["latency"] = measure_variants(run_dir, sample, requests=latency_requests,
                                               progress=lambda v: step(f"latency and footprint: {v}"))
+        metrics["deploy"] = recipe.deploy.model_dump()
     if audit:
         step("auditing the run's splits")
         metrics["audit"] = audit_summary(run_dir, recipe)
@@ -72,6 +80,10 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, *, alpha: float =
     atomic_write_text(run_dir / METRICS, json.dumps(metrics, indent=1) + "\n")
     atomic_write_text(run_dir / "eval" / "predictions.jsonl", "".join(json.dumps(p) + "\n" for p in predictions))
     render_report(run_dir)
+    if recipe.eval.review:
+        from .review import export_review
+
+        step(f"expert review sample: {export_review(run_dir, n=recipe.eval.review)}")
     return metrics
 
 

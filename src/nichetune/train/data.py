@@ -60,6 +60,26 @@ def _load_file(path: str, task: str, fields, quarantine: Path) -> tuple[list[dic
     return loaded.rows, loaded.report.quarantined, {"kind": "file", "path": str(Path(path).resolve())}
 
 
+def _mask_pii(rows: list[dict]) -> dict:
+    """Replace detected PII in every text field with its [TYPE], in place; the counts for provenance."""
+    from ..data.pii.apply import text_slots
+    from ..data.pii.detectors import PiiDetector
+    from ..data.pii.transform import mask_text
+
+    detector, counts, masked = PiiDetector(), Counter(), 0
+    for row in rows:
+        hit = False
+        for get, put in text_slots(row):
+            found = detector.find(get())
+            if found:
+                put(mask_text(get(), found))
+                counts.update(f.type for f in found)
+                hit = True
+        masked += hit
+    return {"kind": "transform", "name": "PII masked (data.pii: mask)", "rows": masked,
+            "source": f"{masked} rows masked: {dict(counts)}"}
+
+
 def load_splits(recipe, data_dir: Path) -> Splits:
     """Read, validate and split the recipe's data (nothing written except quarantine files)."""
     from ..data.catalog import get_spec, load_dataset
@@ -97,6 +117,8 @@ def load_splits(recipe, data_dir: Path) -> Splits:
     train = _subsample(parts.get("train", []), d.limit, recipe.seed)
     validation = _subsample(parts.get("validation", []), d.eval_limit, recipe.seed)
     test = _subsample(parts.get("test", []), d.eval_limit, recipe.seed)
+    if d.pii == "mask":
+        sources.append(_mask_pii([*train, *validation, *test]))
     labels = None
     if task == "classification":
         labels = sorted({r["label"] for r in train})

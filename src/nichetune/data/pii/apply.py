@@ -15,7 +15,7 @@ from .vault import PiiVault, load_or_create_key
 ACTIONS = ("report", "mask", "pseudonymize", "reidentify")
 
 
-def _text_slots(row: dict):
+def text_slots(row: dict):
     """(getter, setter) pairs for every free-text field of a normalised row."""
     if "text" in row:
         yield lambda: row["text"], lambda v: row.__setitem__("text", v)
@@ -44,7 +44,7 @@ def pii_file(path: str | Path, *, action: str, out: str | Path | None = None, ta
     try:
         for row in loaded.rows:
             hit = False
-            for get, put in _text_slots(row):
+            for get, put in text_slots(row):
                 text = get()
                 if action == "reidentify":
                     put(store.reidentify(text))

@@ -1,0 +1,49 @@
+"""``nichetune recommend``: a recipe from constraints and a data audit, every decision explained."""
+
+from __future__ import annotations
+
+from .output import print_json
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "recommend", help="recommend a method and settings from your constraints and data; writes a recipe",
+        description="Audits the data (examples per class, lengths, duplicates, PII, groups), applies the decision "
+        "table in nichetune.recommend.rules, prints every decision with the rule and the evidence that fired it, "
+        "and writes a commented recipe that `nichetune train` runs as is.")
+    p.add_argument("--data", required=True, help="a data file, or a built-in dataset name (nichetune data list)")
+    p.add_argument("--task", choices=["classification", "sft", "completion"], help="default: detected from the data")
+    p.add_argument("--model", help="base model (default: minilm-l6 for classification, smollm2-135m-instruct else)")
+    p.add_argument("--sensitivity", choices=["none", "internal", "regulated"], default="none",
+                   help="how sensitive the data is")
+    p.add_argument("--latency-ms", type=float, help="p95 latency budget per request, in milliseconds")
+    p.add_argument("--compute", choices=["cpu", "gpu", "cluster"], default="cpu", help="what training runs on")
+    p.add_argument("--consequence", choices=["low", "high"], default="low", help="the cost of a wrong output")
+    p.add_argument("--knowledge", choices=["rarely", "often"], default="rarely",
+                   help="how often the domain's facts change")
+    p.add_argument("--target", choices=["server", "edge", "batch"], default="server", help="where it will run")
+    p.add_argument("--output-dir", help="the recipe's run directory (default runs/NAME-recommended)")
+    p.add_argument("--out", required=True, help="where to write the recipe YAML")
+    p.add_argument("--json", action="store_true", help="print evidence, decisions and recipe as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..recommend import recommend
+    from ..recommend.evidence import Constraints
+
+    constraints = Constraints(sensitivity=args.sensitivity, latency_ms=args.latency_ms, compute=args.compute,
+                              consequence=args.consequence, knowledge=args.knowledge, target=args.target,
+                              model=args.model)
+    result = recommend(args.data, constraints, task=args.task, out=args.out, output_dir=args.output_dir)
+    if args.json:
+        print_json({k: v for k, v in result.items() if k != "yaml"})
+        return 0
+    e = result["evidence"]
+    print(f"{e['source']}: {e['rows']} rows, {e['task']}, ~{e['train_rows']} for training, "
+          f"p95 length {e['p95_tokens']:.0f} tokens, {e['pii_rows']} rows with PII")
+    for d in result["decisions"]:
+        settings = ", ".join(f"{k}={v}" for k, v in d["settings"].items()) or "(advice)"
+        print(f"- {d['rule']}: {settings}\n    because {d['because']}")
+    print(f"wrote {args.out}; train it with: nichetune train {args.out}")
+    return 0

@@ -1,0 +1,76 @@
+"""``nichetune recommend``: from constraints and a data audit to a commented, ready-to-train recipe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from ..atomic import atomic_write_text
+from .evidence import DEFAULT_MODEL, Constraints, Evidence, gather
+from .rules import RULES, decide
+
+__all__ = ["RULES", "Constraints", "Evidence", "recommend", "recipe_yaml"]
+
+
+def recommend(data: str, constraints: Constraints | None = None, *, task: str | None = None,
+              out: str | Path | None = None, output_dir: str | None = None) -> dict:
+    """Audit ``data``, apply the rules, validate the recipe, and (with ``out``) write it as commented YAML.
+
+    Returns ``{"evidence", "decisions", "recipe", "yaml"}``.
+    """
+    from dataclasses import asdict
+
+    from ..config.recipe import load_recipe, merge_dicts
+    from ..data.catalog import CATALOG
+
+    constraints = constraints or Constraints()
+    guess_task = task or (CATALOG[data].task if data in CATALOG else None)
+    model = constraints.model or DEFAULT_MODEL.get(guess_task or "classification")
+    evidence = gather(data, task, model)
+    if constraints.model is None and evidence.task != (guess_task or "classification"):
+        evidence = gather(data, evidence.task, DEFAULT_MODEL[evidence.task])  # the file said sft, not classification
+    fragment, decisions = decide(evidence, constraints)
+    name = Path(data).stem if evidence.dataset is None else evidence.dataset
+    source = {"dataset": evidence.dataset} if evidence.dataset else {"train": str(data)}
+    raw = merge_dicts({"task": evidence.task, "output_dir": output_dir or f"runs/{name}-recommended", "seed": 0,
+                       "data": source}, fragment)
+    recipe = load_recipe(data=raw)  # the recipe must validate before anyone sees it
+    text = recipe_yaml(raw, decisions, evidence, constraints, Path(out).name if out else "RECIPE.yaml")
+    if out:
+        atomic_write_text(out, text)
+    return {"evidence": asdict(evidence), "decisions": decisions, "recipe": recipe.model_dump(), "yaml": text}
+
+
+def recipe_yaml(raw: dict, decisions: list[dict], evidence: Evidence, constraints: Constraints,
+                name: str = "RECIPE.yaml") -> str:
+    """The recipe as YAML, each decided key followed by a comment naming the rule that set it."""
+    why = {}
+    for d in decisions:  # the last rule to set a key is the one that counts
+        for key in d["settings"]:
+            why[key] = d["rule"]
+    c = constraints
+    head = [f"# Recommended by `nichetune recommend` for {evidence.source} ({evidence.rows} rows, {evidence.task}).",
+            f"# Constraints: sensitivity={c.sensitivity}, latency_ms={c.latency_ms}, compute={c.compute}, "
+            f"consequence={c.consequence}, knowledge={c.knowledge}, target={c.target}.",
+            f"# Run with: nichetune train {name}", "# Decisions (rule: evidence):"]
+    head += [f"#   - {d['rule']}: {d['because']}" for d in decisions]
+    return "\n".join(head) + "\n" + "\n".join(_emit(raw, "", 0, why)) + "\n"
+
+
+def _scalar(value) -> str:
+    return yaml.safe_dump(value, default_flow_style=True, width=1000).strip().removesuffix("...").strip()
+
+
+def _emit(tree: dict, prefix: str, depth: int, why: dict) -> list[str]:
+    lines = []
+    pad = "  " * depth
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            lines.append(f"{pad}{key}:")
+            lines += _emit(value, f"{path}.", depth + 1, why)
+            continue
+        line = f"{pad}{key}: {_scalar(value)}"
+        lines.append(f"{line:<44}  # {why[path]}" if path in why else line)
+    return lines

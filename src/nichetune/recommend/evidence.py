@@ -1,0 +1,110 @@
+"""What ``recommend`` knows: the user's constraints and the evidence read from their data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from ..errors import NichetuneError
+
+Sensitivity = Literal["none", "internal", "regulated"]
+Compute = Literal["cpu", "gpu", "cluster"]
+Consequence = Literal["low", "high"]
+Change = Literal["rarely", "often"]
+Target = Literal["server", "edge", "batch"]
+
+# the embedded defaults per task
+DEFAULT_MODEL = {"classification": "minilm-l6", "sft": "smollm2-135m-instruct", "completion": "smollm2-135m-instruct"}
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """The user's situation, given on the command line."""
+
+    sensitivity: Sensitivity = "none"
+    latency_ms: float | None = None
+    compute: Compute = "cpu"
+    consequence: Consequence = "low"
+    knowledge: Change = "rarely"
+    target: Target = "server"
+    model: str | None = None
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Facts from the data audit that the rules read."""
+
+    source: str
+    task: str
+    rows: int
+    train_rows: int                      # the rows training will see after a held-out split
+    classes: int = 0
+    min_class: int = 0
+    imbalance_ratio: float = 1.0
+    p95_tokens: float = 0.0
+    redundant_share: float = 0.0
+    pii_rows: int = 0
+    pii_types: tuple[str, ...] = ()
+    group_field: str | None = None
+    slices: tuple[str, ...] = ()
+    labels: dict = field(default_factory=dict)
+    dataset: str | None = None           # a built-in dataset name, else None (a file)
+    model: str = ""
+    model_layers: int = 0
+
+
+TRAIN_SHARE = 0.8  # the default split keeps 80% for training
+
+
+def gather(data: str, task: str | None, model: str) -> Evidence:
+    """Read ``data`` (a file or a built-in dataset name) and audit what the rules need."""
+    import numpy as np
+
+    from ..data.audit.duplicates import duplicate_section
+    from ..data.audit.overview import overview_section
+    from ..data.audit.pii_section import pii_section
+    from ..data.catalog import CATALOG, get_spec, load_dataset
+    from ..data.rows import load_rows, row_text
+    from ..models.loading import load_tokenizer
+
+    if data in CATALOG:
+        spec = get_spec(data)
+        if task and task != spec.task:
+            raise NichetuneError(f"{data} is a {spec.task} dataset, not {task}", hint=f"use --task {spec.task}")
+        rows, task, dataset = load_dataset(data), spec.task, data
+        group, slices = spec.group_field, spec.slices
+    else:
+        if not Path(data).exists():
+            raise NichetuneError(f"{data}: no such file or built-in dataset",
+                                 hint="pass a data file, or a name from `nichetune data list`")
+        loaded = load_rows(data, task=task)
+        rows, task, dataset = loaded.rows, loaded.task, None
+        keys = {k for r in rows[:1000] for k in r}
+        group = next((k for k in ("group", "patient_id", "user_id", "document_id") if k in keys), None)
+        slices = tuple(k for k in ("condition", "source", "subject", "slice") if k in keys)
+    if not rows:
+        raise NichetuneError(f"{data} has no usable rows", hint="nichetune data validate shows why")
+    overview = overview_section(rows, task)
+    texts = [row_text(r) for r in rows]
+    tok = load_tokenizer(model)
+    lengths = [len(tok(t, add_special_tokens=True, truncation=False)["input_ids"]) for t in texts]
+    dup = duplicate_section(rows, 0.8)
+    pii = pii_section(rows)
+    counts = overview.get("labels", {})
+    config = _model_config(model)
+    return Evidence(source=data, task=task, rows=len(rows), train_rows=int(len(rows) * TRAIN_SHARE),
+                    classes=len(counts), min_class=int(min(counts.values())) if counts else 0,
+                    imbalance_ratio=float(overview.get("imbalance_ratio", 1.0)),
+                    p95_tokens=float(np.percentile(lengths, 95)),
+                    redundant_share=dup["redundant_rows"] / len(rows), pii_rows=int(pii["rows_with_pii"]),
+                    pii_types=tuple(pii["by_type"]), group_field=group, slices=tuple(slices), labels=counts,
+                    dataset=dataset, model=model, model_layers=int(getattr(config, "num_hidden_layers", 0)))
+
+
+def _model_config(model: str):
+    from transformers import AutoConfig
+
+    from ..models.resolve import resolve_model
+
+    return AutoConfig.from_pretrained(resolve_model(model).path)

@@ -1,0 +1,159 @@
+"""The decision table: every rule that ``nichetune recommend`` can fire, in the order they apply.
+
+A rule has a condition on the evidence (``e``, from the data audit) and the constraints (``c``,
+from the user), the recipe settings it decides, and a sentence giving the evidence that fired it.
+Rules apply top to bottom; a later rule may refine a setting an earlier one made (the method
+rules come first, the constraints that override them after).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..data.audit.overview import ADAPTERS_BELOW, FEW_SHOT_BELOW
+from .evidence import Constraints, Evidence
+
+TINY_DATA = 100          # training rows below which only the smallest methods are safe
+FULL_FT_ROWS = 5_000     # training rows from which full fine-tuning can pay off, given a GPU
+FULL_FT_ROWS_CPU = 20_000
+TIGHT_LATENCY_MS = 50    # a CPU budget under which int8 and short inputs are needed
+DECODER_LATENCY_MS = 1_000
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    when: Callable[[Evidence, Constraints], bool]
+    then: Callable[[Evidence, Constraints], dict]
+    because: Callable[[Evidence, Constraints], str]
+
+
+def _classify(e: Evidence) -> bool:
+    return e.task == "classification"
+
+
+def _lora_rank(e: Evidence) -> int:
+    return 8 if e.train_rows < 1_000 else 16 if e.train_rows < 10_000 else 32
+
+
+def _epochs(e: Evidence) -> int:
+    return 20 if e.train_rows < TINY_DATA else 10 if e.train_rows < 1_000 else 5 if e.train_rows < 10_000 else 3
+
+
+def _max_length(e: Evidence) -> int:
+    return int(min(512, max(32, -(-e.p95_tokens // 32) * 32)))
+
+
+def _tiny(e: Evidence) -> bool:
+    return e.train_rows < TINY_DATA or (_classify(e) and e.min_class < FEW_SHOT_BELOW)
+
+
+def _full(e: Evidence, c: Constraints) -> bool:
+    return e.train_rows >= (FULL_FT_ROWS if c.compute != "cpu" else FULL_FT_ROWS_CPU) and (
+        not _classify(e) or e.min_class >= ADAPTERS_BELOW)
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("base model", lambda e, c: True,
+         lambda e, c: {"model": {"name": e.model, "max_length": _max_length(e)}},
+         lambda e, c: f"{e.task} task; 95% of rows are at most {e.p95_tokens:.0f} tokens under this tokenizer"),
+    Rule("tiny data: train the head and the top block", lambda e, c: _tiny(e) and _classify(e),
+         lambda e, c: {"method": {"name": "freeze", "layers": max(0, e.model_layers - 1)},
+                       "train": {"lr": 2e-3, "head_lr": 5e-3}},
+         lambda e, c: f"{e.train_rows} training rows, smallest class {e.min_class}: too few to move "
+                      f"{e.model_layers} blocks; few-shot prompting is reported beside it by `nichetune eval`"),
+    Rule("tiny data: prompt tuning", lambda e, c: _tiny(e) and not _classify(e),
+         lambda e, c: {"method": {"name": "prompt_tuning", "num_virtual_tokens": 20}, "train": {"lr": 3e-2}},
+         lambda e, c: f"{e.train_rows} training rows: 20 virtual tokens are the fewest weights that can adapt"),
+    Rule("default: LoRA", lambda e, c: not _tiny(e) and not _full(e, c),
+         lambda e, c: {"method": {"name": "lora", "r": _lora_rank(e), "alpha": 2 * _lora_rank(e),
+                                  "dropout": 0.1 if e.train_rows < 1_000 else 0.05,
+                                  "target_modules": "all-linear"},
+                       "train": {"lr": 1e-3 if _classify(e) else 5e-4, **({"head_lr": 3e-3} if _classify(e) else {})}},
+         lambda e, c: f"{e.train_rows} training rows: enough for low-rank updates (rank {_lora_rank(e)} grows "
+                      "with the data), too few to justify moving every weight"),
+    Rule("enough data and compute: full fine-tuning", _full,
+         lambda e, c: {"method": {"name": "full"},
+                       "train": {"lr": 5e-5 if _classify(e) else 2e-5, "layer_decay": 0.9, "warmup": 0.06}},
+         lambda e, c: f"{e.train_rows} training rows on {c.compute} compute: enough to move every weight; "
+                      "layer-wise LR decay keeps the lower layers close to pretraining"),
+    Rule("epochs by data size, early stopping", lambda e, c: True,
+         lambda e, c: {"train": {"epochs": _epochs(e), "early_stopping": {"patience": 3}, "schedule": "cosine",
+                                 "warmup": 0.1, "batch_size": 32 if e.train_rows >= 10_000 else 16}},
+         lambda e, c: f"{e.train_rows} training rows: {_epochs(e)} epochs at most, stopping after 3 evaluations "
+                      "without improvement and restoring the best"),
+    Rule("small data: regularise", lambda e, c: e.train_rows < 1_000,
+         lambda e, c: {"train": {"weight_decay": 0.01, **({"label_smoothing": 0.1} if _classify(e) else {})}},
+         lambda e, c: f"{e.train_rows} training rows overfit quickly"),
+    Rule("imbalanced classes: class weights, macro-F1", lambda e, c: _classify(e) and e.imbalance_ratio >= 3,
+         lambda e, c: {"train": {"class_weights": True}, "eval": {"metric": "macro_f1"}},
+         lambda e, c: f"largest class is {e.imbalance_ratio:.1f}x the smallest ({e.labels})"),
+    Rule("grouped rows: group-aware split", lambda e, c: e.group_field is not None,
+         lambda e, c: {"data": {"split": {"group_field": e.group_field}}},
+         lambda e, c: f"rows share a `{e.group_field}`: splitting by it keeps one group's rows out of two splits"),
+    Rule("duplicates: deduplicate first", lambda e, c: e.redundant_share >= 0.01,
+         lambda e, c: {},
+         lambda e, c: f"{e.redundant_share:.1%} of rows are redundant duplicates: run `nichetune data dedup` "
+                      "before training, or they inflate the test score"),
+    Rule("sensitive data with PII: mask before training", lambda e, c: c.sensitivity != "none" and e.pii_rows > 0,
+         lambda e, c: {"data": {"pii": "mask"}},
+         lambda e, c: f"{c.sensitivity} data and {e.pii_rows} rows with PII ({', '.join(e.pii_types)}): "
+                      "a model can memorise and repeat what it trains on"),
+    Rule("regulated data: stay local", lambda e, c: c.sensitivity == "regulated",
+         lambda e, c: {"model": {"trust_remote_code": False}, "train": {"tracking": []}},
+         lambda e, c: "regulated data: no remote code, no tracking server; nichetune runs offline by default"),
+    Rule("high consequence: calibrate, conformal sets, human review", lambda e, c: c.consequence == "high",
+         lambda e, c: {"eval": {"alpha": 0.05, "target_accuracy": 0.95, "review": 100}},
+         lambda e, c: "errors are costly: `nichetune eval` reports 95%-coverage conformal sets, the confidence "
+                      "threshold for 95% accuracy, and exports 100 items for expert review"),
+    Rule("knowledge changes often: retrieval, small adapters", lambda e, c: c.knowledge == "often",
+         lambda e, c: {"deploy": {"retrieval": True}}
+         | ({"method": {"r": 8, "alpha": 16}} if not _tiny(e) and not _full(e, c) else {}),
+         lambda e, c: "the facts change often: serve them from retrieval over current documents and keep the "
+                      "adapter small and cheap to retrain, rather than baking facts into weights"),
+    Rule("tight latency: int8, merged, shorter inputs",
+         lambda e, c: c.latency_ms is not None and c.latency_ms < (TIGHT_LATENCY_MS if _classify(e)
+                                                                    else DECODER_LATENCY_MS),
+         lambda e, c: {"deploy": {"merge": True, "quantize": "int8", "latency_budget_ms": c.latency_ms},
+                       "model": {"max_length": min(_max_length(e), 128)}},
+         lambda e, c: f"a {c.latency_ms:g} ms budget: merged int8 weights and at most 128 tokens per input "
+                      "(`nichetune eval` measures every variant against the budget)"),
+    Rule("latency budget recorded", lambda e, c: c.latency_ms is not None,
+         lambda e, c: {"deploy": {"latency_budget_ms": c.latency_ms}},
+         lambda e, c: f"the report checks p95 latency against {c.latency_ms:g} ms"),
+    Rule("edge deployment: merged int8", lambda e, c: c.target == "edge",
+         lambda e, c: {"deploy": {"target": "edge", "merge": True, "quantize": "int8"}},
+         lambda e, c: "edge devices want one small file: adapters merged, weights int8"),
+    Rule("CPU training: bf16 where native", lambda e, c: c.compute == "cpu",
+         lambda e, c: {"train": {"precision": "auto", "compile": False}},
+         lambda e, c: "CPU: bf16 autocast when the CPU has native bf16 (about 4x fp32 matmul speed); "
+                      "torch.compile's ~95 s start-up does not pay off on short runs"),
+    Rule("GPU training: bf16, bigger batches", lambda e, c: c.compute in ("gpu", "cluster"),
+         lambda e, c: {"train": {"precision": "bf16", "batch_size": 32}},
+         lambda e, c: f"{c.compute}: bf16 and batch 32; on a cluster launch with `accelerate launch` or `torchrun`"),
+)
+
+
+def decide(e: Evidence, c: Constraints) -> tuple[dict, list[dict]]:
+    """Apply every rule in order: the merged recipe fragment and the list of fired rules."""
+    from ..config.recipe import merge_dicts
+
+    recipe: dict = {}
+    fired = []
+    for rule in RULES:
+        if rule.when(e, c):
+            settings = rule.then(e, c)
+            recipe = merge_dicts(recipe, settings)
+            fired.append({"rule": rule.name, "settings": flatten(settings), "because": rule.because(e, c)})
+    return recipe, fired
+
+
+def flatten(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
