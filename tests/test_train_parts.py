@@ -197,3 +197,23 @@ def test_length_grouping_is_deterministic_and_complete():
     assert a == length_grouped_order(lengths, 2, seed=3, group=True) and sorted(a) == list(range(8))
     pairs = [sorted(lengths[i] for i in a[k : k + 2]) for k in range(0, 8, 2)]
     assert all(hi - lo <= 3 for lo, hi in pairs)  # each batch holds similar lengths
+
+
+def test_pii_mask_reaches_every_split_and_the_provenance(tmp_path):
+    from nichetune.config.recipe import load_recipe
+    from nichetune.train.data import load_splits
+    from tiny_data import review_rows, write_jsonl
+
+    rows = review_rows(60, seed=0, own=3, noise=2)
+    for i, r in enumerate(rows):
+        if i % 3 == 0:
+            r["text"] += f" mail me at jane.doe{i}@example.com"
+    write_jsonl(tmp_path / "d.jsonl", rows)
+    recipe = load_recipe(data={"task": "classification", "output_dir": str(tmp_path / "run"),
+                               "data": {"train": str(tmp_path / "d.jsonl"), "pii": "mask"}, "method": {"name": "full"}})
+    splits = load_splits(recipe, tmp_path / "data")
+    everything = [*splits.train, *splits.validation, *splits.test]
+    assert len(everything) == 60 and not [r for r in everything if "@example.com" in r["text"]]
+    assert sum("[EMAIL]" in r["text"] for r in everything) == 20
+    masked = next(s for s in splits.sources if s.get("kind") == "transform")
+    assert masked["rows"] == 20
