@@ -184,6 +184,19 @@ def test_report_shows_the_audit_of_the_run_splits(evaluated):
     assert "Data audit" in (evaluated / "report.html").read_text()
 
 
+def test_report_lists_the_most_confident_errors_of_the_worst_slice(evaluated):
+    from nichetune.eval.report import worst_slice_errors
+
+    metrics = json.loads((evaluated / "eval" / "metrics.json").read_text())
+    preds = [json.loads(line) for line in open(evaluated / "eval" / "predictions.jsonl")]
+    ((field, worst, rows),) = worst_slice_errors(evaluated, metrics)
+    assert field == "condition" and worst == metrics["slices"]["condition"]["worst"]
+    wrong = sorted((p for p in preds if p["slices"]["condition"] == worst and p["predicted"] != p["label"]),
+                   key=lambda p: -p["confidence"])
+    assert [r["id"] for r in rows] == [p["id"] for p in wrong[:5]] and rows
+    assert f"Errors in the worst condition slice: {worst}" in (evaluated / "report.html").read_text()
+
+
 def test_report_rerenders_identically(evaluated):
     before = (evaluated / "report.html").read_text()
     assert main(["report", str(evaluated)]) == 0

@@ -104,12 +104,19 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
+def _trained_on(manifest: dict) -> str:
+    data = ", ".join(str(s.get("name") or s.get("path")) for s in manifest["data"]["sources"]
+                     if s.get("kind") != "transform")
+    return f'trained on {esc(data)} ({manifest["data"]["rows"].get("train", "?")} training rows)'
+
+
 def headline(metrics: dict, manifest: dict) -> str:
     m = metrics["metrics"]
     base = manifest["base_model"]["reference"]
     method = manifest["method"]["name"]
     verdicts = "".join(f"<li>{esc(c['sentence'])}</li>" for c in metrics["comparisons"])
-    return (f'<p class="headline">{esc(method)} on <b>{esc(base)}</b>, {metrics["n"]} evaluation rows: '
+    return (f'<p class="headline">{esc(method)} on <b>{esc(base)}</b>, {_trained_on(manifest)}, '
+            f'{metrics["n"]} evaluation rows: '
             f'accuracy <b id="headline-accuracy">{m["accuracy"]:.4f}</b>, macro-F1 '
             f'<b id="headline-macro-f1">{m["macro_f1"]:.4f}</b>.</p><ul>{verdicts}</ul>')
 
@@ -144,6 +151,10 @@ def render_classification(run_dir: Path, metrics: dict, manifest: dict) -> str:
             flags.append(f"{field}: {len(result['thin_slices'])} slices have fewer than {result['min_count']} rows "
                          f"({', '.join(map(str, result['thin_slices'][:8]))}); their numbers are shown but uncertain")
     errors = metrics["errors"]
+    worst_html = "".join(
+        f"<h3>Errors in the worst {esc(field)} slice: {esc(value)}</h3>"
+        + table(rows, ["id", "true", "predicted", "confidence", "text"])
+        for field, value, rows in worst_slice_errors(run_dir, metrics))
     sections = [
         ("Headline", headline(metrics, manifest)),
         ("Training", loss_curves(run_dir) + _training_table(manifest)),
@@ -156,12 +167,32 @@ def render_classification(run_dir: Path, metrics: dict, manifest: dict) -> str:
         ("Slices", warnings(flags) + slice_html),
         ("Errors", table(errors["most_confused"], ["true", "predicted", "count"])
          + table([{k: (round(v, 3) if isinstance(v, float) else v) for k, v in e.items()}
-                  for e in errors["most_confident"]], ["id", "true", "predicted", "confidence", "text"])),
+                  for e in errors["most_confident"]], ["id", "true", "predicted", "confidence", "text"])
+         + worst_html),
         *shared_sections(run_dir, metrics),
         ("Provenance", _provenance(manifest)),
     ]
     return page(f"nichetune report: {run_dir.name}", sections,
                 subtitle=f"run {run_dir}").replace("</body>", _IMAGE_CHECK + "</body>")
+
+
+def worst_slice_errors(run_dir: Path, metrics: dict, per_slice: int = 5) -> list[tuple[str, str, list[dict]]]:
+    """(field, worst slice, its most confident errors) for every slice field, from eval/predictions.jsonl."""
+    path = run_dir / "eval" / "predictions.jsonl"
+    if not path.is_file():
+        return []
+    preds = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    out = []
+    for field, result in metrics["slices"].items():
+        worst = result.get("worst")
+        if worst is None or not any(field in p.get("slices", {}) for p in preds):
+            continue
+        wrong = [p for p in preds if str(p["slices"].get(field)) == str(worst) and p["predicted"] != p["label"]]
+        wrong.sort(key=lambda p: -p["confidence"])
+        out.append((field, worst, [{"id": p["id"], "true": p["label"], "predicted": p["predicted"],
+                                    "confidence": round(p["confidence"], 3), "text": p["text"][:300]}
+                                   for p in wrong[:per_slice]]))
+    return out
 
 
 def _training_table(manifest: dict) -> str:
@@ -185,7 +216,8 @@ def render_generation(run_dir: Path, metrics: dict, manifest: dict) -> str:
     ppl = metrics["perplexity"]
     base, tuned = ppl["base"]["perplexity"], ppl["tuned"]["perplexity"]
     head = (f'<p class="headline">{esc(manifest["method"]["name"])} on <b>{esc(manifest["base_model"]["reference"])}'
-            f'</b>, {metrics["n"]} evaluation rows: response perplexity <b id="headline-base-perplexity">{base:.3f}'
+            f'</b>, {_trained_on(manifest)}, {metrics["n"]} evaluation rows: response perplexity '
+            f'<b id="headline-base-perplexity">{base:.3f}'
             f'</b> (base) → <b id="headline-perplexity">{tuned:.3f}</b> (tuned).</p>')
     sections = [("Headline", head), ("Training", loss_curves(run_dir) + _training_table(manifest)),
                 ("Perplexity", table([{"model": k, **{n: round(v, 4) for n, v in ppl[k].items()}}
