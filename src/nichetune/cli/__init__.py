@@ -19,10 +19,11 @@ from . import (
     recommend_cmd,
     review_cmd,
     train_cmd,
+    tune_cmd,
 )
 
-VERBS = (models_cmd, data_cmd, recommend_cmd, train_cmd, eval_cmd, compare_cmd, review_cmd, generate_cmd, classify_cmd,
-         demo_cmd)
+VERBS = (models_cmd, data_cmd, recommend_cmd, train_cmd, tune_cmd, eval_cmd, compare_cmd, review_cmd, generate_cmd,
+         classify_cmd, demo_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -110,6 +110,36 @@ class DeploySection(_Section):
     latency_budget_ms: float | None = Field(None, gt=0, description="p95 single-request latency budget")
 
 
+class SearchParam(_Section):
+    """One searched setting: ``float`` (``log: true`` for log-uniform), ``int``, or ``categorical``."""
+
+    type: Literal["float", "int", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> SearchParam:
+        if self.type == "categorical" and not self.choices:
+            raise ValueError("a categorical parameter needs choices: [...]")
+        if self.type != "categorical" and (self.low is None or self.high is None or self.low >= self.high):
+            raise ValueError(f"a {self.type} parameter needs low < high")
+        return self
+
+
+class TuneSection(_Section):
+    """``nichetune tune``: the search space (recipe key path -> parameter) and how to search it."""
+
+    space: dict[str, SearchParam] = Field(default_factory=dict)
+    trials: int = Field(20, ge=1)
+    metric: str | None = Field(None, description="default: the metric that picks the best checkpoint")
+    pruner: Literal["median", "none"] = "median"
+    startup_trials: int = Field(2, ge=0, description="trials run to the end before pruning starts")
+    seed: int = 0
+    heartbeat_s: int = Field(30, ge=1, description="a trial silent for 2x this long was killed; it is retried")
+
+
 class Recipe(_Section):
     """A training recipe. Every section is typed; unknown keys are errors."""
 
@@ -122,6 +152,7 @@ class Recipe(_Section):
     train: TrainSection = Field(default_factory=TrainSection)
     eval: EvalSection = Field(default_factory=EvalSection)
     deploy: DeploySection = Field(default_factory=DeploySection)
+    tune: TuneSection | None = None
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:

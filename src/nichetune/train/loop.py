@@ -118,6 +118,7 @@ class FitSpec:
     tracker: Tracker | None = None
     resume: bool = True
     eval_before: bool = True  # score the untrained model first: the baseline every later number is read against
+    on_eval: Callable[[int, dict], None] | None = None  # after each validation (hyperparameter search prunes here)
 
 
 def fit(model, task, train_items: list, val_items: list, spec: FitSpec) -> FitResult:
@@ -235,6 +236,8 @@ def fit(model, task, train_items: list, val_items: list, spec: FitSpec) -> FitRe
             bar.write(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()), file=sys.stderr)
             stopped = broadcast_flag(best.should_stop, ctx)
             evaluated = True
+            if spec.on_eval is not None:
+                spec.on_eval(step, metrics)
         if evaluated or step % save_every == 0 or step == total:
             if ctx.main:
                 protect = {f"{PREFIX}{best.best_step:07d}"} if best.best_step is not None else set()

@@ -1,0 +1,155 @@
+"""Hyperparameter search with Optuna: TPE sampling, pruning on the validation metric, resumable storage.
+
+Each trial is the recipe with the sampled settings applied, trained into ``DIR/trial-NNNN`` with
+``eval.test`` off, so the search never sees the test split; its objective is the validation
+metric that picks the best checkpoint. The study lives in SQLite under ``DIR`` by default, so a
+killed search resumes; any database URL Optuna accepts lets workers on several machines share
+one study. A trial whose worker died (no heartbeat for twice ``tune.heartbeat_s``) is marked
+failed and retried once.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..config.recipe import Recipe, load_recipe, merge_dicts
+from ..errors import NichetuneError
+
+STUDY_FILE = "study.db"
+
+
+def _optuna():
+    try:
+        import optuna
+    except ImportError:
+        raise NichetuneError("nichetune tune needs Optuna", hint='pip install "nichetune[hpo]"') from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
+def tune_dir(recipe: Recipe) -> Path:
+    return Path(recipe.output_dir).with_name(Path(recipe.output_dir).name + "-tune")
+
+
+def _nest(flat: dict) -> dict:
+    out: dict = {}
+    for key, value in flat.items():
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
+
+
+def _method_fields(name: str) -> set[str]:
+    import typing
+
+    from ..methods.configs import MethodConfig
+
+    for cfg in typing.get_args(MethodConfig):
+        if cfg.model_fields["name"].default == name:
+            return set(cfg.model_fields)
+    return set()
+
+
+def sample(trial, space: dict, method: str) -> dict:
+    """Sample ``space`` (key path -> SearchParam); ``method.*`` keys only where the chosen method has them."""
+    params = {}
+    keys = sorted(space, key=lambda k: k != "method.name")  # the method first: the others depend on it
+    for key in keys:
+        p = space[key]
+        if key.startswith("method.") and key != "method.name":
+            chosen = params.get("method.name", method)
+            if key.split(".", 1)[1] not in _method_fields(chosen):
+                continue
+        if p.type == "categorical":
+            params[key] = trial.suggest_categorical(key, p.choices)
+        elif p.type == "int":
+            params[key] = trial.suggest_int(key, int(p.low), int(p.high), log=p.log)
+        else:
+            params[key] = trial.suggest_float(key, p.low, p.high, log=p.log)
+    return params
+
+
+def trial_recipe(base: Recipe, params: dict, output_dir: str, *, test: bool = False) -> Recipe:
+    """The base recipe with ``params`` applied, no ``tune`` section, writing to ``output_dir``."""
+    raw = base.model_dump(mode="json", exclude={"tune"})
+    if "method.name" in params and params["method.name"] != raw["method"]["name"]:
+        raw["method"] = {}  # another method: the old method's settings do not apply to it
+    raw = merge_dicts(raw, _nest(params))
+    raw["output_dir"] = output_dir
+    raw["eval"]["test"] = test
+    return load_recipe(data=raw)
+
+
+def _storage(optuna, url: str | None, folder: Path, heartbeat: int):
+    from optuna.storages import RDBStorage, RetryFailedTrialCallback
+
+    url = url or f"sqlite:///{(folder / STUDY_FILE).resolve()}"
+    return RDBStorage(url, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
+                      failed_trial_callback=RetryFailedTrialCallback(max_retry=1)), url
+
+
+def run_search(recipe: Recipe, *, trials: int | None = None, timeout: float | None = None,
+               storage: str | None = None, study_name: str | None = None, progress=print) -> dict:
+    """Run (or resume, or join) the study until it holds ``trials`` finished trials; write the outputs."""
+    optuna = _optuna()
+    from ..train.run import train
+
+    if recipe.tune is None or not recipe.tune.space:
+        raise NichetuneError("the recipe has no tune.space to search",
+                             hint="add a tune: section, e.g. tune: {space: {train.lr: {type: float, low: 1e-4, "
+                                  "high: 3e-3, log: true}}}")
+    cfg = recipe.tune
+    folder = tune_dir(recipe)
+    folder.mkdir(parents=True, exist_ok=True)
+    metric, direction = objective_metric(recipe)
+    store, url = _storage(optuna, storage, folder, cfg.heartbeat_s)
+    name = study_name or Path(recipe.output_dir).name
+    pruner = (optuna.pruners.MedianPruner(n_startup_trials=cfg.startup_trials) if cfg.pruner == "median"
+              else optuna.pruners.NopPruner())
+    study = optuna.create_study(study_name=name, storage=store, load_if_exists=True, pruner=pruner,
+                                direction="minimize" if direction == "min" else "maximize",
+                                sampler=optuna.samplers.TPESampler(seed=cfg.seed + os.getpid() % 1000))
+    target = trials or cfg.trials
+
+    def objective(trial) -> float:
+        params = sample(trial, cfg.space, recipe.method.name)
+        out = folder / f"trial-{trial.number:04d}"
+        trial.set_user_attr("run_dir", str(out))
+        trial.set_user_attr("worker", f"{os.uname().nodename}:{os.getpid()}")
+        progress(f"trial {trial.number}: {params}")
+
+        def report(step: int, metrics: dict) -> None:
+            trial.report(metrics[metric], step)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at step {step}: {metric} {metrics[metric]:.4g}")
+
+        manifest = train(trial_recipe(recipe, params, str(out)), fresh=True, on_eval=report)
+        value = manifest["result"]["validation"][metric]  # the final weights: what retraining reproduces
+        progress(f"trial {trial.number}: {metric} {value:.4g}")
+        return float(value)
+
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    done = sum(t.state in finished for t in study.trials)
+    if done < target:
+        callbacks = [optuna.study.MaxTrialsCallback(target, states=finished)]
+        study.optimize(objective, n_trials=target - done, timeout=timeout, callbacks=callbacks,
+                       catch=(NichetuneError,))
+    from .page import write_outputs
+
+    return write_outputs(study, recipe, folder, metric, url)
+
+
+def objective_metric(recipe: Recipe) -> tuple[str, str]:
+    """``tune.metric``, else the metric that picks the best checkpoint; and its direction."""
+    from types import SimpleNamespace
+
+    from ..train.run import selection_metric
+
+    if recipe.tune and recipe.tune.metric:
+        return recipe.tune.metric, "min" if recipe.tune.metric in ("loss", "perplexity") else "max"
+    primary = "accuracy" if recipe.task == "classification" else "loss"
+    return selection_metric(recipe, SimpleNamespace(primary_metric=primary))
