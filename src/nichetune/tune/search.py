@@ -89,7 +89,7 @@ def _storage(optuna, url: str | None, folder: Path, heartbeat: int):
 
     url = url or f"sqlite:///{(folder / STUDY_FILE).resolve()}"
     return RDBStorage(url, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
-                      failed_trial_callback=RetryFailedTrialCallback(max_retry=1)), url
+                      heartbeat_stale_trial_callback=RetryFailedTrialCallback(max_retry=1)), url
 
 
 def run_search(recipe: Recipe, *, trials: int | None = None, timeout: float | None = None,
