@@ -99,7 +99,8 @@ def test_three_situations_get_different_explained_recipes_that_validate(tmp_path
     changing = write_jsonl(tmp_path / "policies.jsonl", _reviews(600, 2))
     model = str(tiny_bert_dir)
     assert main(["recommend", "--data", str(small), "--model", model, "--sensitivity", "regulated",
-                 "--consequence", "high", "--out", str(tmp_path / "a.yaml")]) == 0
+                 "--consequence", "high", "--output-dir", str(tmp_path / "run"),
+                 "--out", str(tmp_path / "a.yaml")]) == 0
     out = capsys.readouterr().out
     assert "because" in out and "tiny data: train the head and the top block" in out
     a = recommend(str(small), Constraints(sensitivity="regulated", consequence="high", model=model))
@@ -118,3 +119,7 @@ def test_three_situations_get_different_explained_recipes_that_validate(tmp_path
     assert "# sensitive data with PII: mask before training" in written
     assert load_recipe(tmp_path / "a.yaml").method.name == "freeze"
     assert yaml.safe_load(written)["eval"]["alpha"] == 0.05
+    # ready as is: `nichetune train` runs the written recipe, PII masked in the splits it keeps
+    assert main(["train", str(tmp_path / "a.yaml"), "train.epochs=2", "train.precision=fp32"]) == 0
+    kept = (tmp_path / "run" / "data" / "train.jsonl").read_text()
+    assert "@example.com" not in kept and "[EMAIL]" in kept
