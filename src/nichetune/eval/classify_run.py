@@ -50,10 +50,21 @@ def tfidf_baseline(train: list[dict], test_texts: list[str], label2id: dict[str,
     return pipe.predict(test_texts)
 
 
-def _compare(name: str, y: np.ndarray, base_pred: np.ndarray, pred: np.ndarray, macro_f1) -> dict:
+def macro_f1_for(labels: list[str]):
+    """``macro_f1(y_true, y_pred)`` over the run's full label list (absent labels count as zero F1)."""
+
+    def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        return classification_metrics(y_true, y_pred, labels)["macro_f1"]
+
+    return macro_f1
+
+
+def compare_predictions(name: str, y: np.ndarray, base_pred: np.ndarray, pred: np.ndarray, macro_f1,
+                        b: str = "the tuned model") -> dict:
+    """``pred`` against the reference ``base_pred`` on the same rows: bootstrap, McNemar and the verdict."""
     boot = paired_bootstrap(accuracy, y, base_pred, pred)
     test = mcnemar(base_pred == y, pred == y)
-    v = verdict("accuracy", boot["delta"], boot["ci_low"], boot["ci_high"], test["p_value"], a=name)
+    v = verdict("accuracy", boot["delta"], boot["ci_low"], boot["ci_high"], test["p_value"], a=name, b=b)
     return {"baseline": name, "baseline_accuracy": accuracy(y, base_pred), "baseline_macro_f1": macro_f1(y, base_pred),
             "bootstrap": boot, "mcnemar": test, **v}
 
@@ -75,9 +86,7 @@ def evaluate_classification(run_dir: Path, rows: list[dict], *, alpha: float = 0
     labels = manifest["labels"]
     label2id = {name: i for i, name in enumerate(labels)}
 
-    def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-        return classification_metrics(y_true, y_pred, labels)["macro_f1"]
-
+    macro_f1 = macro_f1_for(labels)
     unknown = sorted({r["label"] for r in rows} - set(labels))
     if unknown:
         from ..errors import DataValidationError
@@ -111,7 +120,7 @@ def evaluate_classification(run_dir: Path, rows: list[dict], *, alpha: float = 0
         if shots_per_label:
             baselines.update(_prompted(manifest, prompt_model, train_rows, texts, labels, shots_per_label,
                                        recipe.seed))
-    comparisons = [_compare(name, y, base_pred, pred, macro_f1) for name, base_pred in baselines.items()]
+    comparisons = [compare_predictions(name, y, base_pred, pred, macro_f1) for name, base_pred in baselines.items()]
 
     fields = _slice_fields(rows, slice_fields)
     slices = {f: slice_metrics(y, pred, [r.get(f) for r in rows], min_count=min_count,

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..atomic import atomic_write_text
 from ..errors import NichetuneError
-from .significance import mcnemar, paired_bootstrap, verdict
+from .significance import paired_bootstrap, verdict
 
 
 def _name(ref: str) -> str:
@@ -42,8 +42,7 @@ def _classifier_predictions(run_dir: str | Path, texts: list[str], labels: list[
 
 
 def _compare_classification(run_dir: Path, reference: str, rows: list[dict], manifest: dict) -> dict:
-    from .classification import classification_metrics
-    from .classify_run import _zero_shot
+    from .classify_run import _zero_shot, compare_predictions, macro_f1_for
     from .slices import accuracy
 
     labels = manifest["labels"]
@@ -52,26 +51,22 @@ def _compare_classification(run_dir: Path, reference: str, rows: list[dict], man
     cand = _classifier_predictions(run_dir, texts, labels)
     ref = (_zero_shot(manifest["base_model"]["reference"], texts, labels) if reference == "base"
            else _classifier_predictions(reference, texts, labels))
-
-    def macro_f1(t, p):
-        return classification_metrics(t, p, labels)["macro_f1"]
-
-    metrics = {}
-    for name, fn in (("accuracy", accuracy), ("macro_f1", macro_f1)):
-        boot = paired_bootstrap(fn, y, ref, cand)
-        metrics[name] = {"a": fn(y, cand), "b": fn(y, ref), "delta": boot["delta"], "ci_low": boot["ci_low"],
-                         "ci_high": boot["ci_high"], "p_value": boot["p_value"]}
-    test = mcnemar(ref == y, cand == y)
-    acc = metrics["accuracy"]
-    v = verdict("accuracy", acc["delta"], acc["ci_low"], acc["ci_high"], test["p_value"], a=_name(reference),
-                b=run_dir.name)
+    macro_f1 = macro_f1_for(labels)
+    c = compare_predictions(_name(reference), y, ref, cand, macro_f1, b=run_dir.name)
+    f1 = paired_bootstrap(macro_f1, y, ref, cand)
+    metrics = {"accuracy": {"a": accuracy(y, cand), "b": c["baseline_accuracy"],
+                            **{k: c["bootstrap"][k] for k in ("delta", "ci_low", "ci_high", "p_value")}},
+               "macro_f1": {"a": macro_f1(y, cand), "b": c["baseline_macro_f1"],
+                            **{k: f1[k] for k in ("delta", "ci_low", "ci_high", "p_value")}}}
+    test = c["mcnemar"]
     differ = np.flatnonzero(cand != ref)
     examples = [{"id": rows[i].get("id"), "label": rows[i]["label"], run_dir.name: labels[cand[i]],
                  _name(reference): labels[ref[i]], "text": texts[i][:240]} for i in differ[:20]]
     return {"metrics": metrics, "mcnemar": {"only_candidate_correct": test["only_b_correct"],
                                             "only_reference_correct": test["only_a_correct"],
                                             "p_value": test["p_value"], "exact": test["exact"]},
-            "agreement": float((cand == ref).mean()), "examples": examples, **v}
+            "agreement": float((cand == ref).mean()), "examples": examples,
+            "verdict": c["verdict"], "sentence": c["sentence"]}
 
 
 def _compare_generation(run_dir: Path, reference: str, rows: list[dict], samples: int) -> dict:

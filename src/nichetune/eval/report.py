@@ -181,7 +181,9 @@ def worst_slice_errors(run_dir: Path, metrics: dict, per_slice: int = 5) -> list
     path = run_dir / "eval" / "predictions.jsonl"
     if not path.is_file():
         return []
-    preds = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    from .classify_run import read_jsonl
+
+    preds = read_jsonl(path)
     out = []
     for field, result in metrics["slices"].items():
         worst = result.get("worst")

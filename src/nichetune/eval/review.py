@@ -32,8 +32,9 @@ def _predictions(run_dir: Path) -> tuple[list[dict], dict]:
     metrics_path = run_dir / "eval" / "metrics.json"
     if not path.is_file() or not metrics_path.is_file():
         raise NichetuneError(f"{run_dir} has not been evaluated", hint=f"run `nichetune eval {run_dir}` first")
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return rows, json.loads(metrics_path.read_text())
+    from .classify_run import read_jsonl
+
+    return read_jsonl(path), json.loads(metrics_path.read_text())
 
 
 def allocate(sizes: dict, n: int) -> dict:
@@ -159,7 +160,7 @@ def import_review(path: str | Path, run_dir: str | Path | None = None) -> dict:
         raise DataValidationError(f"{path}: no item has a grade yet", hint="fill the grade_N columns with 1 or 0")
     auto = [i["automatic"] for i in items if i["automatic"] is not None]
     result = {"file": str(path), "items": len(items), "graders": graders,
-              "agreement": agreement_section([{**i, "id": i["id"]} for i in items], grade_cols),
+              "agreement": agreement_section(items, grade_cols),
               "automatic_accuracy": sum(auto) / len(auto) if auto else None}
     atomic_write_text(run_dir / "eval" / "review.json", json.dumps(result, indent=1) + "\n")
     from .run import render_report

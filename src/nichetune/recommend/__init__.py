@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from ..atomic import atomic_write_text
-from .evidence import DEFAULT_MODEL, Constraints, Evidence, gather
+from .evidence import Constraints, Evidence, gather
 from .rules import RULES, decide
 
 __all__ = ["RULES", "Constraints", "Evidence", "recommend", "recipe_yaml"]
@@ -22,14 +22,9 @@ def recommend(data: str, constraints: Constraints | None = None, *, task: str | 
     from dataclasses import asdict
 
     from ..config.recipe import load_recipe, merge_dicts
-    from ..data.catalog import CATALOG
 
     constraints = constraints or Constraints()
-    guess_task = task or (CATALOG[data].task if data in CATALOG else None)
-    model = constraints.model or DEFAULT_MODEL.get(guess_task or "classification")
-    evidence = gather(data, task, model)
-    if constraints.model is None and evidence.task != (guess_task or "classification"):
-        evidence = gather(data, evidence.task, DEFAULT_MODEL[evidence.task])  # the file said sft, not classification
+    evidence = gather(data, task, constraints.model)
     fragment, decisions = decide(evidence, constraints)
     name = Path(data).stem if evidence.dataset is None else evidence.dataset
     source = {"dataset": evidence.dataset} if evidence.dataset else {"train": str(data)}

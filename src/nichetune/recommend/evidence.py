@@ -57,8 +57,11 @@ class Evidence:
 TRAIN_SHARE = 0.8  # the default split keeps 80% for training
 
 
-def gather(data: str, task: str | None, model: str) -> Evidence:
-    """Read ``data`` (a file or a built-in dataset name) and audit what the rules need."""
+def gather(data: str, task: str | None, model: str | None = None) -> Evidence:
+    """Read ``data`` (a file or a built-in dataset name) and audit what the rules need.
+
+    ``model`` defaults to the embedded model for the task the data turns out to have.
+    """
     import numpy as np
 
     from ..data.audit.duplicates import duplicate_section
@@ -85,6 +88,7 @@ def gather(data: str, task: str | None, model: str) -> Evidence:
         slices = tuple(k for k in ("condition", "source", "subject", "slice") if k in keys)
     if not rows:
         raise NichetuneError(f"{data} has no usable rows", hint="nichetune data validate shows why")
+    model = model or DEFAULT_MODEL[task]
     overview = overview_section(rows, task)
     texts = [row_text(r) for r in rows]
     tok = load_tokenizer(model)

@@ -62,20 +62,10 @@ def _load_file(path: str, task: str, fields, quarantine: Path) -> tuple[list[dic
 
 def _mask_pii(rows: list[dict]) -> dict:
     """Replace detected PII in every text field with its [TYPE], in place; the counts for provenance."""
-    from ..data.pii.apply import text_slots
+    from ..data.pii.apply import apply_to_rows
     from ..data.pii.detectors import PiiDetector
-    from ..data.pii.transform import mask_text
 
-    detector, counts, masked = PiiDetector(), Counter(), 0
-    for row in rows:
-        hit = False
-        for get, put in text_slots(row):
-            found = detector.find(get())
-            if found:
-                put(mask_text(get(), found))
-                counts.update(f.type for f in found)
-                hit = True
-        masked += hit
+    counts, _, masked = apply_to_rows(rows, "mask", PiiDetector())
     return {"kind": "transform", "name": "PII masked (data.pii: mask)", "rows": masked,
             "source": f"{masked} rows masked: {dict(counts)}"}
 

@@ -17,7 +17,8 @@ def trials_table(study) -> list[dict]:
         duration = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete else None
         last = max(t.intermediate_values) if t.intermediate_values else None
         rows.append({"trial": t.number, "state": t.state.name.lower(),
-                     "value": t.value if t.value is not None else (t.intermediate_values[last] if last else None),
+                     "value": t.value if t.value is not None else (
+                         t.intermediate_values[last] if last is not None else None),
                      **{k: v for k, v in t.params.items()}, "seconds": round(duration, 1) if duration else None,
                      "worker": t.user_attrs.get("worker"), "run_dir": t.user_attrs.get("run_dir")})
     return rows

@@ -84,7 +84,7 @@ def trial_recipe(base: Recipe, params: dict, output_dir: str, *, test: bool = Fa
     return load_recipe(data=raw)
 
 
-def _storage(optuna, url: str | None, folder: Path, heartbeat: int):
+def _storage(url: str | None, folder: Path, heartbeat: int):
     from optuna.storages import RDBStorage, RetryFailedTrialCallback
 
     url = url or f"sqlite:///{(folder / STUDY_FILE).resolve()}"
@@ -106,7 +106,7 @@ def run_search(recipe: Recipe, *, trials: int | None = None, timeout: float | No
     folder = tune_dir(recipe)
     folder.mkdir(parents=True, exist_ok=True)
     metric, direction = objective_metric(recipe)
-    store, url = _storage(optuna, storage, folder, cfg.heartbeat_s)
+    store, url = _storage(storage, folder, cfg.heartbeat_s)
     name = study_name or Path(recipe.output_dir).name
     pruner = (optuna.pruners.MedianPruner(n_startup_trials=cfg.startup_trials) if cfg.pruner == "median"
               else optuna.pruners.NopPruner())

@@ -23,6 +23,33 @@ def text_slots(row: dict):
         yield (lambda m=m: m["content"]), (lambda v, m=m: m.__setitem__("content", v))
 
 
+def apply_to_rows(rows: list[dict], action: str, detector: PiiDetector, *, key: bytes = b"", store=None,
+                  samples: int = 0) -> tuple[Counter, dict[str, list[str]], int]:
+    """Apply ``action`` to every text field of ``rows`` in place: (findings by type, masked samples, rows hit)."""
+    counts: Counter = Counter()
+    shown: dict[str, list[str]] = {}
+    rows_with = 0
+    for row in rows:
+        hit = False
+        for get, put in text_slots(row):
+            text = get()
+            if action == "reidentify":
+                put(store.reidentify(text))
+                continue
+            found = detector.find(text)
+            hit |= bool(found)
+            for f in found:
+                counts[f.type] += 1
+                if len(shown.setdefault(f.type, [])) < samples:
+                    shown[f.type].append(f"{row['id']}: {masked_sample(text, f)}")
+            if action == "mask":
+                put(mask_text(text, found))
+            elif action == "pseudonymize":
+                put(pseudonymize_text(text, found, key, store.record if store else None))
+        rows_with += hit
+    return counts, shown, rows_with
+
+
 def pii_file(path: str | Path, *, action: str, out: str | Path | None = None, task: str | None = None,
              fields: FieldMap | None = None, detector: PiiDetector | None = None,
              key_file: str | Path | None = None, vault: str | Path | None = None, samples: int = 3) -> dict:
@@ -38,28 +65,9 @@ def pii_file(path: str | Path, *, action: str, out: str | Path | None = None, ta
         raise NichetuneError("re-identification needs the vault written by --action pseudonymize",
                              hint="pass --vault PATH")
     key = load_or_create_key(key_file) if action == "pseudonymize" else b""
-    counts: Counter = Counter()
-    shown: dict[str, list[str]] = {}
-    rows_with = 0
     try:
-        for row in loaded.rows:
-            hit = False
-            for get, put in text_slots(row):
-                text = get()
-                if action == "reidentify":
-                    put(store.reidentify(text))
-                    continue
-                found = detector.find(text)
-                hit |= bool(found)
-                for f in found:
-                    counts[f.type] += 1
-                    if len(shown.setdefault(f.type, [])) < samples:
-                        shown[f.type].append(f"{row['id']}: {masked_sample(text, f)}")
-                if action == "mask":
-                    put(mask_text(text, found))
-                elif action == "pseudonymize":
-                    put(pseudonymize_text(text, found, key, store.record if store else None))
-            rows_with += hit
+        counts, shown, rows_with = apply_to_rows(loaded.rows, action, detector, key=key, store=store,
+                                                 samples=samples)
         if out is not None:
             write_rows(out, loaded.rows)
     finally:
