@@ -161,7 +161,8 @@ def test_paired_bootstrap_and_verdicts():
     better = np.where(np.random.default_rng(8).random(500) < 0.5, y, worse)  # fixes half the errors
     res = paired_bootstrap(accuracy, y, worse, better)
     assert res["delta"] == pytest.approx(accuracy(y, better) - accuracy(y, worse))
-    assert 0 < res["ci_low"] < res["delta"] < res["ci_high"] and res["p_value"] < 0.01
+    assert 0 < res["ci_low"] < res["delta"] < res["ci_high"]
+    assert res["p_value"] == pytest.approx(2 / 2001)  # no resample favours A: (0 + 1) / (2000 + 1), two-sided
     assert verdict("accuracy", **{k: res[k] for k in ("delta", "ci_low", "ci_high", "p_value")})["verdict"] == "better"
     same = paired_bootstrap(accuracy, y, worse, worse.copy())
     assert verdict("accuracy", **{k: same[k] for k in ("delta", "ci_low", "ci_high", "p_value")})["verdict"] == \
@@ -169,3 +170,23 @@ def test_paired_bootstrap_and_verdicts():
     flipped = paired_bootstrap(accuracy, y, better, worse)
     v = verdict("accuracy", **{k: flipped[k] for k in ("delta", "ci_low", "ci_high", "p_value")})
     assert v["verdict"] == "worse" and v["sentence"].startswith("The tuned model is worse than the base")
+
+
+def test_verdict_on_macro_f1_when_the_recipe_picks_it():
+    """Always answering the big class keeps accuracy but loses macro-F1: the verdict follows the chosen metric."""
+    from sklearn.metrics import f1_score
+
+    from nichetune.eval.classify_run import compare_predictions, macro_f1_for
+
+    rng = np.random.default_rng(3)
+    y = np.where(rng.random(300) < 0.8, 0, np.where(rng.random(300) < 0.5, 1, 2))
+    lazy = np.zeros_like(y)  # the majority class only
+    careful = np.where(rng.random(300) < 0.75, y, (y + 1) % 3)  # finds minority rows, makes other errors
+    f1 = macro_f1_for(["a", "b", "c"])
+    on_acc = compare_predictions("lazy", y, lazy, careful, f1)
+    on_f1 = compare_predictions("lazy", y, lazy, careful, f1, metric="macro_f1")
+    assert on_f1["bootstrap_macro_f1"]["delta"] == pytest.approx(
+        f1_score(y, careful, average="macro") - f1_score(y, lazy, average="macro", zero_division=0))
+    assert on_acc["verdict"] != "better" and on_f1["verdict"] == "better"
+    assert "macro-F1" in on_f1["sentence"] and on_f1["metric"] == "macro_f1"
+    assert on_acc["bootstrap"] == on_f1["bootstrap"]  # both metrics are always reported

@@ -35,6 +35,8 @@ CASES = {
     "imbalanced classes: class weights, macro-F1": (
         {"imbalance_ratio": 7.0}, {}, {"train.class_weights": True, "eval.metric": "macro_f1"}, ({}, {})),
     "grouped rows: group-aware split": ({"group_field": "drug"}, {}, {"data.split.group_field": "drug"}, ({}, {})),
+    "small data: a test split big enough to be evidence": (  # 1,000 rows: 25% holds 250 test rows
+        {}, {}, {"data.split.ratios": [0.65, 0.1, 0.25]}, ({"rows": 5000}, {})),
     "duplicates: deduplicate first": ({"redundant_share": 0.05}, {}, {}, ({"redundant_share": 0.001}, {})),
     "sensitive data with PII: mask before training": (
         {"pii_rows": 3, "pii_types": ("EMAIL",)}, {"sensitivity": "internal"}, {"data.pii": "mask"},
@@ -76,7 +78,8 @@ def test_rule(name):
 
 
 def test_later_rules_refine_earlier_ones_and_the_result_validates():
-    recipe, fired = _fired({"train_rows": 8000, "p95_tokens": 300}, {"knowledge": "often", "latency_ms": 20})
+    recipe, fired = _fired({"rows": 10000, "train_rows": 8000, "p95_tokens": 300},
+                           {"knowledge": "often", "latency_ms": 20})
     assert recipe["method"]["r"] == 8 and fired["default: LoRA"]["settings"]["method.r"] == 16
     assert recipe["model"]["max_length"] == 128
     load_recipe(data={"task": "classification", "output_dir": "x", "data": {"train": "x.jsonl"}, **recipe})

@@ -66,10 +66,14 @@ def run_eval(args) -> int:
         return 0
     m = metrics["metrics"]
     print(f"accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  on {metrics['n']} rows ({metrics['data']})")
+    print(f"verdicts on {metrics['primary']['name']} (the recipe's eval.metric)")
     print_table([{"baseline": c["baseline"], "accuracy": round(c["baseline_accuracy"], 4),
-                  "delta": round(c["bootstrap"]["delta"], 4), "p": f"{c['mcnemar']['p_value']:.3g}",
-                  "verdict": c["verdict"]} for c in metrics["comparisons"]],
-                ["baseline", "accuracy", "delta", "p", "verdict"])
+                  "acc delta": round(c["bootstrap"]["delta"], 4), "McNemar p": f"{c['mcnemar']['p_value']:.3g}",
+                  "macro-F1": round(c["baseline_macro_f1"], 4),
+                  "F1 delta": round(c["bootstrap_macro_f1"]["delta"], 4),
+                  "F1 p": f"{c['bootstrap_macro_f1']['p_value']:.3g}", "verdict": c["verdict"]}
+                 for c in metrics["comparisons"]],
+                ["baseline", "accuracy", "acc delta", "McNemar p", "macro-F1", "F1 delta", "F1 p", "verdict"])
     _latency(metrics)
     print(f"report: {args.run_dir}/report.html")
     return 0

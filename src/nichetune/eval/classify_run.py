@@ -59,14 +59,29 @@ def macro_f1_for(labels: list[str]):
     return macro_f1
 
 
+VERDICT_METRICS = {"accuracy": "accuracy", "macro_f1": "macro-F1"}
+
+
+def headline_metric(recipe) -> str:
+    """The metric a classifier's verdicts are on: the recipe's ``eval.metric`` when it is accuracy or
+    macro-F1 (imbalanced data picks macro-F1, where always answering the big class scores well on
+    accuracy), else accuracy."""
+    return recipe.eval.metric if recipe.eval.metric in VERDICT_METRICS else "accuracy"
+
+
 def compare_predictions(name: str, y: np.ndarray, base_pred: np.ndarray, pred: np.ndarray, macro_f1,
-                        b: str = "the tuned model") -> dict:
-    """``pred`` against the reference ``base_pred`` on the same rows: bootstrap, McNemar and the verdict."""
+                        b: str = "the tuned model", metric: str = "accuracy") -> dict:
+    """``pred`` against the reference ``base_pred`` on the same rows: paired bootstraps of accuracy and
+    macro-F1, McNemar's test, and the verdict on ``metric`` (accuracy: McNemar's p; macro-F1: the
+    bootstrap's p, as McNemar counts right/wrong answers only)."""
     boot = paired_bootstrap(accuracy, y, base_pred, pred)
+    boot_f1 = paired_bootstrap(macro_f1, y, base_pred, pred)
     test = mcnemar(base_pred == y, pred == y)
-    v = verdict("accuracy", boot["delta"], boot["ci_low"], boot["ci_high"], test["p_value"], a=name, b=b)
-    return {"baseline": name, "baseline_accuracy": accuracy(y, base_pred), "baseline_macro_f1": macro_f1(y, base_pred),
-            "bootstrap": boot, "mcnemar": test, **v}
+    on, p_value = (boot_f1, boot_f1["p_value"]) if metric == "macro_f1" else (boot, test["p_value"])
+    v = verdict(VERDICT_METRICS[metric], on["delta"], on["ci_low"], on["ci_high"], p_value, a=name, b=b)
+    return {"baseline": name, "metric": metric, "baseline_accuracy": accuracy(y, base_pred),
+            "baseline_macro_f1": macro_f1(y, base_pred), "bootstrap": boot, "bootstrap_macro_f1": boot_f1,
+            "mcnemar": test, **v}
 
 
 def _slice_fields(rows: list[dict], requested: list[str] | None) -> list[str]:
@@ -120,7 +135,9 @@ def evaluate_classification(run_dir: Path, rows: list[dict], *, alpha: float = 0
         if shots_per_label:
             baselines.update(_prompted(manifest, prompt_model, train_rows, texts, labels, shots_per_label,
                                        recipe.seed))
-    comparisons = [compare_predictions(name, y, base_pred, pred, macro_f1) for name, base_pred in baselines.items()]
+    metric = headline_metric(recipe)
+    comparisons = [compare_predictions(name, y, base_pred, pred, macro_f1, metric=metric)
+                   for name, base_pred in baselines.items()]
 
     fields = _slice_fields(rows, slice_fields)
     slices = {f: slice_metrics(y, pred, [r.get(f) for r in rows], min_count=min_count,
@@ -138,7 +155,7 @@ def evaluate_classification(run_dir: Path, rows: list[dict], *, alpha: float = 0
     metrics = classification_metrics(y, pred, labels)
     return {
         "task": "classification", "n": len(rows), "labels": labels, "metrics": metrics,
-        "primary": {"name": "accuracy", "value": metrics["accuracy"]},
+        "primary": {"name": metric, "value": metrics[metric]},
         "calibration": {"raw": calibration_metrics(probs, y), "temperature_scaled": calibration_metrics(probs_cal, y),
                         "temperature": scaler.temperature_, "reliability_raw": reliability_bins(probs, y, 10),
                         "reliability_scaled": reliability_bins(probs_cal, y, 10)},

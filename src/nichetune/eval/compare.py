@@ -18,7 +18,7 @@ import numpy as np
 
 from ..atomic import atomic_write_text
 from ..errors import NichetuneError
-from .significance import paired_bootstrap, verdict
+from .significance import verdict
 
 
 def _name(ref: str) -> str:
@@ -41,8 +41,8 @@ def _classifier_predictions(run_dir: str | Path, texts: list[str], labels: list[
     return head_logits(model, tok, texts, max_length=recipe.model.max_length).argmax(1)
 
 
-def _compare_classification(run_dir: Path, reference: str, rows: list[dict], manifest: dict) -> dict:
-    from .classify_run import _zero_shot, compare_predictions, macro_f1_for
+def _compare_classification(run_dir: Path, reference: str, rows: list[dict], manifest: dict, recipe) -> dict:
+    from .classify_run import _zero_shot, compare_predictions, headline_metric, macro_f1_for
     from .slices import accuracy
 
     labels = manifest["labels"]
@@ -52,8 +52,9 @@ def _compare_classification(run_dir: Path, reference: str, rows: list[dict], man
     ref = (_zero_shot(manifest["base_model"]["reference"], texts, labels) if reference == "base"
            else _classifier_predictions(reference, texts, labels))
     macro_f1 = macro_f1_for(labels)
-    c = compare_predictions(_name(reference), y, ref, cand, macro_f1, b=run_dir.name)
-    f1 = paired_bootstrap(macro_f1, y, ref, cand)
+    c = compare_predictions(_name(reference), y, ref, cand, macro_f1, b=run_dir.name,
+                            metric=headline_metric(recipe))
+    f1 = c["bootstrap_macro_f1"]
     metrics = {"accuracy": {"a": accuracy(y, cand), "b": c["baseline_accuracy"],
                             **{k: c["bootstrap"][k] for k in ("delta", "ci_low", "ci_high", "p_value")}},
                "macro_f1": {"a": macro_f1(y, cand), "b": c["baseline_macro_f1"],
@@ -114,7 +115,7 @@ def compare(candidate: str | Path, reference: str = "base", *, data: str | None 
                                  hint="compare runs of the same task, or a run with `base`")
     rows, source = _rows(run_dir, data, recipe.task)
     if recipe.task == "classification":
-        result = _compare_classification(run_dir, reference, rows, manifest)
+        result = _compare_classification(run_dir, reference, rows, manifest, recipe)
     else:
         result = _compare_generation(run_dir, reference, rows, samples)
     result = {"a": run_dir.name, "b": _name(reference), "reference": reference, "n": len(rows), "data": source,

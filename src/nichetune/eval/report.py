@@ -121,15 +121,28 @@ def headline(metrics: dict, manifest: dict) -> str:
             f'<b id="headline-macro-f1">{m["macro_f1"]:.4f}</b>.</p><ul>{verdicts}</ul>')
 
 
+def comparison_row(c: dict, m: dict) -> dict:
+    """One baseline comparison as a table row: both metrics' deltas with 95% CIs, and the verdict."""
+    f1 = c.get("bootstrap_macro_f1")
+    row = {"baseline": c["baseline"], "baseline accuracy": round(c["baseline_accuracy"], 4),
+           "tuned accuracy": round(m["accuracy"], 4), "accuracy delta (95% CI)": _delta(c["bootstrap"]),
+           "McNemar p": f"{c['mcnemar']['p_value']:.3g}", "baseline macro-F1": round(c["baseline_macro_f1"], 4),
+           "tuned macro-F1": round(m["macro_f1"], 4)}
+    if f1:
+        row["macro-F1 delta (95% CI)"] = _delta(f1)
+        row["bootstrap p"] = f"{f1['p_value']:.3g}"
+    return {**row, f"verdict on {c.get('metric', 'accuracy')}": c["verdict"]}
+
+
+def _delta(boot: dict) -> str:
+    return f"{boot['delta']:+.3f} ({boot['ci_low']:+.3f} to {boot['ci_high']:+.3f})"
+
+
 def render_classification(run_dir: Path, metrics: dict, manifest: dict) -> str:
     m, cal, conf = metrics["metrics"], metrics["calibration"], metrics["conformal"]
     per_class = [{"label": k, **{n: round(v, 4) if isinstance(v, float) else v for n, v in row.items()}}
                  for k, row in m["per_class"].items()]
-    comparison = [{"baseline": c["baseline"], "baseline accuracy": round(c["baseline_accuracy"], 4),
-                   "tuned accuracy": round(m["accuracy"], 4), "delta": round(c["bootstrap"]["delta"], 4),
-                   "95% CI": f"{c['bootstrap']['ci_low']:+.3f} to {c['bootstrap']['ci_high']:+.3f}",
-                   "McNemar p": f"{c['mcnemar']['p_value']:.3g}", "verdict": c["verdict"]}
-                  for c in metrics["comparisons"]]
+    comparison = [comparison_row(c, m) for c in metrics["comparisons"]]
     cal_rows = [{"": name, **{k: round(v, 4) for k, v in cal[key].items()}}
                 for name, key in (("raw", "raw"), (f"temperature {cal['temperature']:.2f}", "temperature_scaled"))]
     conf_rows = [{"method": k.upper(), "target coverage": 1 - conf["alpha"], "coverage": round(conf[k]["coverage"], 4),

@@ -19,7 +19,8 @@ def bootstrap_ci(metric: Callable[[np.ndarray], float], n: int, *, n_boot: int =
 def paired_bootstrap(metric: Callable[[np.ndarray, np.ndarray], float], y_true, pred_a, pred_b, *,
                      n_boot: int = 2000, seed: int = 0) -> dict:
     """Delta ``metric(B) - metric(A)`` with a 95% interval from resampling the same examples for both,
-    and the two-sided bootstrap p-value of no difference."""
+    and the two-sided bootstrap p-value of no difference (counted as (k + 1) / (n_boot + 1), so it is
+    never reported as exactly 0 from a finite number of resamples)."""
     y_true, pred_a, pred_b = np.asarray(y_true), np.asarray(pred_a), np.asarray(pred_b)
     n = len(y_true)
     delta = metric(y_true, pred_b) - metric(y_true, pred_a)
@@ -28,7 +29,7 @@ def paired_bootstrap(metric: Callable[[np.ndarray, np.ndarray], float], y_true, 
     for i in range(n_boot):
         idx = rng.integers(0, n, n)
         deltas[i] = metric(y_true[idx], pred_b[idx]) - metric(y_true[idx], pred_a[idx])
-    p = 2 * min((deltas <= 0).mean(), (deltas >= 0).mean())
+    p = 2 * (min((deltas <= 0).sum(), (deltas >= 0).sum()) + 1) / (n_boot + 1)
     return {"delta": float(delta), "ci_low": float(np.quantile(deltas, 0.025)),
             "ci_high": float(np.quantile(deltas, 0.975)), "p_value": float(min(1.0, p)), "n": n}
 

@@ -20,6 +20,8 @@ FULL_FT_ROWS = 4_000     # training rows (5,000 examples less a held-out 20%) fr
 FULL_FT_ROWS_CPU = 20_000
 TIGHT_LATENCY_MS = 50    # a CPU budget under which int8 and short inputs are needed
 DECODER_LATENCY_MS = 1_000
+EVIDENCE_TEST_ROWS = 250  # held-out rows that let a paired test see a ~7-point accuracy difference at p < 0.05
+VALIDATION_SHARE = 0.1
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,11 @@ def _epochs(e: Evidence) -> int:
 
 def _max_length(e: Evidence) -> int:
     return int(min(512, max(32, -(-e.p95_tokens // 32) * 32)))
+
+
+def _test_share(e: Evidence) -> float:
+    """The test share that holds out ``EVIDENCE_TEST_ROWS`` rows, between the default 10% and 25%."""
+    return round(min(0.25, max(0.1, EVIDENCE_TEST_ROWS / max(e.rows, 1))), 2)
 
 
 def _tiny(e: Evidence) -> bool:
@@ -93,6 +100,12 @@ RULES: tuple[Rule, ...] = (
     Rule("grouped rows: group-aware split", lambda e, c: e.group_field is not None,
          lambda e, c: {"data": {"split": {"group_field": e.group_field}}},
          lambda e, c: f"rows share a `{e.group_field}`: splitting by it keeps one group's rows out of two splits"),
+    Rule("small data: a test split big enough to be evidence", lambda e, c: _test_share(e) > 0.1,
+         lambda e, c: {"data": {"split": {"ratios": [round(1 - VALIDATION_SHARE - _test_share(e), 2),
+                                                     VALIDATION_SHARE, _test_share(e)]}}},
+         lambda e, c: f"{e.rows} rows: the default 10% test split holds {e.rows // 10} rows, too few for a paired "
+                      f"test to tell a few points of difference from chance; {_test_share(e):.0%} holds "
+                      f"{round(e.rows * _test_share(e))}"),
     Rule("duplicates: deduplicate first", lambda e, c: e.redundant_share >= 0.01,
          lambda e, c: {},
          lambda e, c: f"{e.redundant_share:.1%} of rows are redundant duplicates: run `nichetune data dedup` "
