@@ -31,6 +31,8 @@ def register(sub) -> None:
     p.add_argument("--samples", type=int, default=20, help="sft: prompts answered greedily by base and tuned model")
     p.add_argument("--glossary", help="sft: a file with one domain term per line (default: the data's `term` field)")
     p.add_argument("--forbidden", help="sft: a file with one term per line that answers must not use")
+    p.add_argument("--general-rows", type=int, default=40,
+                   help="sft/completion: BBC News articles scored by both models for the forgetting check (0: skip)")
     p.add_argument("--json", action="store_true", help="print metrics.json")
     p.set_defaults(func=run_eval)
 
@@ -48,7 +50,8 @@ def run_eval(args) -> int:
                            zero_shot=not args.no_zero_shot, shots_per_label=args.shots_per_label,
                            prompt_model=args.prompt_model, samples=args.samples, glossary=_terms(args.glossary),
                            forbidden=_terms(args.forbidden), latency=not args.no_latency,
-                           latency_requests=args.latency_requests, audit=not args.no_audit)
+                           latency_requests=args.latency_requests, audit=not args.no_audit,
+                           general_rows=args.general_rows)
     if args.json:
         print_json(metrics)
         return 0

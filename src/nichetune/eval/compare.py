@@ -67,7 +67,7 @@ def _compare_classification(run_dir: Path, reference: str, rows: list[dict], man
                                             "only_reference_correct": test["only_a_correct"],
                                             "p_value": test["p_value"], "exact": test["exact"]},
             "agreement": float((cand == ref).mean()), "examples": examples,
-            "verdict": c["verdict"], "sentence": c["sentence"]}
+            **{k: c[k] for k in ("metric", "verdict", "sentence", "delta", "p_value")}}
 
 
 def _compare_generation(run_dir: Path, reference: str, rows: list[dict], samples: int) -> dict:

@@ -47,10 +47,11 @@ def general_text(n: int = 40) -> list[dict]:
 
 def evaluate_generation(run_dir, rows: list[dict], *, samples: int = 20, max_new_tokens: int = 64,
                         glossary: list[str] | None = None, forbidden: list[str] | None = None,
-                        forgetting: bool = True, reference: str | None = None) -> dict:
+                        general_rows: int = 40, reference: str | None = None) -> dict:
     """Tuned vs ``reference`` (another run directory; default the run's base model) on identical rows.
 
-    Results are keyed ``base`` (the reference) and ``tuned`` (this run).
+    Results are keyed ``base`` (the reference) and ``tuned`` (this run). ``general_rows`` BBC articles
+    (0: none) measure forgetting as general-domain perplexity.
     """
     from ..hardware import pick_dtype
     from ..models.loading import load_causal_lm
@@ -87,8 +88,8 @@ def evaluate_generation(run_dir, rows: list[dict], *, samples: int = 20, max_new
                                                                      if m["role"] == "user"),
                                    "reference": ref, "base": b, "tuned": t}
                                   for r, ref, b, t in zip(sample, refs, base_out, tuned_out, strict=True)]
-    if forgetting:
-        general = general_text()
+    if general_rows:
+        general = general_text(general_rows)
         completion = CausalTask("completion")
         result["forgetting"] = {
             "text": "BBC News articles (general domain)", "n": len(general),

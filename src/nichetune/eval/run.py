@@ -34,7 +34,7 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, *, alpha: float |
                  slice_fields: list[str] | None = None, min_count: int = 20, zero_shot: bool = True,
                  shots_per_label: int = 1, prompt_model: str | None = None, samples: int = 20,
                  glossary: list[str] | None = None, forbidden: list[str] | None = None, latency: bool = True,
-                 latency_requests: int = 20, audit: bool = True, progress=print) -> dict:
+                 latency_requests: int = 20, audit: bool = True, general_rows: int = 40, progress=print) -> dict:
     """Evaluate a finished run on its test split (or ``data``); write metrics and the report.
 
     ``alpha`` and ``target_accuracy`` default to the recipe's ``eval`` section; a recipe with
@@ -63,7 +63,8 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, *, alpha: float |
     else:
         from .generate_run import evaluate_generation
 
-        metrics = evaluate_generation(run_dir, rows, samples=samples, glossary=glossary, forbidden=forbidden)
+        metrics = evaluate_generation(run_dir, rows, samples=samples, glossary=glossary, forbidden=forbidden,
+                                      general_rows=general_rows)
     metrics["data"] = source
     if latency:
         from .latency import measure_variants

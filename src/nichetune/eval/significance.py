@@ -61,6 +61,7 @@ def verdict(metric: str, delta: float, ci_low: float, ci_high: float, p_value: f
     improved = delta > 0 if higher_is_better else delta < 0
     word = ("better" if improved else "worse") if significant else "not significantly different"
     relation = f"{word} than" if significant else f"{word} from"
-    sentence = (f"{b[0].upper() + b[1:]} is {relation} {a} on {metric}: {delta:+.3f} "
+    subject = b[0].upper() + b[1:] if b.startswith("the ") else b  # a run name keeps its spelling
+    sentence = (f"{subject} is {relation} {a} on {metric}: {delta:+.3f} "
                 f"(95% CI {ci_low:+.3f} to {ci_high:+.3f}, p = {p_value:.3g}).")
-    return {"verdict": word, "sentence": sentence}
+    return {"verdict": word, "sentence": sentence, "delta": float(delta), "p_value": float(p_value)}

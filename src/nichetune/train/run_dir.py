@@ -38,6 +38,12 @@ def recipe_text(recipe) -> str:
     return f"# resolved recipe of this run (re-run: nichetune train {RECIPE})\n{body}"
 
 
+def same_recipe(run_dir: Path, recipe) -> bool:
+    """Whether the run in ``run_dir`` was started from exactly ``recipe`` (every resolved setting)."""
+    saved = Path(run_dir) / RECIPE
+    return saved.is_file() and yaml.safe_load(saved.read_text()) == recipe.model_dump(mode="json")
+
+
 def check_output_dir(run_dir: Path, recipe, *, fresh: bool) -> str:
     """Decide what to do with an existing output folder: ``new``, ``resume`` or refuse.
 
@@ -49,9 +55,8 @@ def check_output_dir(run_dir: Path, recipe, *, fresh: bool) -> str:
     if (run_dir / MANIFEST).is_file():
         raise NichetuneError(f"{run_dir} already holds a finished run",
                              hint="choose another output_dir (output_dir=runs/NAME) or pass --fresh to replace it")
-    saved = run_dir / RECIPE
-    if saved.is_file():
-        if yaml.safe_load(saved.read_text()) != recipe.model_dump(mode="json"):
+    if (run_dir / RECIPE).is_file():
+        if not same_recipe(run_dir, recipe):
             raise NichetuneError(f"{run_dir} holds an unfinished run of a different recipe",
                                  hint="use the same recipe to resume it, another output_dir, or --fresh")
         return "resume"

@@ -1,0 +1,83 @@
+"""``nichetune demo``: the whole domain fine-tuning lifecycle on the embedded models and datasets.
+
+Part 1 (drug reviews) goes from raw data to a recommended, trained, calibrated and compared
+classifier; part 2 (computing jargon) instruction-tunes SmolLM2 and checks it against its base.
+Both end in reports that one index page links, with a summary table. Prepared models, exported
+data and finished runs of an identical recipe are reused on a second run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import jargon, medical
+from .steps import SKIPPED, Steps
+from .summary import index_html, markdown_table, summary_rows
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much each part trains and evaluates: the full demo (~15 min on 2 CPU cores) or ``--quick``."""
+
+    name: str
+    medical: tuple[str, ...]       # recipe overrides for every drug-review run
+    recommended: tuple[str, ...]   # ... for the recommended run
+    comparison: tuple[str, ...]    # ... for the two comparison runs (short budgets)
+    jargon: tuple[str, ...]        # ... for the FOLDOC run
+    samples: int                   # held-out terms answered by both models
+    general_rows: int              # BBC articles both language models score (forgetting)
+    latency: bool
+    latency_requests: int = 20
+
+
+FULL = Budget("full", medical=(), recommended=("train.epochs=4",), comparison=("train.epochs=2",),
+              jargon=("data.limit=300",), samples=8, general_rows=40, latency=True)
+QUICK = Budget("quick", medical=("data.limit=200", "data.eval_limit=100", "model.max_length=96"),
+               recommended=("train.epochs=3",), comparison=("train.epochs=2",),
+               jargon=("data.limit=24", "data.eval_limit=12", "model.max_length=96", "train.max_steps=3"),
+               samples=2, general_rows=6, latency=False)
+MODELS = ("minilm-l6", "smollm2-135m-instruct")
+
+
+def run_demo(out: str | Path = "demo-out", *, quick: bool = False, fresh: bool = False, log=None) -> dict:
+    """Run both parts; write ``OUT/index.html`` and ``OUT/demo-summary.json``; return the summary."""
+    from transformers.utils import logging as hf_logging
+
+    from ..atomic import atomic_write_text
+
+    hf_logging.set_verbosity_error()  # each step prints its own status; the library's load reports are noise here
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    budget = QUICK if quick else FULL
+    steps = Steps(total=len(MODELS) + medical.STEPS + jargon.STEPS, **({"out": log} if log else {}))
+    steps.say(f"nichetune demo ({budget.name}): writing to {out}/")
+    prepared = [steps.run(f"prepare the embedded model {name}", lambda n=name: _prepare(n),
+                          command=f"nichetune models prepare {name}") for name in MODELS]
+    parts = {"medical": medical.run_medical(steps, out, budget, fresh=fresh)
+             if prepared[0] is not SKIPPED else {"runs": {}, "report": out / "missing"},
+             "jargon": jargon.run_jargon(steps, out, budget, fresh=fresh)
+             if prepared[1] is not SKIPPED else {"runs": {}, "report": out / "missing"}}
+    seconds = time.perf_counter() - steps.started
+    rows = summary_rows(parts["medical"], parts["jargon"])
+    page = index_html(out, rows, parts["medical"], parts["jargon"], steps.failures, steps.commands, seconds,
+                      budget.name)
+    atomic_write_text(out / "index.html", page)
+    summary = {"mode": budget.name, "seconds": round(seconds, 1), "summary": rows, "failures": steps.failures,
+               "commands": steps.commands, "reports": {k: str(p["report"]) for k, p in parts.items()},
+               "audit": _plain(parts["medical"].get("audit"))}
+    atomic_write_text(out / "demo-summary.json", json.dumps(summary, indent=1, default=str) + "\n")
+    atomic_write_text(out / "summary.md", markdown_table(rows) + "\n")
+    return summary
+
+
+def _prepare(name: str) -> Path:
+    from ..models.prepare import prepare_model
+
+    return prepare_model(name)
+
+
+def _plain(value):
+    return None if value is SKIPPED else value

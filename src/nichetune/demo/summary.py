@@ -1,0 +1,92 @@
+"""The demo's summary table (one row per trained run) and the index page linking both reports."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..html_report import esc, page, table
+
+COLUMNS = ["domain", "run", "method", "trainable parameters", "train time", "headline metric", "verdict vs base"]
+
+
+def summary_rows(medical: dict, jargon: dict) -> list[dict]:
+    rows = []
+    metrics, vs_base = medical.get("metrics"), medical.get("vs_base")
+    for name, run in medical["runs"].items():
+        manifest = run["manifest"]
+        test = manifest["result"].get("test") or {}
+        headline, verdict = f"macro-F1 {test.get('macro_f1', float('nan')):.3f}", "not compared"
+        if isinstance(metrics, dict) and name.endswith("-recommended"):
+            primary = metrics["primary"]
+            headline = f"{_metric_name(primary['name'])} {primary['value']:.3f}"
+            verdict = _base_verdict([c for c in metrics["comparisons"] if c["baseline"] == "zero-shot base model"])
+        elif isinstance(vs_base, dict) and name in vs_base:
+            verdict = _base_verdict([vs_base[name]])
+        rows.append(_row("drug reviews", name, run["label"], manifest, headline, verdict))
+    metrics = jargon.get("metrics")
+    for name, run in jargon["runs"].items():
+        headline, verdict = "held-out perplexity", "not compared"
+        if isinstance(metrics, dict):
+            ppl = metrics["perplexity"]
+            base, tuned = ppl["base"]["perplexity"], ppl["tuned"]["perplexity"]
+            headline = f"held-out perplexity {tuned:.2f}"
+            verdict = f"{'lower' if tuned < base else 'not lower'} than base ({base:.2f}, {tuned / base - 1:+.0%})"
+        rows.append(_row("computing jargon", name, run["label"], run["manifest"], headline, verdict))
+    return rows
+
+
+def _metric_name(name: str) -> str:
+    return {"macro_f1": "macro-F1"}.get(name, name)
+
+
+def _base_verdict(comparisons: list[dict]) -> str:
+    """An eval baseline comparison or a `nichetune compare` result, as "verdict (delta, p)"."""
+    if not comparisons:
+        return "not compared"
+    c = comparisons[0]
+    return f"{c['verdict']} ({c['delta']:+.3f}, p = {c['p_value']:.2g})"
+
+
+def _row(domain: str, name: str, label: str, manifest: dict, headline: str, verdict: str) -> dict:
+    p = manifest["parameters"]
+    return {"domain": domain, "run": name, "method": label,
+            "trainable parameters": f"{p['trainable']:,} ({p['trainable_share']:.1%})",
+            "train time": f"{manifest['result']['train_seconds']:.0f} s", "headline metric": headline,
+            "verdict vs base": verdict}
+
+
+def markdown_table(rows: list[dict]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(str(r[c]) for c in COLUMNS) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def index_html(out: Path, rows: list[dict], medical: dict, jargon: dict, failures: list[dict], commands: list[dict],
+               seconds: float, mode: str) -> str:
+    def link(path, text: str) -> str:
+        path = Path(path)
+        if not path.is_file():
+            return f"{esc(text)} <span class='muted'>(not written: its step failed)</span>"
+        return f'<a href="{esc(os.path.relpath(path, out))}">{esc(text)}</a>'
+
+    reports = (f"<ul><li>{link(medical['report'], 'Drug reviews: the recommended classifier')} — accuracy, "
+               "calibration, conformal sets, condition slices, baselines, latency, comparisons</li>"
+               f"<li>{link(jargon['report'], 'Computing jargon: the SmolLM2 LoRA')} — perplexity, term use, "
+               "forgetting, answers side by side</li>"
+               f"<li>{link(out / 'audit.html', 'Data audit of the drug reviews')}</li>"
+               f"<li>{link(out / 'recipes' / 'drug-reviews-recommended.yaml', 'The recommended recipe')} "
+               "(every setting with the rule that chose it)</li></ul>")
+    problems = ("<p class='ok'>Every step finished.</p>" if not failures else
+                "".join(f"<div class='warn'><b>{esc(f['step'])}</b> failed: {esc(f['error'])}<br>"
+                        f"how to fix: {esc(f['fix'])}</div>" for f in failures))
+    cmd = "".join(f"<li>{esc(c['step'])}<br><code>{esc(c['command'])}</code></li>" for c in commands)
+    caveat = ("<p class='warn'>Quick mode trains on a few hundred rows for a few steps at short lengths: it checks "
+              "that every step of the lifecycle works, not how good the models get. <code>make demo</code> runs the "
+              "full version.</p>" if mode == "quick" else "")
+    return page("nichetune demo", [
+        ("Reports", caveat + reports),
+        ("Summary", table(rows, COLUMNS)),
+        ("Problems", problems),
+        ("The commands behind each step", f"<ol>{cmd}</ol>"),
+    ], subtitle=f"{mode} demo, {seconds / 60:.1f} minutes on this machine")
