@@ -50,19 +50,78 @@ def test_zero_shot_classification_with_the_real_models():
         assert [p["label"] for p in json.loads(res.stdout)] == ["sport", "business"], model
 
 
-def test_demo_quick(tmp_path):
-    res = nichetune("demo", "--quick", "--out-dir", str(tmp_path / "out"), cwd=tmp_path)
-    assert res.returncode == 0, res.stderr[-3000:]
-    summary = json.loads((tmp_path / "out" / "demo-summary.json").read_text())
-    assert summary["failures"] == []
-    assert summary["summary"]["drug-reviews"] == {"rows": 979, "valid": 979, "quarantined": 0}
-    assert "done prepare model smollm2-135m-instruct" in res.stderr
-    zero_shot = summary["summary"]["zero_shot"]
-    assert zero_shot["n"] == 40 and 0 <= zero_shot["zero_shot_accuracy"] <= 1
-    from nichetune.data.catalog import load_dataset
+def _links(page: str) -> list[str]:
+    import re
 
-    first_40 = [r for r in load_dataset("drug-reviews") if r["original_split"] == "test"][:40]
-    assert zero_shot["majority_accuracy"] == pytest.approx(sum(r["label"] == "positive" for r in first_40) / 40)
+    return re.findall(r'href="([^"]+)"', page)
+
+
+def _check_commands(commands: list[dict]) -> None:
+    """Every command the demo shows is a real `nichetune` command line (the parser accepts it)."""
+    import shlex
+
+    from nichetune.cli import build_parser
+
+    parser = build_parser()
+    for item in commands:
+        for part in item["command"].split("&&"):
+            words = shlex.split(part)
+            assert words[0] == "nichetune", part
+            parser.parse_args(words[1:])  # exits (SystemExit) on an unknown command or flag
+
+
+def test_demo_quick_runs_the_lifecycle_and_reuses_finished_work(tmp_path):
+    out = tmp_path / "out"
+    res = nichetune("demo", "--quick", "--out-dir", str(out), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    summary = json.loads((out / "demo-summary.json").read_text())
+    assert summary["failures"] == [] and summary["mode"] == "quick"
+    assert "step 13/13" in res.stderr and "done prepare the embedded model smollm2-135m-instruct" in res.stderr
+
+    # one index page linking both reports, which exist and carry their headline numbers
+    links = _links((out / "index.html").read_text())
+    reports = [link for link in links if link.endswith("report.html")]
+    assert sorted(reports) == ["runs/drug-reviews-recommended/report.html", "runs/foldoc-sft-lora/report.html"]
+    assert all((out / link).is_file() for link in links)
+    assert 'id="headline-macro-f1"' in (out / reports[0]).read_text()
+    assert 'id="headline-perplexity"' in (out / reports[1]).read_text()
+
+    # the summary table agrees with the runs' own files
+    rows = {r["run"]: r for r in summary["summary"]}
+    assert list(rows) == ["drug-reviews-recommended", "drug-reviews-full", "drug-reviews-head-only", "foldoc-sft-lora"]
+    manifests = {name: json.loads((out / "runs" / name / "manifest.json").read_text()) for name in rows}
+    for name, row in rows.items():
+        assert row["trainable parameters"].startswith(f"{manifests[name]['parameters']['trainable']:,} ")
+    trainable = {n: m["parameters"]["trainable"] for n, m in manifests.items()}
+    assert trainable["drug-reviews-head-only"] < trainable["drug-reviews-recommended"] < trainable["drug-reviews-full"]
+    assert manifests["drug-reviews-full"]["parameters"]["trainable_share"] == 1.0
+    metrics = json.loads((out / "runs" / "drug-reviews-recommended" / "eval" / "metrics.json").read_text())
+    assert metrics["primary"]["name"] == "macro_f1"  # recommend chose macro-F1 for the imbalanced labels
+    assert rows["drug-reviews-recommended"]["headline metric"] == (
+        f"macro-F1 {metrics['primary']['value']:.3f} (accuracy {metrics['metrics']['accuracy']:.3f})")
+    assert {c["baseline"] for c in metrics["comparisons"]} == {
+        "majority class", "TF-IDF + logistic regression", "zero-shot base model"}
+    assert {"calibration", "conformal", "slices"} <= set(metrics) and "condition" in metrics["slices"]
+    sft = json.loads((out / "runs" / "foldoc-sft-lora" / "eval" / "metrics.json").read_text())
+    base, tuned = sft["perplexity"]["base"]["perplexity"], sft["perplexity"]["tuned"]["perplexity"]
+    assert tuned < base and rows["foldoc-sft-lora"]["verdict vs base"].startswith("lower than base")
+    assert "forgetting" in sft and len(sft["side_by_side"]) == 2
+
+    # the recommended recipe: regulated data is masked, split by drug with a test split big enough for evidence
+    recipe = (out / "recipes" / "drug-reviews-recommended.yaml").read_text()
+    assert "pii: mask" in recipe and "group_field: drug" in recipe and "[0.65, 0.1, 0.25]" in recipe
+    data = out / "runs" / "drug-reviews-recommended" / "data"
+    split_drugs = {s: {json.loads(line)["drug"] for line in open(data / f"{s}.jsonl")} for s in ("train", "test")}
+    assert not split_drugs["train"] & split_drugs["test"]
+    _check_commands(summary["commands"])
+
+    # a second run reuses the data, the runs and their evaluations
+    stamps = {name: (out / "runs" / name / "manifest.json").stat().st_mtime for name in rows}
+    again = nichetune("demo", "--quick", "--out-dir", str(out), cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stderr.count("reusing the finished run") == 4 and "reusing the evaluation" in again.stderr
+    assert stamps == {name: (out / "runs" / name / "manifest.json").stat().st_mtime for name in rows}
+    assert json.loads((out / "demo-summary.json").read_text())["summary"] == summary["summary"]
 
 
 def test_shipped_bbc_news_recipe_trains_from_the_cli(tmp_path):

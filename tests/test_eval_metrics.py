@@ -190,3 +190,4 @@ def test_verdict_on_macro_f1_when_the_recipe_picks_it():
     assert on_acc["verdict"] != "better" and on_f1["verdict"] == "better"
     assert "macro-F1" in on_f1["sentence"] and on_f1["metric"] == "macro_f1"
     assert on_acc["bootstrap"] == on_f1["bootstrap"]  # both metrics are always reported
+    assert on_f1["accuracy_verdict"] == on_acc["verdict"] and on_f1["accuracy_sentence"] == on_acc["sentence"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +50,7 @@ def run_demo(out: str | Path = "demo-out", *, quick: bool = False, fresh: bool =
     from ..atomic import atomic_write_text
 
     hf_logging.set_verbosity_error()  # each step prints its own status; the library's load reports are noise here
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)  # peft's
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     budget = QUICK if quick else FULL

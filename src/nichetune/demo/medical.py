@@ -32,7 +32,7 @@ def run_medical(steps: Steps, out: Path, budget, *, fresh: bool) -> dict:
     result: dict = {"runs": {}}
     exported = steps.run(f"export and validate {DATASET} (bad rows go to a quarantine file)",
                          lambda: _export_and_validate(data_file, steps.say),
-                         command=f"nichetune data export {DATASET} {data_file} && "
+                         command=f"nichetune data export {DATASET} --out {data_file} && "
                                  f"nichetune data validate {data_file} --task classification")
     result["audit"] = steps.run(
         "audit: PII, duplicates, leakage between the source's own train/test split, condition slices",
@@ -144,6 +144,8 @@ def _evaluate(run_dir: Path, budget, fresh: bool, say) -> dict:
         f"of drugs never seen in training")
     for c in metrics["comparisons"]:
         say(f"  {c['sentence']}")
+        if c.get("metric") != "accuracy" and c.get("accuracy_sentence"):
+            say(f"    on accuracy: {c['accuracy_sentence']}")
     cal = metrics["calibration"]
     say(f"  expected calibration error {cal['raw']['ece']:.3f} -> {cal['temperature_scaled']['ece']:.3f} "
         f"after temperature scaling (T = {cal['temperature']:.2f})")

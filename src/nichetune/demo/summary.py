@@ -16,10 +16,13 @@ def summary_rows(medical: dict, jargon: dict) -> list[dict]:
     for name, run in medical["runs"].items():
         manifest = run["manifest"]
         test = manifest["result"].get("test") or {}
-        headline, verdict = f"macro-F1 {test.get('macro_f1', float('nan')):.3f}", "not compared"
+        nan = float("nan")
+        headline = f"macro-F1 {test.get('macro_f1', nan):.3f} (accuracy {test.get('accuracy', nan):.3f})"
+        verdict = "not compared"
         if isinstance(metrics, dict) and name.endswith("-recommended"):
             primary = metrics["primary"]
-            headline = f"{_metric_name(primary['name'])} {primary['value']:.3f}"
+            headline = (f"{_metric_name(primary['name'])} {primary['value']:.3f} "
+                        f"(accuracy {metrics['metrics']['accuracy']:.3f})")
             verdict = _base_verdict([c for c in metrics["comparisons"] if c["baseline"] == "zero-shot base model"])
         elif isinstance(vs_base, dict) and name in vs_base:
             verdict = _base_verdict([vs_base[name]])

@@ -77,11 +77,14 @@ def compare_predictions(name: str, y: np.ndarray, base_pred: np.ndarray, pred: n
     boot = paired_bootstrap(accuracy, y, base_pred, pred)
     boot_f1 = paired_bootstrap(macro_f1, y, base_pred, pred)
     test = mcnemar(base_pred == y, pred == y)
-    on, p_value = (boot_f1, boot_f1["p_value"]) if metric == "macro_f1" else (boot, test["p_value"])
-    v = verdict(VERDICT_METRICS[metric], on["delta"], on["ci_low"], on["ci_high"], p_value, a=name, b=b)
+    on_accuracy = verdict("accuracy", boot["delta"], boot["ci_low"], boot["ci_high"], test["p_value"], a=name, b=b)
+    v = on_accuracy if metric == "accuracy" else verdict(
+        VERDICT_METRICS[metric], boot_f1["delta"], boot_f1["ci_low"], boot_f1["ci_high"], boot_f1["p_value"], a=name,
+        b=b)
     return {"baseline": name, "metric": metric, "baseline_accuracy": accuracy(y, base_pred),
             "baseline_macro_f1": macro_f1(y, base_pred), "bootstrap": boot, "bootstrap_macro_f1": boot_f1,
-            "mcnemar": test, **v}
+            "mcnemar": test, **v, "accuracy_verdict": on_accuracy["verdict"],
+            "accuracy_sentence": on_accuracy["sentence"]}
 
 
 def _slice_fields(rows: list[dict], requested: list[str] | None) -> list[str]:

@@ -110,11 +110,18 @@ def _trained_on(manifest: dict) -> str:
     return f'trained on {esc(data)} ({manifest["data"]["rows"].get("train", "?")} training rows)'
 
 
+def _also_accuracy(c: dict) -> str:
+    """Where the verdict is on macro-F1, the accuracy verdict too, so neither is hidden."""
+    if c.get("metric", "accuracy") == "accuracy" or "accuracy_sentence" not in c:
+        return ""
+    return f' <span class="muted">On accuracy: {esc(c["accuracy_sentence"])}</span>'
+
+
 def headline(metrics: dict, manifest: dict) -> str:
     m = metrics["metrics"]
     base = manifest["base_model"]["reference"]
     method = manifest["method"]["name"]
-    verdicts = "".join(f"<li>{esc(c['sentence'])}</li>" for c in metrics["comparisons"])
+    verdicts = "".join(f"<li>{esc(c['sentence'])}{_also_accuracy(c)}</li>" for c in metrics["comparisons"])
     return (f'<p class="headline">{esc(method)} on <b>{esc(base)}</b>, {_trained_on(manifest)}, '
             f'{metrics["n"]} evaluation rows: '
             f'accuracy <b id="headline-accuracy">{m["accuracy"]:.4f}</b>, macro-F1 '

