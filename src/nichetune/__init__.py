@@ -33,6 +33,11 @@ _LAZY = {
     "train_recipe": ("nichetune.train.run", "train"),
     "load_run": "nichetune.train.run_dir",
     "merge_run": "nichetune.train.run_dir",
+    "recommend": "nichetune.recommend",
+    "Constraints": "nichetune.recommend.evidence",
+    "evaluate_run": "nichetune.eval.run",
+    "compare": "nichetune.eval.compare",
+    "run_demo": "nichetune.demo",
 }
 
 __all__ = ["__version__", *_LAZY]
