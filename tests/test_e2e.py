@@ -76,7 +76,8 @@ def test_demo_quick_runs_the_lifecycle_and_reuses_finished_work(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     summary = json.loads((out / "demo-summary.json").read_text())
     assert summary["failures"] == [] and summary["mode"] == "quick"
-    assert "step 13/13" in res.stderr and "done prepare the embedded model smollm2-135m-instruct" in res.stderr
+    assert "step 12/12: evaluate against the base model" in res.stderr
+    assert "done prepare the embedded model smollm2-135m-instruct" in res.stderr
 
     # one index page linking both reports, which exist and carry their headline numbers
     links = _links((out / "index.html").read_text())

@@ -33,7 +33,7 @@ _LAZY = {
     "train_recipe": ("nichetune.train.run", "train"),
     "load_run": "nichetune.train.run_dir",
     "merge_run": "nichetune.train.run_dir",
-    "recommend": "nichetune.recommend",
+    "recommend_recipe": ("nichetune.recommend", "recommend"),
     "Constraints": "nichetune.recommend.evidence",
     "evaluate_run": "nichetune.eval.run",
     "compare": "nichetune.eval.compare",

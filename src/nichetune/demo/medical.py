@@ -21,7 +21,7 @@ COMPARISONS = {
     "drug-reviews-full": ("full fine-tuning", ("method.name=full", "train.lr=5e-5")),
     "drug-reviews-head-only": ("frozen body, head only", ("method.name=freeze", "method.layers=6")),
 }
-STEPS = 9
+STEPS = 8
 
 
 def run_medical(steps: Steps, out: Path, budget, *, fresh: bool) -> dict:
