@@ -52,3 +52,17 @@ def test_summary_rows_from_failed_parts_keep_what_finished():
 def test_quick_budget_is_smaller_than_the_full_one():
     assert QUICK.samples < FULL.samples and QUICK.general_rows < FULL.general_rows and not QUICK.latency
     assert any(o.startswith("data.limit=") for o in QUICK.medical) and not FULL.medical
+
+
+def test_the_demo_jargon_recipe_is_the_shipped_one():
+    """The demo writes its own copy (it must run outside the repository); it may differ only in paths and size."""
+    from pathlib import Path
+
+    import yaml
+
+    from nichetune.demo.jargon import RECIPE
+
+    shipped = yaml.safe_load((Path(__file__).parents[1] / "configs" / "foldoc-sft-lora.yaml").read_text())
+    shipped.pop("output_dir")
+    shipped["data"].pop("limit")
+    assert shipped == RECIPE

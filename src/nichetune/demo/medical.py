@@ -76,7 +76,7 @@ def run_medical(steps: Steps, out: Path, budget, *, fresh: bool) -> dict:
         lambda: _compare_all(main_dir, run_root, result["runs"], fresh, steps.say), needs=(main,),
         command=" && ".join([f"nichetune compare {run_root / n} base" for n in COMPARISONS]
                             + [f"nichetune compare {main_dir} {run_root / n}" for n in COMPARISONS]))
-    result["report"] = main_dir / "report.html"
+    result["evaluated"], result["report"] = main_dir.name, main_dir / "report.html"
     return result
 
 

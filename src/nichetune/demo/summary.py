@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..eval.classify_run import VERDICT_METRICS
 from ..html_report import esc, page, table
 
 COLUMNS = ["domain", "run", "method", "trainable parameters", "train time", "headline metric", "verdict vs base"]
@@ -19,9 +20,9 @@ def summary_rows(medical: dict, jargon: dict) -> list[dict]:
         nan = float("nan")
         headline = f"macro-F1 {test.get('macro_f1', nan):.3f} (accuracy {test.get('accuracy', nan):.3f})"
         verdict = "not compared"
-        if isinstance(metrics, dict) and name.endswith("-recommended"):
+        if isinstance(metrics, dict) and name == medical.get("evaluated"):
             primary = metrics["primary"]
-            headline = (f"{_metric_name(primary['name'])} {primary['value']:.3f} "
+            headline = (f"{VERDICT_METRICS.get(primary['name'], primary['name'])} {primary['value']:.3f} "
                         f"(accuracy {metrics['metrics']['accuracy']:.3f})")
             verdict = _base_verdict([c for c in metrics["comparisons"] if c["baseline"] == "zero-shot base model"])
         elif isinstance(vs_base, dict) and name in vs_base:
@@ -37,10 +38,6 @@ def summary_rows(medical: dict, jargon: dict) -> list[dict]:
             verdict = f"{'lower' if tuned < base else 'not lower'} than base ({base:.2f}, {tuned / base - 1:+.0%})"
         rows.append(_row("computing jargon", name, run["label"], run["manifest"], headline, verdict))
     return rows
-
-
-def _metric_name(name: str) -> str:
-    return {"macro_f1": "macro-F1"}.get(name, name)
 
 
 def _base_verdict(comparisons: list[dict]) -> str:

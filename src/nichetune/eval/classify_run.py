@@ -7,6 +7,7 @@ comparison uses identical inputs.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import Counter
 from pathlib import Path
@@ -180,10 +181,18 @@ def _thin(curve: dict, points: int = 50) -> dict:
 
 
 def _zero_shot(model: str, texts: list[str], labels: list[str], shots=()) -> np.ndarray:
-    """A base model on the same texts: label likelihood (decoder) or embedding similarity (encoder)."""
+    """A base model on the same texts: label likelihood (decoder) or embedding similarity (encoder).
+
+    Cached per process: ``eval`` and ``compare RUN base`` on the same split (as the demo runs them)
+    score the base model once."""
+    return _zero_shot_cached(model, tuple(texts), tuple(labels), tuple(shots)).copy()
+
+
+@functools.lru_cache(maxsize=4)
+def _zero_shot_cached(model: str, texts: tuple, labels: tuple, shots: tuple) -> np.ndarray:
     from ..infer.classify import classify
 
-    preds = classify(model, texts, labels=labels, dtype="auto", shots=shots)
+    preds = classify(model, list(texts), labels=list(labels), dtype="auto", shots=shots)
     return np.array([labels.index(p.label) for p in preds])
 
 
