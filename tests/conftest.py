@@ -1,4 +1,6 @@
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -31,3 +33,27 @@ def isolated_cache(tmp_path, monkeypatch) -> Path:
     """A private nichetune cache so tests never touch (or depend on) the user's."""
     monkeypatch.setenv("NICHETUNE_CACHE", str(tmp_path / "cache"))
     return tmp_path / "cache"
+
+
+@pytest.fixture
+def chromium(tmp_path):
+    """``dump_dom(page, *flags)``: the DOM of a local page after Debian's headless Chromium ran it.
+
+    Skipped where Chromium is missing, except under CI (``CI=true``) or ``NICHETUNE_REQUIRE_BROWSER=1``,
+    where a missing browser fails the test: .ci/run installs it, so a skip there would hide a broken page.
+    """
+    if shutil.which("chromium") is None:
+        if os.environ.get("CI") == "true" or os.environ.get("NICHETUNE_REQUIRE_BROWSER") == "1":
+            pytest.fail("Debian chromium is not installed, and CI requires the browser tests "
+                        "(apt-get install chromium)")
+        pytest.skip("Debian chromium is not installed")
+
+    def dump_dom(page: Path, *flags: str) -> str:
+        res = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu",
+                              "--disable-background-networking", "--disable-component-update", "--no-first-run",
+                              f"--user-data-dir={tmp_path / 'profile'}", *flags, "--dump-dom", f"file://{page}"],
+                             capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, res.stderr[-2000:]
+        return res.stdout
+
+    return dump_dom
