@@ -6,9 +6,11 @@ import torch
 from pydantic import TypeAdapter
 from torch import nn
 
+from nichetune.errors import NichetuneError
 from nichetune.methods.configs import MethodConfig
-from nichetune.methods.registry import METHODS, apply_method
+from nichetune.methods.registry import METHODS, apply_method, check_method
 from nichetune.methods.storage import load_adapted, merge_adapted, save_adapted
+from nichetune.models.architecture import model_facts
 from nichetune.models.resolve import resolve_model
 from nichetune.train.model_setup import load_base
 
@@ -108,6 +110,16 @@ def test_method_contract(name, raw, kind, tiny_classifier_dir, tiny_llama_dir, t
     cfg = CFG.validate_python(raw)
     task = "classification" if kind == "cls" else "causal"
     base = _base(kind, tiny_classifier_dir, tiny_llama_dir)
+    facts = model_facts(resolve_model(tiny_classifier_dir if kind == "cls" else tiny_llama_dir), task)
+    try:
+        check_method(cfg, facts, task)
+    except NichetuneError as refusal:  # a refusal must be honest: the method really fails on this model
+        assert refusal.hint, "a refusal says what to use instead"
+        with pytest.raises(Exception):  # noqa: B017 - whatever PEFT or torch raise
+            adapted = apply_method(base, cfg, task)
+            adapted.train()
+            adapted(**_batch(kind)).loss.backward()
+        return
     head = _head(base) if kind == "cls" else 0
     expected = None
     if name in EXPECTED:
@@ -183,3 +195,30 @@ def test_progressive_unfreezing_opens_one_block_per_epoch(tiny_llama_dir):
     assert open_layers() == [1]
     on_epoch(model, cfg, 2)
     assert open_layers() == [0, 1]
+
+
+def test_a_refusal_comes_from_the_models_capabilities_not_its_name(tiny_classifier_dir):
+    """Prefix tuning of a classifier needs ``past_key_values`` in forward; the check reads only that."""
+    from dataclasses import replace
+
+    facts = model_facts(resolve_model(tiny_classifier_dir), "classification")
+    cfg = CFG.validate_python({"name": "prefix_tuning"})
+    with_kv = replace(facts, forward_params=facts.forward_params | {"past_key_values"})
+    without_kv = replace(facts, forward_params=facts.forward_params - {"past_key_values"})
+    check_method(cfg, with_kv, "classification")
+    check_method(cfg, without_kv, "causal")  # causal LMs take the prefix through their own path
+    with pytest.raises(NichetuneError, match="past_key_values"):
+        check_method(cfg, without_kv, "classification")
+
+
+@pytest.mark.parametrize("raw, match", [
+    ({"name": "lora", "target_modules": ["nosuch"]}, r"\['nosuch'\] match no module"),
+    ({"name": "dora", "target_modules": ["query", "nosuch"]}, r"\['nosuch'\]"),
+    ({"name": "ia3", "target_modules": ["key", "value"], "feedforward_modules": ["zzz"]}, "feedforward_modules"),
+])
+def test_target_modules_are_checked_against_the_model(raw, match, tiny_classifier_dir):
+    facts = model_facts(resolve_model(tiny_classifier_dir), "classification")
+    with pytest.raises(NichetuneError, match=match):
+        check_method(CFG.validate_python(raw), facts, "classification")
+    check_method(CFG.validate_python({"name": "lora", "target_modules": ["query", "attention.self.value"]}),
+                 facts, "classification")

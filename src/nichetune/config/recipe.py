@@ -6,11 +6,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..data.schema import FieldMap
+from ..data.split import check_ratios
 from ..errors import NichetuneError
 from ..methods.configs import MethodConfig
+from ..patterns import check_regex
+from ..tasks.metrics import metric_names
+
+MAX_LENGTH_LIMIT = 131_072  # longer than any context a model here supports; a typo like 1e9 stops at --check
 
 
 class _Section(BaseModel):
@@ -19,7 +24,7 @@ class _Section(BaseModel):
 
 class ModelSection(_Section):
     name: str = "minilm-l6"
-    max_length: int = Field(256, ge=8)
+    max_length: int = Field(256, ge=8, le=MAX_LENGTH_LIMIT)
     allow_pickle: bool = False
     trust_remote_code: bool = False
 
@@ -29,7 +34,12 @@ class SplitSection(_Section):
     stratify: bool = True
     group_field: str | None = Field("group", description="rows sharing this field's value stay in one split "
                                     "(data.fields.group lands in 'group'); null splits row by row")
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**32)
+
+    @field_validator("ratios")
+    @classmethod
+    def _shares(cls, ratios: tuple[float, ...]) -> tuple[float, ...]:
+        return check_ratios(ratios)
 
 
 class DataSection(_Section):
@@ -89,6 +99,22 @@ class TrainSection(_Section):
     compile: bool = False
     tracking: list[Literal["tensorboard", "mlflow"]] = Field(default_factory=list)
 
+    @field_validator("warmup")
+    @classmethod
+    def _warmup(cls, value: float) -> float:
+        if value >= 1 and value != int(value):
+            raise ValueError(f"warmup {value:g} is neither a ratio below 1 nor a whole number of steps")
+        return value
+
+    @field_validator("group_lrs")
+    @classmethod
+    def _patterns(cls, value: dict[str, float]) -> dict[str, float]:
+        for pattern, lr in value.items():
+            check_regex(pattern)
+            if not lr > 0:
+                raise ValueError(f"the learning rate for {pattern!r} must be above 0, got {lr}")
+        return value
+
 
 class EvalSection(_Section):
     metric: str | None = Field(None, description="picks the best checkpoint: default accuracy "
@@ -145,7 +171,7 @@ class Recipe(_Section):
 
     task: Literal["classification", "sft", "completion"]
     output_dir: str
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**32)
     model: ModelSection = Field(default_factory=ModelSection)
     data: DataSection
     method: Annotated[MethodConfig, Field(discriminator="name")]
@@ -153,6 +179,17 @@ class Recipe(_Section):
     eval: EvalSection = Field(default_factory=EvalSection)
     deploy: DeploySection = Field(default_factory=DeploySection)
     tune: TuneSection | None = None
+
+    @model_validator(mode="after")
+    def _known_metrics(self) -> Recipe:
+        known = metric_names(self.task)
+        stop = self.train.early_stopping
+        for where, name in (("eval.metric", self.eval.metric), ("train.early_stopping.metric", stop and stop.metric),
+                            ("tune.metric", self.tune and self.tune.metric)):
+            if name is not None and name not in known:
+                raise ValueError(f"{where}: {name!r} is not a metric of {self.task} runs; use one of "
+                                 f"{', '.join(known)}")
+        return self
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:

@@ -26,11 +26,33 @@ class SplitResult:
     dropped_synthetic: list[dict] = field(default_factory=list)
 
 
-def parse_ratios(text: str) -> tuple[float, ...]:
-    ratios = tuple(float(x) for x in text.split(","))
-    if not 1 <= len(ratios) <= 3 or any(r <= 0 for r in ratios) or abs(sum(ratios) - 1) > 1e-6:
-        raise ValueError(f"ratios must be 1-3 positive numbers summing to 1, got {text!r}")
+def check_ratios(ratios: tuple[float, ...]) -> tuple[float, ...]:
+    """Split shares: 1-3 numbers in (0, 1] that sum to 1 (train[, validation], test).
+
+    Raises:
+        ValueError: with the reason (callers add where the ratios came from).
+    """
+    if not 1 <= len(ratios) <= 3:
+        raise ValueError(f"give 1 to 3 shares (train[, validation], test), got {len(ratios)}")
+    if any(not 0 < r <= 1 for r in ratios):
+        raise ValueError(f"every share must be above 0 and at most 1, got {list(ratios)}")
+    if abs(sum(ratios) - 1) > 1e-6:
+        raise ValueError(f"the shares must sum to 1, got {list(ratios)} (sum {sum(ratios):g})")
     return ratios
+
+
+def parse_ratios(text: str) -> tuple[float, ...]:
+    """``"0.8,0.1,0.1"`` -> (0.8, 0.1, 0.1).
+
+    Raises:
+        DataValidationError: not numbers, or shares that do not make a split.
+    """
+    from ..errors import DataValidationError
+
+    try:
+        return check_ratios(tuple(float(x) for x in text.split(",")))
+    except ValueError as exc:
+        raise DataValidationError(f"--ratios {text!r}: {exc}", hint="e.g. --ratios 0.8,0.1,0.1") from None
 
 
 def _units(rows: list[dict], group_field: str | None) -> list[list[dict]]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import NichetuneError
+from ..models.architecture import ModelFacts
 from .layers import layer_index, task_head_params
 
 ATTRIBUTE = "nichetune_adapters"
@@ -36,13 +38,25 @@ class Bottleneck(nn.Module):
         return x + self.up(self.act(self.down(x)))
 
 
+def family(model_type: str) -> str | None:
+    for name in SITES:
+        if name in model_type or (name == "bert" and model_type in ("roberta", "distilbert", "xlm-roberta")):
+            return name
+    return None
+
+
 def _family(model: nn.Module) -> str:
-    model_type = getattr(model.config, "model_type", "")
-    for family in SITES:
-        if family in model_type or (family == "bert" and model_type in ("roberta", "distilbert", "xlm-roberta")):
-            return family
-    raise ValueError(f"bottleneck adapters do not know where to attach in model type {model_type!r}; "
-                     f"supported: {', '.join(SITES)}")
+    found = family(getattr(model.config, "model_type", ""))
+    if found is None:
+        raise ValueError(f"bottleneck adapters do not know where to attach in model type "
+                         f"{model.config.model_type!r}; supported: {', '.join(SITES)}")
+    return found
+
+
+def check(cfg, facts: ModelFacts, task: str) -> None:
+    if family(facts.model_type) is None:
+        raise NichetuneError(f"bottleneck adapters do not know where to attach in model type {facts.model_type!r}",
+                             hint=f"use a {' or '.join(SITES)} family model, or method lora")
 
 
 def _sites(model: nn.Module, placement: str) -> list[tuple[str, nn.Linear]]:

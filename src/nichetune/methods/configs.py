@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ..patterns import check_regex
 
 
 class _Cfg(BaseModel):
@@ -26,6 +28,11 @@ class FreezeConfig(_Cfg):
     patterns: list[str] = Field(default_factory=list)
     progressive: bool = False
     unfreeze_every: int = Field(1, ge=1)
+
+    @field_validator("patterns")
+    @classmethod
+    def _regexes(cls, value: list[str]) -> list[str]:
+        return [check_regex(p) for p in value]
 
 
 class LoraConfig(_Cfg):

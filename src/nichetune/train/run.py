@@ -13,8 +13,10 @@ import torch
 from ..atomic import atomic_write_text
 from ..errors import NichetuneError
 from ..hardware import pick_device, pick_dtype
-from ..methods.registry import METHODS, apply_method
+from ..methods.registry import METHODS, apply_method, check_method
+from ..models.architecture import model_facts
 from ..models.resolve import resolve_model
+from ..tasks.metrics import task_kind
 from .data import load_splits, write_splits
 from .distributed import barrier, init_from_env, shutdown
 from .loop import FitSpec, evaluate, fit
@@ -34,7 +36,11 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> None:
 
 
 def check_recipe(recipe) -> None:
-    """Combinations that type checks alone cannot catch, refused before any work starts."""
+    """Combinations that type checks alone cannot catch, refused before any work starts.
+
+    The base model is resolved and its module tree built on the meta device (no weights read), so a
+    method the model cannot take or a target module it lacks is refused here, by ``train --check`` too.
+    """
     method = METHODS[recipe.method.name]
     t = recipe.train
     if t.packing and recipe.task == "classification":
@@ -47,6 +53,10 @@ def check_recipe(recipe) -> None:
             and len(recipe.data.split.ratios) < 2:
         raise NichetuneError("train.early_stopping needs validation data",
                              hint="give data.validation, or data.split.ratios with a validation share")
+    resolved = resolve_model(recipe.model.name, allow_pickle=recipe.model.allow_pickle,
+                             trust_remote_code=recipe.model.trust_remote_code)
+    kind = task_kind(recipe.task)
+    check_method(recipe.method, model_facts(resolved, kind, trust_remote_code=recipe.model.trust_remote_code), kind)
 
 
 def selection_metric(recipe, task) -> tuple[str, str]:
