@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import re
 import tempfile
 from pathlib import Path
 
@@ -14,7 +15,10 @@ from nichetune.data.validate import validate_file
 from nichetune.errors import DataValidationError
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-clean_text = st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=30).filter(str.strip)
+# Unicode line separators that JSON allows raw inside strings and str.splitlines() would break at
+SEPARATORS = "\u0085\u2028\u2029"
+clean_text = st.text(st.one_of(st.characters(blacklist_categories=("Cc", "Cs")), st.sampled_from("\u0085\u2028\u2029")),
+                     min_size=1, max_size=30).filter(str.strip)
 
 # Each defect: how to damage a valid row, and the reason validation must give.
 DEFECTS = {
@@ -26,6 +30,7 @@ DEFECTS = {
     "control_characters": lambda row: json.dumps({"text": "a\x00b", "label": row["label"]}).encode(),
     "unknown_label": lambda row: json.dumps({"text": row["text"], "label": "zzz"}).encode(),
     "not_an_object": lambda row: b"[1, 2]",
+    "invalid_unicode": lambda row: json.dumps({"text": row["text"] + "\ud800", "label": row["label"]}).encode(),
 }
 rows_strategy = st.lists(
     st.tuples(clean_text, st.sampled_from(["a", "b"]), st.sampled_from([None, *DEFECTS])), min_size=1, max_size=40
@@ -86,9 +91,24 @@ def test_readers_never_crash_on_arbitrary_bytes(data, suffix):
         return
     for record in records:
         assert record.blank or (record.value is None) == (record.issue is not None)
-    if suffix == ".jsonl":
-        physical_lines = data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
+    if suffix == ".jsonl":  # lines end at LF, CRLF or a lone CR; a leading UTF-8 BOM is not content
+        body = data.removeprefix(b"\xef\xbb\xbf")
+        physical_lines = len(re.split(rb"\r\n|\r|\n", body)) - (1 if re.search(rb"[\r\n]\Z", body) else 0) if body else 0
         assert len(records) == physical_lines  # every line is a record, a quarantined row, or counted blank
+
+
+@SETTINGS
+@given(st.lists(st.tuples(clean_text, st.sampled_from(SEPARATORS)), min_size=1, max_size=20))
+def test_unicode_separators_inside_strings_never_split_a_row(items):
+    """U+0085 / U+2028 and friends are legal raw inside JSON strings: every reader keeps the row whole."""
+    from nichetune.data.readers import read_json_lines
+
+    rows = [{"text": f"{text}{sep}{text}", "label": "a"} for text, sep in items]
+    path = _tmp(".jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode())
+    assert read_json_lines(path) == rows
+    report = validate_file(path, task="classification", out=path.parent / "out.jsonl")
+    assert report.valid == len(rows) and report.quarantined == 0
+    assert [r["text"] for r in read_json_lines(path.parent / "out.jsonl")] == [r["text"] for r in rows]
 
 
 @SETTINGS

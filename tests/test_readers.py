@@ -180,3 +180,58 @@ def test_reading_is_bounded_in_memory(tmp_path):
     tracemalloc.stop()
     assert n == 60_001
     assert peak < 4_000_000, f"peak {peak} bytes while streaming a {p.stat().st_size} byte file"
+
+
+def _one_file(tmp_path, data: bytes, suffix=".jsonl"):
+    path = tmp_path / f"d{suffix}"
+    path.write_bytes(data)
+    return path
+
+
+def test_a_utf8_bom_does_not_cost_the_first_row(tmp_path):
+    p = _one_file(tmp_path, b'\xef\xbb\xbf{"text": "first", "label": "a"}\n{"text": "second", "label": "b"}\n')
+    records = list(read_records(p))
+    assert [r.value["text"] for r in records] == ["first", "second"]
+    assert records[1].location.byte_offset == 3 + len(b'{"text": "first", "label": "a"}\n')
+
+
+def test_lone_cr_line_ends_are_lines(tmp_path):
+    p = _one_file(tmp_path, b'{"text": "a", "label": "x"}\r{"text": "b", "label": "y"}\r{"text": "c", "label": "x"}')
+    records = list(read_records(p))
+    assert [(r.location.line, r.value["text"]) for r in records] == [(1, "a"), (2, "b"), (3, "c")]
+    csv_file = _one_file(tmp_path, b"text,label\rhello,a\rworld,b\r", ".csv")
+    assert [r.value for r in read_records(csv_file)] == [{"text": "hello", "label": "a"}, {"text": "world", "label": "b"}]
+
+
+def test_duplicate_json_keys_are_quarantined_not_resolved_silently(tmp_path):
+    p = _one_file(tmp_path, b'{"text": "ok", "label": "a"}\n{"text": "one", "text": "two", "label": "a"}\n')
+    q = tmp_path / "q.jsonl"
+    report = validate_file(p, task="classification", quarantine=q)
+    assert (report.valid, report.quarantined) == (1, 1)
+    bad = json.loads(q.read_text())
+    assert bad["line"] == 2 and bad["reason"] == "invalid_json" and "duplicate key 'text'" in bad["message"]
+
+
+def test_a_lone_surrogate_is_quarantined_and_the_output_is_written(tmp_path):
+    p = _one_file(tmp_path, b'{"text": "ok", "label": "a"}\n{"text": "bad \\ud800 half", "label": "a"}\n'
+                            b'{"text": "pair \\ud83d\\ude00 ok", "label": "a"}\n')
+    q, out = tmp_path / "q.jsonl", tmp_path / "out.jsonl"
+    report = validate_file(p, task="classification", quarantine=q, out=out)
+    assert (report.valid, report.quarantined) == (2, 1)
+    bad = json.loads(q.read_text())
+    assert (bad["line"], bad["reason"], bad["field"]) == (2, "invalid_unicode", "text")
+    assert [json.loads(line)["text"] for line in out.read_text("utf-8").split("\n") if line] == ["ok", "pair \U0001f600 ok"]
+
+
+def test_project_files_are_read_with_the_same_line_rules(tmp_path):
+    """The eval crash: a raw U+0085 inside a JSON string split by str.splitlines()."""
+    from nichetune.data.readers import read_json_lines
+    from nichetune.errors import DataValidationError
+
+    rows = [{"id": "1", "text": "before\u0085after"}, {"id": "2", "text": "a\u2028b\u2029c"}]
+    p = _one_file(tmp_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode())
+    assert len(p.read_text().splitlines()) == 5  # what the old reader split it into
+    assert read_json_lines(p) == rows
+    p.write_text(p.read_text() + '{"id": 3, "text": \n')
+    with pytest.raises(DataValidationError, match="line 3"):
+        read_json_lines(p)

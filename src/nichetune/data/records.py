@@ -13,7 +13,9 @@ from ..atomic import atomic_open
 # Reason codes written to quarantine files (a stable, documented vocabulary).
 REASONS = {
     "invalid_utf8": "bytes that are not valid in the file's encoding",
-    "invalid_json": "the text is not valid JSON",
+    "invalid_json": "the text is not valid JSON (duplicate keys included: which value is meant is ambiguous)",
+    "invalid_unicode": "a string holding half of a UTF-16 surrogate pair, which is not a Unicode character",
+    "corrupt_data": "rows the format's reader cannot decode (a damaged Parquet row group), kept as their location",
     "not_an_object": "a JSON value that is not an object",
     "invalid_csv": "a CSV/TSV row that cannot be parsed or has the wrong number of columns",
     "line_too_long": "a line (or JSON element, or file) over the size limit",

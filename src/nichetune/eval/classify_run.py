@@ -8,21 +8,17 @@ comparison uses identical inputs.
 from __future__ import annotations
 
 import functools
-import json
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
+from ..data.readers import read_json_lines
 from .calibration import TemperatureScaler, calibration_metrics, reliability_bins, softmax
 from .classification import classification_metrics, most_confused_pairs
 from .conformal import SplitConformal, selective_curve, set_metrics, threshold_for_accuracy
 from .significance import mcnemar, paired_bootstrap, verdict
 from .slices import accuracy, length_bucket, slice_metrics
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def head_logits(model, tokenizer, texts: list[str], *, max_length: int, batch_size: int = 32) -> np.ndarray:
@@ -113,8 +109,8 @@ def evaluate_classification(run_dir: Path, rows: list[dict], *, alpha: float = 0
         raise DataValidationError(f"evaluation rows carry labels the run never saw: {unknown}",
                                   hint=f"the run's labels are {labels}")
     max_length = recipe.model.max_length
-    val_rows = read_jsonl(run_dir / "data" / "validation.jsonl")
-    train_rows = read_jsonl(run_dir / "data" / "train.jsonl")
+    val_rows = read_json_lines(run_dir / "data" / "validation.jsonl")
+    train_rows = read_json_lines(run_dir / "data" / "train.jsonl")
     texts = [r["text"] for r in rows]
     y = np.array([label2id[r["label"]] for r in rows])
     y_val = np.array([label2id[r["label"]] for r in val_rows])

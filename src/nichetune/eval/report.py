@@ -201,9 +201,9 @@ def worst_slice_errors(run_dir: Path, metrics: dict, per_slice: int = 5) -> list
     path = run_dir / "eval" / "predictions.jsonl"
     if not path.is_file():
         return []
-    from .classify_run import read_jsonl
+    from ..data.readers import read_json_lines
 
-    preds = read_jsonl(path)
+    preds = read_json_lines(path)
     out = []
     for field, result in metrics["slices"].items():
         worst = result.get("worst")

@@ -32,9 +32,9 @@ def _predictions(run_dir: Path) -> tuple[list[dict], dict]:
     metrics_path = run_dir / "eval" / "metrics.json"
     if not path.is_file() or not metrics_path.is_file():
         raise NichetuneError(f"{run_dir} has not been evaluated", hint=f"run `nichetune eval {run_dir}` first")
-    from .classify_run import read_jsonl
+    from ..data.readers import read_json_lines
 
-    return read_jsonl(path), json.loads(metrics_path.read_text())
+    return read_json_lines(path), json.loads(metrics_path.read_text())
 
 
 def allocate(sizes: dict, n: int) -> dict:

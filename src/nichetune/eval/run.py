@@ -18,9 +18,9 @@ def _rows(run_dir: Path, data: str | None, task: str) -> tuple[list[dict], str]:
         path = run_dir / "data" / "test.jsonl"
         if not path.is_file():
             raise NichetuneError(f"{run_dir} has no test split", hint="pass --data FILE with labelled rows")
-        from .classify_run import read_jsonl
+        from ..data.readers import read_json_lines
 
-        return read_jsonl(path), str(path)
+        return read_json_lines(path), str(path)
     from ..data.rows import load_rows
 
     loaded = load_rows(data, task=task, quarantine=run_dir / "eval" / "quarantine.jsonl")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..data.readers import read_json_lines
 from ..errors import NichetuneError
 
 METRICS_FILE = "metrics.jsonl"
@@ -14,13 +15,14 @@ def truncate_after(path: Path, step: int) -> None:
     """On resume, drop lines logged after the checkpoint being resumed (they will be logged again)."""
     if not path.is_file():
         return
-    kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
-    path.write_text("".join(line + "\n" for line in kept))
+    kept = [row for row in read_json_lines(path) if row["step"] <= step]
+    # in place, not replaced: the run's Tracker already holds this file open for appending
+    path.write_text("".join(json.dumps(row) + "\n" for row in kept))
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
     path = Path(run_dir) / METRICS_FILE
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+    return read_json_lines(path) if path.is_file() else []
 
 
 class Tracker:

@@ -9,11 +9,12 @@ from ...errors import DataValidationError
 from ..records import RawRecord
 from .csv_reader import read_csv, read_tsv
 from .json_array import read_json_array
-from .jsonl import read_jsonl
+from .jsonl import read_json_lines, read_jsonl
+from .lines import DEFAULT_MAX_LINE_BYTES
 from .parquet import read_parquet
 from .textdir import read_text_folder
 
-DEFAULT_MAX_LINE_BYTES = 8 << 20
+__all__ = ["DEFAULT_MAX_LINE_BYTES", "READERS", "detect_format", "read_json_lines", "read_records"]
 
 READERS: dict[str, Callable[..., Iterator[RawRecord]]] = {
     "jsonl": read_jsonl,
