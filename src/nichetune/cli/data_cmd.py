@@ -66,7 +66,8 @@ def add_field_options(p, *, task_required: bool = False) -> None:
 def fields_from(args):
     from ..data.schema import FieldMap
 
-    return FieldMap(text=args.text_field, label=args.label_field, group=args.group_field,
+    # `data split` defaults --group-field to None (split row by row); the row's field name stays "group"
+    return FieldMap(text=args.text_field, label=args.label_field, group=args.group_field or FieldMap().group,
                     weight=args.weight_field, slices=args.slice_field, prompt=args.prompt_field,
                     response=args.response_field, messages=args.messages_field)
 

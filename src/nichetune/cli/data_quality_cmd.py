@@ -171,8 +171,8 @@ def run_split(args) -> int:
     from ..data.rows import write_rows
     from ..data.split import fingerprint, parse_ratios, split_rows
 
-    loaded = _load(args)
     ratios = parse_ratios(args.ratios)
+    loaded = _load(args)
     group = args.group_field
     # rows are normalised on load: whatever the source field was called, its value is now in "group"
     result = split_rows(loaded.rows, ratios, stratify=args.stratify, group_field="group" if group else None,
