@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -90,7 +91,16 @@ def test_a_killed_run_resumes_with_identical_per_step_losses(tmp_path, tiny_llam
     assert killed.returncode == -9
     assert max(_losses(tmp_path / "resumed")) == 10  # it logged steps 9 and 10 after its last checkpoint (8)
     assert not (tmp_path / "resumed" / "manifest.json").exists()
-    subprocess.run([*cmd, f"output_dir={tmp_path / 'resumed'}"], check=True, env=env, capture_output=True)
+    # what a kill leaves: a half-written checkpoint under its temporary name, and a damaged newer one
+    ckpts = tmp_path / "resumed" / "checkpoints"
+    (ckpts / ".step-0000012.x1y2.partial").mkdir()
+    shutil.copytree(ckpts / "step-0000008", ckpts / "step-0000009")
+    (ckpts / "step-0000009" / "trainable.safetensors").write_bytes(b"damaged")
+    again = subprocess.run([*cmd, f"output_dir={tmp_path / 'resumed'}"], check=True, env=env, capture_output=True,
+                           text=True)
+    assert "removed checkpoints/.step-0000012.x1y2.partial" in again.stderr
+    assert "resuming from checkpoints/step-0000008; skipped step-0000009 (" in again.stderr
+    assert not list(ckpts.glob(".*.partial"))
     whole, resumed = _losses(tmp_path / "whole"), _losses(tmp_path / "resumed")
     assert sorted(whole) == [r["step"] for r in read_metrics(tmp_path / "resumed") if "loss" in r]  # no repeats
     assert max(abs(whole[s] - resumed[s]) for s in whole) <= 1e-6

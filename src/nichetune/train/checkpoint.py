@@ -77,12 +77,25 @@ def _numpy_state() -> list:
     return [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]
 
 
+def find_resumable(folder: Path) -> tuple[Path | None, list[str]]:
+    """The newest checkpoint whose manifest verifies, and why each newer one was skipped."""
+    skipped = []
+    for candidate in sorted((p for p in folder.glob(f"{PREFIX}*") if p.is_dir()), reverse=True):
+        problems = verify_manifest(candidate)
+        if not problems:
+            return candidate, skipped
+        skipped.append(f"{candidate.name} ({'; '.join(problems[:2])})")
+    return None, skipped
+
+
 def latest_checkpoint(folder: Path) -> Path | None:
     """The newest checkpoint whose manifest verifies (a half-written or corrupted one is skipped)."""
-    for candidate in sorted((p for p in folder.glob(f"{PREFIX}*") if p.is_dir()), reverse=True):
-        if not verify_manifest(candidate):
-            return candidate
-    return None
+    return find_resumable(folder)[0]
+
+
+def checkpoint_step(path: Path) -> int:
+    """The optimizer step a checkpoint was written after."""
+    return int(json.loads((path / "state.json").read_text())["step"])
 
 
 def load_checkpoint(path: Path, model, optimizer) -> tuple[dict, dict[str, torch.Tensor]]:

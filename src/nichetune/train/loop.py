@@ -25,7 +25,15 @@ from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
 from .batching import batches, item_tokens
-from .checkpoint import PREFIX, latest_checkpoint, load_checkpoint, load_weights, save_checkpoint, trainable_weights
+from .checkpoint import (
+    PREFIX,
+    checkpoint_step,
+    find_resumable,
+    load_checkpoint,
+    load_weights,
+    save_checkpoint,
+    trainable_weights,
+)
 from .distributed import Dist, all_reduce_sum, average_gradients, barrier, broadcast_flag
 from .loss import step_scale
 from .optim import build_optimizer, managed_params
@@ -143,11 +151,12 @@ def fit(model, task, train_items: list, val_items: list, spec: FitSpec) -> FitRe
     ckpt_dir = spec.run_dir / "checkpoints"
 
     step, resumed_from = 0, None
-    latest = latest_checkpoint(ckpt_dir) if spec.resume else None
+    latest, skipped = find_resumable(ckpt_dir) if spec.resume else (None, [])
+    if ctx.main and (latest is not None or skipped):
+        said = f"resuming from checkpoints/{latest.name}" if latest else "no checkpoint verifies: starting over"
+        print(said + "".join(f"; skipped {s}" for s in skipped), file=sys.stderr)
     if latest is not None:
-        import json
-
-        saved_step = json.loads((latest / "state.json").read_text())["step"]
+        saved_step = checkpoint_step(latest)
         if spec.on_epoch is not None:
             spec.on_epoch(model, saved_step // per_epoch)
         state, extra = load_checkpoint(latest, model, optimizer)

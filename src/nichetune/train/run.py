@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +23,16 @@ from .data import load_splits, write_splits
 from .distributed import barrier, init_from_env, shutdown
 from .loop import FitSpec, evaluate, fit
 from .model_setup import cast_frozen, load_base
-from .run_dir import RECIPE, check_output_dir, recipe_text, save_final, write_run_manifest
+from .run_dir import (
+    RECIPE,
+    check_output_dir,
+    clear_run,
+    recipe_text,
+    remove_partials,
+    run_lock,
+    save_final,
+    write_run_manifest,
+)
 from .tasks import build_task
 from .tracking import Tracker
 
@@ -81,7 +92,8 @@ def train(recipe, *, fresh: bool = False, on_eval=None) -> dict:
     run_dir = Path(recipe.output_dir)
     ctx = init_from_env(pick_device("auto"))
     try:
-        return _train(recipe, run_dir, ctx, fresh, on_eval)
+        with run_lock(run_dir) if ctx.main else nullcontext():
+            return _train(recipe, run_dir, ctx, fresh, on_eval)
     finally:
         shutdown(ctx)
 
@@ -91,11 +103,13 @@ def _train(recipe, run_dir: Path, ctx, fresh: bool, on_eval=None) -> dict:
     mode = check_output_dir(run_dir, recipe, fresh=fresh) if ctx.main else "resume"
     barrier(ctx)
     if ctx.main:
-        if mode == "new" and run_dir.exists():
-            import shutil
-
-            shutil.rmtree(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
+        if mode == "new":
+            kept = clear_run(run_dir)
+            if kept:
+                print(f"note: {run_dir} keeps files no run writes: {', '.join(kept[:5])}", file=sys.stderr)
+        else:
+            for stale in remove_partials(run_dir):
+                print(f"removed {stale}, left half-written by an interrupted run", file=sys.stderr)
         atomic_write_text(run_dir / RECIPE, recipe_text(recipe))
     barrier(ctx)
     started = time.time()

@@ -6,13 +6,19 @@
     RUN/metrics.jsonl    one line per logged step and per evaluation
     RUN/adapter/ or RUN/model/   the final weights (safetensors) with the tokenizer and chat template
     RUN/manifest.json    versions, seeds, hardware, sha256 of inputs and artifacts; written last
+    RUN/.lock            held (flock) by the one process training into RUN
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import platform
+import shutil
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,6 +33,10 @@ from ..methods.storage import load_adapted, merge_adapted, save_adapted
 
 MANIFEST = "manifest.json"
 RECIPE = "recipe.yaml"
+LOCK = ".lock"
+# what train and eval write into a run directory; --fresh removes these and nothing else
+RUN_ENTRIES = (RECIPE, MANIFEST, "metrics.jsonl", "data", "checkpoints", "adapter", "model", "eval", "report.html",
+               "tensorboard")
 
 
 def weights_folder(method_name: str) -> str:
@@ -44,23 +54,96 @@ def same_recipe(run_dir: Path, recipe) -> bool:
     return saved.is_file() and yaml.safe_load(saved.read_text()) == recipe.model_dump(mode="json")
 
 
-def check_output_dir(run_dir: Path, recipe, *, fresh: bool) -> str:
-    """Decide what to do with an existing output folder: ``new``, ``resume`` or refuse.
+def _has_checkpoints(run_dir: Path) -> bool:
+    return any(p.is_dir() for p in (run_dir / "checkpoints").glob("step-*"))
 
-    A finished run is never overwritten without ``fresh``; an unfinished one with the same recipe
-    resumes; an unfinished one with a different recipe is refused (its checkpoints would not fit).
+
+def check_output_dir(run_dir: Path, recipe, *, fresh: bool) -> str:
+    """Decide what to do with an output folder: ``new``, ``resume`` or refuse.
+
+    Only a folder that holds a nichetune run (its ``recipe.yaml``) is ever replaced, with ``fresh``
+    or not. A finished run is never replaced without ``fresh``; an unfinished one with the same
+    recipe resumes; one with a different recipe is refused while it has checkpoints (they would not
+    fit), and replaced when it has none (a start that failed before training: nothing to lose).
     """
-    if fresh or not run_dir.exists() or not any(run_dir.iterdir()):
+    if run_dir.exists() and not run_dir.is_dir():
+        raise NichetuneError(f"output_dir {run_dir} is a file, not a folder",
+                             hint="choose an output_dir that is a folder (it is created if missing)")
+    if not run_dir.exists() or not any(p.name != LOCK for p in run_dir.iterdir()):
+        return "new"
+    if not (run_dir / RECIPE).is_file() and not (run_dir / MANIFEST).is_file():
+        raise NichetuneError(f"{run_dir} exists and is not a nichetune run (no {RECIPE})"
+                             + (", and --fresh only replaces runs: nothing was deleted" if fresh else ""),
+                             hint="choose another output_dir, e.g. output_dir=runs/NAME")
+    if fresh:
         return "new"
     if (run_dir / MANIFEST).is_file():
         raise NichetuneError(f"{run_dir} already holds a finished run",
                              hint="choose another output_dir (output_dir=runs/NAME) or pass --fresh to replace it")
-    if (run_dir / RECIPE).is_file():
-        if not same_recipe(run_dir, recipe):
-            raise NichetuneError(f"{run_dir} holds an unfinished run of a different recipe",
-                                 hint="use the same recipe to resume it, another output_dir, or --fresh")
-        return "resume"
-    raise NichetuneError(f"{run_dir} exists and is not a nichetune run", hint="choose another output_dir")
+    if not same_recipe(run_dir, recipe):
+        if not _has_checkpoints(run_dir):
+            return "new"
+        raise NichetuneError(f"{run_dir} holds an unfinished run of a different recipe",
+                             hint="use the same recipe to resume it, another output_dir, or --fresh")
+    return "resume"
+
+
+def clear_run(run_dir: Path) -> list[str]:
+    """Remove what a run wrote (``RUN_ENTRIES`` and half-written ``.partial`` folders); other files stay.
+
+    Returns the names of the entries left alone because no run writes them.
+    """
+    for name in RUN_ENTRIES:
+        path = run_dir / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+    remove_partials(run_dir)
+    return sorted(p.name for p in run_dir.iterdir() if p.name != LOCK) if run_dir.is_dir() else []
+
+
+def remove_partials(run_dir: Path) -> list[str]:
+    """Delete folders a killed process left under a temporary name (``.NAME.XXXX.partial``); return them."""
+    removed = []
+    for folder in (run_dir, run_dir / "checkpoints"):
+        for path in folder.glob(".*.partial") if folder.is_dir() else ():
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+                removed.append(path.relative_to(run_dir).as_posix())
+    return removed
+
+
+@contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold ``RUN/.lock`` for the whole training: a second ``train`` on the same folder is refused.
+
+    The lock is an ``flock``, so the kernel releases it when the holder dies; a killed run never
+    leaves it stale.
+
+    Raises:
+        NichetuneError: another process is training into ``run_dir``, or ``run_dir`` is a file.
+    """
+    if run_dir.exists() and not run_dir.is_dir():
+        raise NichetuneError(f"output_dir {run_dir} is a file, not a folder",
+                             hint="choose an output_dir that is a folder (it is created if missing)")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / LOCK, "a+", encoding="utf-8") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise NichetuneError(f"{run_dir} is being trained into by {holder}",
+                                 hint="wait for that run to finish, or choose another output_dir") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}\n")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def save_final(model, tokenizer, recipe, task_kind: str, run_dir: Path) -> Path:
