@@ -30,5 +30,5 @@ class AssetMissingError(NichetuneError):
     """A registry package or Debian package holding embedded data is not installed."""
 
 
-class DataValidationError(NichetuneError):
+class DataValidationError(NichetuneError, ValueError):
     """Input data is malformed (raised in strict mode, or when nothing usable remains)."""

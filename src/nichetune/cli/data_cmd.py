@@ -19,7 +19,7 @@ def register(sub) -> None:
     p.add_argument("file", help="data file, or a folder with one subfolder per label")
     add_field_options(p, task_required=True)
     p.add_argument("--labels", help="comma-separated allowed labels; others are quarantined")
-    p.add_argument("--quarantine", help="quarantine JSONL (default: STEM.quarantine.jsonl in the current folder)")
+    add_quarantine_option(p)
     p.add_argument("--out", help="write the valid rows, normalised, to this JSONL file")
     p.add_argument("--strict", action="store_true", help="stop with exit code 1 at the first bad row")
     p.add_argument("--encoding", default="utf-8", help="text encoding of the input (default utf-8)")
@@ -63,6 +63,16 @@ def add_field_options(p, *, task_required: bool = False) -> None:
     p.add_argument("--messages-field", default="messages")
 
 
+def add_quarantine_option(p) -> None:
+    p.add_argument("--quarantine", help="where bad rows go, with reasons and locations "
+                   "(default: STEM.quarantine.jsonl in the current folder)")
+
+
+def quarantine_path(args) -> str:
+    """``--quarantine``, else ``STEM.quarantine.jsonl`` in the current folder (the same for every verb)."""
+    return args.quarantine or f"{Path(args.file).name.split('.')[0] or 'data'}.quarantine.jsonl"
+
+
 def fields_from(args):
     from ..data.schema import FieldMap
 
@@ -77,9 +87,8 @@ def run_validate(args) -> int:
 
     fields = fields_from(args)
     labels = {s.strip() for s in args.labels.split(",") if s.strip()} if args.labels else None
-    quarantine = args.quarantine or f"{Path(args.file).name.split('.')[0] or 'data'}.quarantine.jsonl"
     report = validate_file(args.file, task=args.task, fields=fields, labels=labels, format=args.format,
-                           encoding=args.encoding, quarantine=quarantine, out=args.out, strict=args.strict,
+                           encoding=args.encoding, quarantine=quarantine_path(args), out=args.out, strict=args.strict,
                            max_line_bytes=args.max_line_bytes)
     if args.json:
         print_json(report.to_dict())

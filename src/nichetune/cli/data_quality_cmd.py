@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from .output import print_json, print_table
@@ -14,7 +15,7 @@ def _provenance_options(p) -> None:
 
 
 def add_verbs(verbs) -> None:
-    from .data_cmd import add_field_options
+    from .data_cmd import add_field_options, add_quarantine_option
 
     p = verbs.add_parser("audit", help="one report: balance, lengths, duplicates, leakage, PII, vocabulary, slices",
                          description="Audit a dataset (and optionally its other splits) and write JSON and HTML.")
@@ -29,6 +30,7 @@ def add_verbs(verbs) -> None:
     p.add_argument("--out", default="audit.json", help="JSON report (default audit.json)")
     p.add_argument("--html", help="also write this HTML page")
     add_field_options(p)
+    add_quarantine_option(p)
     p.set_defaults(func=run_audit)
 
     p = verbs.add_parser("pii", help="report, mask or pseudonymize personal data (or re-identify with a vault)",
@@ -43,9 +45,12 @@ def add_verbs(verbs) -> None:
     p.add_argument("--ner", choices=["spacy"], help="add person/organisation names from spaCy (the ner extra)")
     p.add_argument("--key-file", help="pseudonymisation key (default .nichetune/pii.key, created 0600)")
     p.add_argument("--vault", help="SQLite re-identification vault, kept apart from the data (0600)")
+    p.add_argument("--fields", help="comma-separated top-level fields to scan (default: every string field, "
+                   "nested ones and each message's content included)")
     p.add_argument("--json", action="store_true")
     add_field_options(p)
     _provenance_options(p)
+    add_quarantine_option(p)
     p.set_defaults(func=run_pii)
 
     p = verbs.add_parser("dedup", help="remove exact and near duplicates, recording what was removed and why")
@@ -57,6 +62,7 @@ def add_verbs(verbs) -> None:
                    help="keep the first row of a cluster, or the first with the cluster's majority label")
     add_field_options(p)
     _provenance_options(p)
+    add_quarantine_option(p)
     p.set_defaults(func=run_dedup)
 
     p = verbs.add_parser("split", help="deterministic, stratified, group-aware train/validation/test split")
@@ -68,6 +74,7 @@ def add_verbs(verbs) -> None:
     add_field_options(p)
     p.set_defaults(group_field=None)
     _provenance_options(p)
+    add_quarantine_option(p)
     p.set_defaults(func=run_split)
 
     p = verbs.add_parser("augment", help="add synthetic rows (EDA, templates, paraphrases), flagged and capped")
@@ -82,6 +89,7 @@ def add_verbs(verbs) -> None:
     p.add_argument("--max-synthetic-share", type=float, default=0.3, help="cap on synthetic rows in the output")
     p.add_argument("--seed", type=int, default=0)
     add_field_options(p)
+    add_quarantine_option(p)
     p.set_defaults(func=run_augment)
 
     p = verbs.add_parser("lineage", help="print where a dataset file came from, step by step")
@@ -90,11 +98,21 @@ def add_verbs(verbs) -> None:
     p.set_defaults(func=run_lineage)
 
 
-def _load(args, quarantine=None):
+def _load(args):
     from ..data.rows import load_rows
-    from .data_cmd import fields_from
+    from .data_cmd import fields_from, quarantine_path
 
-    return load_rows(args.file, task=args.task, fields=fields_from(args), quarantine=quarantine)
+    loaded = load_rows(args.file, task=args.task, fields=fields_from(args), quarantine=quarantine_path(args))
+    _say_quarantined(loaded.report.quarantined, quarantine_path(args))
+    return loaded
+
+
+def _say_quarantined(count: int, path: str) -> None:
+    """Bad rows are never dropped silently: name where they went, or remove the empty file."""
+    if count:
+        print(f"{count} bad rows quarantined, with reasons and locations: {path}", file=sys.stderr)
+    else:
+        Path(path).unlink(missing_ok=True)
 
 
 def _notes(args) -> dict:
@@ -105,12 +123,13 @@ def run_audit(args) -> int:
     from ..atomic import atomic_write_text
     from ..data.audit import audit_dataset
     from ..data.audit.render import audit_html, audit_text
-    from .data_cmd import fields_from
+    from .data_cmd import fields_from, quarantine_path
 
     columns = [c.strip() for c in args.label_columns.split(",")] if args.label_columns else None
     report = audit_dataset(args.file, tests=args.test, task=args.task, fields=fields_from(args),
                            tokenizer=args.tokenizer, max_length=args.max_length, near_threshold=args.near_threshold,
-                           min_slice=args.min_slice, label_columns=columns)
+                           min_slice=args.min_slice, label_columns=columns, quarantine=quarantine_path(args))
+    _say_quarantined(report["validation"]["quarantined"], quarantine_path(args))
     atomic_write_text(args.out, json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n")
     if args.html:
         atomic_write_text(args.html, audit_html(report))
@@ -123,24 +142,33 @@ def run_pii(args) -> int:
     from ..data.pii import PiiDetector
     from ..data.pii.apply import pii_file
     from ..data.provenance import record_step
-    from .data_cmd import fields_from
+    from .data_cmd import fields_from, quarantine_path
 
     custom = dict(item.split("=", 1) for item in args.pattern)
     types = [t.strip().upper() for t in args.types.split(",")] if args.types else None
     detector = PiiDetector(types=types, custom=custom, ner=args.ner)
+    only = [f.strip() for f in args.fields.split(",") if f.strip()] if args.fields else None
     report = pii_file(args.file, action=args.action, out=args.out, task=args.task, fields=fields_from(args),
-                      detector=detector, key_file=args.key_file, vault=args.vault)
+                      detector=detector, key_file=args.key_file, vault=args.vault, only=only,
+                      quarantine=quarantine_path(args))
+    _say_quarantined(report["quarantined"], quarantine_path(args))
     if args.out:
         record_step(f"pii-{args.action}", inputs=[args.file], outputs={"data": (args.out, report["rows"])},
                     params={"types": types or "all", "custom": sorted(custom), "ner": args.ner,
-                            "vault": bool(args.vault)}, rows_in=report["rows"], quarantined=report["quarantined"],
+                            "vault": bool(args.vault), "fields": only or "all"},
+                    rows_in=report["rows"], quarantined=report["quarantined"],
                     source_notes=_notes(args))
     if args.json:
         print_json(report)
         return 0
-    print(f"{report['file']}: {report['rows']} rows, {report['rows_with_pii']} with PII")
-    print_table([{"type": t, "findings": v["findings"], "sample": (v["masked_samples"] or [""])[0][:90]}
-                 for t, v in report["by_type"].items()], ["type", "findings", "sample"])
+    print(f"{report['file']}: {report['rows']} rows, {report['rows_with_pii']} with PII "
+          f"(scanned: {', '.join(report['fields']) if only else report['fields']})")
+    print_table([{"type": t, "findings": v["findings"], "rows": v["rows"],
+                  "sample": (v["masked_samples"] or [""])[0][:90]} for t, v in report["by_type"].items()],
+                ["type", "findings", "rows", "sample"])
+    if report["by_field"]:
+        print_table([{"field": f, "findings": sum(c.values()), "types": ", ".join(f"{t}={n}" for t, n in c.items())}
+                     for f, c in report["by_field"].items()], ["field", "findings", "types"])
     if args.out:
         print(f"{args.action} output: {args.out}")
     return 0

@@ -61,13 +61,14 @@ def _load_file(path: str, task: str, fields, quarantine: Path) -> tuple[list[dic
 
 
 def _mask_pii(rows: list[dict]) -> dict:
-    """Replace detected PII in every text field with its [TYPE], in place; the counts for provenance."""
+    """Replace detected PII in every string field with its [TYPE], in place; the counts for provenance."""
     from ..data.pii.apply import apply_to_rows
     from ..data.pii.detectors import PiiDetector
 
-    counts, _, masked = apply_to_rows(rows, "mask", PiiDetector())
-    return {"kind": "transform", "name": "PII masked (data.pii: mask)", "rows": masked,
-            "source": f"{masked} rows masked: {dict(counts)}"}
+    tally = apply_to_rows(rows, "mask", PiiDetector())
+    by_field = {f: dict(c) for f, c in sorted(tally.by_field.items())}
+    return {"kind": "transform", "name": "PII masked (data.pii: mask)", "rows": tally.rows_with,
+            "source": f"{tally.rows_with} rows masked: {dict(tally.by_type)}; by field: {by_field}"}
 
 
 def load_splits(recipe, data_dir: Path) -> Splits:

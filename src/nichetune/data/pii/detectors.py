@@ -15,12 +15,26 @@ from .checksums import iban_valid, luhn_valid
 
 _MONTHS = r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|" \
           r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
-_DATE = (rf"(?:\d{{4}}-\d{{1,2}}-\d{{1,2}}|\d{{1,2}}[/.-]\d{{1,2}}[/.-]\d{{2,4}}|"
-         rf"{_MONTHS}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}|\d{{1,2}}(?:st|nd|rd|th)?\s+{_MONTHS}\.?,?\s+\d{{4}})")
+_ORD = r"(?:st|nd|rd|th)?"
+_DATE = (rf"(?:\d{{4}}[-/.]\d{{1,2}}[-/.]\d{{1,2}}|\d{{1,2}}[/.-]\d{{1,2}}[/.-]\d{{2,4}}|"
+         rf"\d{{1,2}}{_ORD}(?:\s+of)?[\s-]+{_MONTHS}\.?,?[\s-]+\d{{4}}|{_MONTHS}\.?\s+\d{{1,2}}{_ORD},?\s+\d{{4}})")
+_IPV4 = r"(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+_IPV6 = rf"(?:[0-9A-Fa-f]{{0,4}}:){{2,7}}(?:{_IPV4}|[0-9A-Fa-f]{{0,4}})(?:%[\w.-]+)?"
+_PAREN = r"\(\s?\+?\d{1,5}\s?\)"
+# digit groups joined by exactly one separator (or a bracketed area / trunk code), so matching stays linear
+_PHONE = (rf"(?<![\w+.:/@-])(?:\+\s?|00\s?)?(?:{_PAREN}[\s.-]?)?\d{{1,14}}"
+          rf"(?:(?:[ .\-/]|\s?{_PAREN}[\s.-]?)\d{{1,14}}){{0,6}}"
+          r"(?:\s?(?:x|ext\.?|extn\.?)\s?\d{1,6})?(?![\w@]|[.\-/:]\d)")
+_PHONE_WORDS = re.compile(r"(?i)(?:phone|tel|mobile|mob|cell|fax|call|ring|contact|reach|whatsapp|sms|text|"
+                          r"number|no\.|handy|telefon|t[ée]l[ée]phone|portable|m[óo]vil|电话|手机)\W*(?:\w+\W+){0,2}$")
+_SSN_WORDS = re.compile(r"(?i)(?:ssn|ss#|social security)\W*(?:\w+\W+){0,2}$")
+_TITLE = r"(?:mrs|mr|ms|miss|mx|mlle|mme|m(?=\.)|dr|prof|sir|herr|frau|sig\.ra|sig|srta|sra|sr|dhr|mevr|med)"
+_PARTICLE = r"(?:van|von|der|den|de|del|della|di|da|dos|das|du|la|le|ter|ten|zu|y|['’]t)"
+_WORD = r"[^\W\d_](?:[^\W\d_]|['’-](?=[^\W\d_]))*"
+_PARTICLES = re.compile(rf"(?i){_PARTICLE}")
 
-
-_NOT_NAMES = frozenset("it he she they i we you the my his her this that these then so and but or when "
-                       "said told who".split())
+# capitalised words that follow a title without being a name ("... asked Dr. The ...", sentence starts)
+_NOT_NAMES = frozenset("it he she they i we you the my his her this that these then so and but or when".split())
 
 
 @dataclass(frozen=True)
@@ -31,11 +45,16 @@ class Finding:
     value: str
 
 
+Check = Callable[[str, str], "str | None"]
+
+
 @dataclass(frozen=True)
 class Pattern:
+    """A detector: ``check(value, text_before)`` returns the value to report (maybe shortened) or None."""
+
     type: str
     regex: re.Pattern
-    validate: Callable[[str], bool] | None = None
+    check: Check | None = None
     group: int = 0  # which capture group is the value (context words stay outside it)
 
 
@@ -43,22 +62,63 @@ def _digits(value: str) -> str:
     return re.sub(r"\D", "", value)
 
 
-def _ip_valid(value: str) -> bool:
+def _when(predicate: Callable[[str], bool]) -> Check:
+    return lambda value, before: value if predicate(value) else None
+
+
+def _ip(value: str, before: str) -> str | None:
     try:
-        ipaddress.ip_address(value)
-        return True
+        ipaddress.ip_address(value)  # IPv6 scope ids (fe80::1%eth0) included
+        return value
     except ValueError:
-        return False
+        return None
 
 
-def _phone_valid(value: str) -> bool:
-    digits = _digits(value)
-    if not 7 <= len(digits) <= 15:
-        return False
-    if re.fullmatch(_DATE, value.strip(), re.I):
-        return False
-    grouped = bool(re.search(r"[\s.()-]", value.strip()))
-    return value.strip().startswith("+") or (grouped and len(digits) >= 9) or len(digits) in (10, 11) and grouped
+def _phone(value: str, before: str) -> str | None:
+    number = re.split(r"(?i)\s?(?:x|ext\.?|extn\.?)\s?(?=\d+$)", value)[0]
+    digits = _digits(number)
+    if not 7 <= len(digits) <= 15 or re.fullmatch(_DATE, number, re.I):
+        return None
+    stripped = number.strip()
+    international = stripped.startswith(("+", "00")) or "(" in stripped
+    grouped = bool(re.search(r"[\s.()/-]", stripped))
+    # unbroken national numbers: a trunk prefix (0...) or a Chinese mobile (1..), 10-11 digits
+    national = not grouped and len(digits) in (10, 11) and stripped[0] in "01"
+    if international or national or (grouped and len(digits) >= 9) or _PHONE_WORDS.search(before[-40:]):
+        return value
+    return None
+
+
+def _iban(value: str, before: str) -> str | None:
+    """Valid by mod 97; a trailing group that is really the next word ("... 0545 and") is dropped."""
+    while not iban_valid(value):
+        if " " not in value:
+            return None
+        value = value.rsplit(" ", 1)[0]
+    return value
+
+
+def _ssn(value: str, before: str) -> str | None:
+    return value if "-" in value or _SSN_WORDS.search(before[-40:]) else None
+
+
+def _person(value: str, before: str) -> str | None:
+    """Keep the capitalised words (and name particles between them) that follow a title."""
+    kept: list[str] = []
+    pending: list[str] = []
+    for token in value.split():
+        if _PARTICLES.fullmatch(token):
+            pending.append(token)
+        elif token[0].isupper():
+            kept += [*pending, token]
+            pending = []
+        else:
+            break
+    if not kept or kept[0].lower() in _NOT_NAMES or not any(t[0].isupper() and not _PARTICLES.fullmatch(t)
+                                                             for t in kept):
+        return None
+    return value[: value.index(kept[-1], sum(len(t) + 1 for t in kept[:-1]) - 1 if len(kept) > 1 else 0)
+                 + len(kept[-1])]
 
 
 def _flags(regex: str) -> re.Pattern:
@@ -68,27 +128,29 @@ def _flags(regex: str) -> re.Pattern:
 BUILTIN: dict[str, Pattern] = {
     p.type: p
     for p in (
-        Pattern("EMAIL", _flags(r"(?<![\w.+-])[A-Z0-9._%+-]+@[A-Z0-9-]+(?:\.[A-Z0-9-]+)*\.[A-Z]{2,}\b")),
+        # Unicode local parts and internationalised domains (IDN or punycode), not just ASCII
+        Pattern("EMAIL", re.compile(r"(?<![\w.+'%-])[\w.%+'-]+@(?:[^\W_](?:[\w-]{0,61}[^\W_])?\.)+"
+                                    r"(?:[^\W\d_]{2,}|xn--[a-z0-9-]+)(?![\w-])", re.IGNORECASE)),
         Pattern("URL", _flags(r"\b(?:https?://|www\.)[^\s<>\"'()]+[^\s<>\"'().,;:!?]")),
-        Pattern("IBAN", re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"), iban_valid),
+        Pattern("IBAN", _flags(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"), _iban),
         # card groupings: 4-4-4-4(-1..3), Amex 4-6-5, or unbroken 13-19 digits; then the Luhn check
         Pattern("CREDIT_CARD", re.compile(r"(?<![\d+-])(?:\d{4}([ -]?)\d{4}\1\d{4}\1\d{4}(?:\1\d{1,3})?|"
                                           r"\d{4}([ -]?)\d{6}\2\d{5}|\d{13,19})(?![\d-])"),
-                lambda v: luhn_valid(_digits(v))),
-        Pattern("US_SSN", re.compile(r"(?<![\d-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\d-])")),
+                _when(lambda v: luhn_valid(_digits(v)))),
+        # dashed anywhere; spaced or unbroken only after words that say it is a social security number
+        Pattern("US_SSN", re.compile(r"(?<![\d-])(?!000|666|9\d\d)\d{3}([- ]?)(?!00)\d{2}\1(?!0000)\d{4}(?![\d-])"),
+                _ssn),
         Pattern("DATE_OF_BIRTH", _flags(rf"\b(?:d\.?o\.?b\.?|date of birth|birth ?date|born(?: on)?|birthday)"
-                                        rf"[\s:,-]*(?:is|was|on)?\s*({_DATE})"), group=1),
+                                        rf"[\s:,-]*(?:is|was|on)?\s*(?:the\s+)?({_DATE})"), group=1),
         Pattern("MEDICAL_RECORD", _flags(r"\b(?:MRN|medical record(?: number| no\.?)?|patient id)[\s:#-]*"
                                          r"((?=[A-Z0-9-]*\d)[A-Z0-9][A-Z0-9-]{4,14})\b"), group=1),
         Pattern("ACCOUNT_NUMBER", _flags(r"\b(?:account|acct)(?: number| no\.?| #)?[\s:#-]*(\d[\d-]{5,20}\d)\b"),
                 group=1),
-        Pattern("IP_ADDRESS", re.compile(r"(?<![\w.:])(?:(?:\d{1,3}\.){3}\d{1,3}|(?:[0-9A-Fa-f]{0,4}:){2,7}"
-                                         r"[0-9A-Fa-f]{0,4})(?![\w:]|\.\d)"), _ip_valid),
-        Pattern("PHONE", re.compile(r"(?<![\w+])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,4}\)[\s.-]?)?\d{1,5}"
-                                    r"(?:[\s.-]\d{2,8}){1,4}(?![\w-])|(?<![\w+])\+\d{7,14}\b"), _phone_valid),
-        # heuristic and offline: a courtesy title followed by capitalised words (NER does better)
-        Pattern("PERSON_TITLE", re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Dr|Prof)\.?\s+((?:[A-Z][a-z'’-]+\s?){1,3})"),
-                lambda v: v.split()[0].lower() not in _NOT_NAMES, group=1),
+        Pattern("IP_ADDRESS", re.compile(rf"(?<![\w.:%])(?:{_IPV6}|{_IPV4})(?![\w:%]|\.\d)"), _ip),
+        Pattern("PHONE", re.compile(_PHONE, re.IGNORECASE), _phone),
+        # heuristic and offline: courtesy titles (several languages, chained: "Prof. Dr.") then the name
+        Pattern("PERSON_TITLE", re.compile(rf"(?<!\w)(?i:{_TITLE})\.?(?:\s+(?i:{_TITLE})\.?)*\s+"
+                                           rf"((?:{_WORD})(?:\s+(?:{_WORD}|['’]t)){{0,5}})"), _person, group=1),
     )
 }
 DEFAULT_TYPES: tuple[str, ...] = tuple(BUILTIN)
@@ -126,13 +188,17 @@ class PiiDetector:
             return all(end <= s or start >= e for s, e in claimed)
 
         for pattern in self.patterns:
-            for match in pattern.regex.finditer(text):
+            pos = 0
+            while (match := pattern.regex.search(text, pos)) is not None:
+                pos = max(match.end(), match.start() + 1)
                 start = match.start(pattern.group)
-                value = match.group(pattern.group).strip()
-                end = start + len(match.group(pattern.group).rstrip())  # trailing spaces are not the value
+                value = match.group(pattern.group).rstrip()  # trailing spaces are not the value
+                if pattern.check is not None and value:
+                    value = pattern.check(value, text[max(0, start - 60):start]) or ""
+                    if value:  # a shortened value: what it left out is searched again
+                        pos = max(start + len(value), match.start() + 1)
+                end = start + len(value)
                 if not value or not free(start, end):
-                    continue
-                if pattern.validate and not pattern.validate(value):
                     continue
                 claimed.append((start, end))
                 found.append(Finding(pattern.type, start, end, value))

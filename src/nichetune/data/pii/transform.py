@@ -15,8 +15,12 @@ def mask_text(text: str, findings: list[Finding]) -> str:
 
 
 def surrogate(value: str, type_: str, key: bytes) -> str:
-    """A consistent pseudonym: the same (type, value, key) always gives the same surrogate."""
-    normalised = " ".join(value.split()).lower()
+    """A consistent pseudonym: the same (type, value, key) always gives the same surrogate.
+
+    Only white space is normalised: case is kept, so a vault gives back exactly what was written
+    (``Jane@Example.com`` and ``jane@example.com`` are two values, each reversed to itself).
+    """
+    normalised = " ".join(value.split())
     digest = hmac.new(key, f"{type_}\x00{normalised}".encode(), hashlib.sha256).hexdigest()[:10]
     return f"[{type_}_{digest}]"
 

@@ -11,7 +11,8 @@ from pathlib import Path
 from ...errors import NichetuneError
 
 DEFAULT_KEY_FILE = Path(".nichetune") / "pii.key"
-SURROGATE = re.compile(r"\[([A-Z_]+)_([0-9a-f]{10})\]")
+# custom types may hold digits and hyphens (--pattern MRN-2=...): the type is everything before the last _
+SURROGATE = re.compile(r"\[([A-Z0-9_-]+)_([0-9a-f]{10})\]")
 
 
 def _owner_only_file(path: Path) -> None:
@@ -28,12 +29,25 @@ def load_or_create_key(path: str | Path | None = None) -> bytes:
     """
     env = os.environ.get("NICHETUNE_PII_KEY")
     if env:
-        return bytes.fromhex(env)
+        return _parse_key(env, "$NICHETUNE_PII_KEY")
     path = Path(path) if path else DEFAULT_KEY_FILE
     if not path.exists():
         _owner_only_file(path)
         path.write_text(secrets.token_hex(32) + "\n")
-    return bytes.fromhex(path.read_text().strip())
+    return _parse_key(path.read_text(), str(path))
+
+
+def _parse_key(text: str, where: str) -> bytes:
+    try:
+        key = bytes.fromhex(text.strip())
+    except ValueError:
+        key = b""
+    if len(key) < 16:
+        raise NichetuneError(f"{where} is not a pseudonymisation key: it must be at least 32 hexadecimal "
+                             "characters (16 bytes)",
+                             hint="make one with: python -c 'import secrets; print(secrets.token_hex(32))' "
+                                  "(and keep the same key for the whole project)")
+    return key
 
 
 class PiiVault:
