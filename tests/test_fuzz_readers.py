@@ -93,7 +93,8 @@ def test_readers_never_crash_on_arbitrary_bytes(data, suffix):
         assert record.blank or (record.value is None) == (record.issue is not None)
     if suffix == ".jsonl":  # lines end at LF, CRLF or a lone CR; a leading UTF-8 BOM is not content
         body = data.removeprefix(b"\xef\xbb\xbf")
-        physical_lines = len(re.split(rb"\r\n|\r|\n", body)) - (1 if re.search(rb"[\r\n]\Z", body) else 0) if body else 0
+        ends_with_break = bool(re.search(rb"[\r\n]\Z", body))
+        physical_lines = len(re.split(rb"\r\n|\r|\n", body)) - ends_with_break if body else 0
         assert len(records) == physical_lines  # every line is a record, a quarantined row, or counted blank
 
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from faker_pii import faker_corpus, coverage
-from tiny_data import review_rows, write_jsonl
 
+from faker_pii import coverage, faker_corpus
 from nichetune.cli import main
 from nichetune.data.pii import PiiDetector, mask_text, pseudonymize_text
 from nichetune.data.pii.checksums import iban_valid
 from nichetune.data.pii.vault import PiiVault
+from tiny_data import review_rows, write_jsonl
 
 STRUCTURED = ("EMAIL", "PHONE", "IBAN", "US_SSN", "IP_ADDRESS", "DATE_OF_BIRTH", "CREDIT_CARD")
 

@@ -200,7 +200,8 @@ def test_lone_cr_line_ends_are_lines(tmp_path):
     records = list(read_records(p))
     assert [(r.location.line, r.value["text"]) for r in records] == [(1, "a"), (2, "b"), (3, "c")]
     csv_file = _one_file(tmp_path, b"text,label\rhello,a\rworld,b\r", ".csv")
-    assert [r.value for r in read_records(csv_file)] == [{"text": "hello", "label": "a"}, {"text": "world", "label": "b"}]
+    assert [r.value for r in read_records(csv_file)] == [{"text": "hello", "label": "a"},
+                                                          {"text": "world", "label": "b"}]
 
 
 def test_duplicate_json_keys_are_quarantined_not_resolved_silently(tmp_path):
@@ -220,7 +221,8 @@ def test_a_lone_surrogate_is_quarantined_and_the_output_is_written(tmp_path):
     assert (report.valid, report.quarantined) == (2, 1)
     bad = json.loads(q.read_text())
     assert (bad["line"], bad["reason"], bad["field"]) == (2, "invalid_unicode", "text")
-    assert [json.loads(line)["text"] for line in out.read_text("utf-8").split("\n") if line] == ["ok", "pair \U0001f600 ok"]
+    written = [json.loads(line)["text"] for line in out.read_text("utf-8").split("\n") if line]
+    assert written == ["ok", "pair \U0001f600 ok"]
 
 
 def test_project_files_are_read_with_the_same_line_rules(tmp_path):

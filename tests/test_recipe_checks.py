@@ -3,12 +3,12 @@ before any weights load (the checks read config.json and build the model on the 
 
 import pytest
 import yaml
-from tiny_data import review_rows, write_jsonl
 
 from nichetune.cli import main
 from nichetune.config.recipe import load_recipe
 from nichetune.errors import NichetuneError
 from nichetune.tasks.metrics import METRICS
+from tiny_data import review_rows, write_jsonl
 
 
 def _recipe(tmp_path, model_dir, **sections) -> dict:
@@ -63,7 +63,8 @@ def test_model_aware_mistakes_are_refused_by_check(override, words, tmp_path, ti
 
 
 def test_valid_settings_still_pass(tmp_path, tiny_classifier_dir):
-    recipe = load_recipe(data=_recipe(tmp_path, tiny_classifier_dir, train={"warmup": 12, "group_lrs": {"layer\\.0": 1e-4}},
+    recipe = load_recipe(data=_recipe(tmp_path, tiny_classifier_dir,
+                                      train={"warmup": 12, "group_lrs": {"layer\\.0": 1e-4}},
                                       eval={"metric": "macro_f1"}, data={"split": {"ratios": [0.7, 0.3]}}))
     assert recipe.train.warmup == 12 and recipe.data.split.ratios == (0.7, 0.3)
     with pytest.raises(NichetuneError, match="perplexity"):  # a causal metric on a classifier

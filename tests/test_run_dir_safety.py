@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from tiny_data import review_rows, write_jsonl
 
 from nichetune.cli import main
 from nichetune.train.run_dir import LOCK, run_lock
+from tiny_data import review_rows, write_jsonl
 
 
 def _recipe(tmp_path, model_dir, out, **extra) -> str:
