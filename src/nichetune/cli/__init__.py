@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
+import os
 import sys
+import warnings
 
 from .. import __version__, offline
 from ..errors import NichetuneError
@@ -54,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
         offline.go_online()
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if args.verbose:  # asked for explicitly: wins over a quiet setting inherited from a parent process
+        os.environ["TRANSFORMERS_VERBOSITY"] = "info"
+    else:
+        _quiet_libraries()
     try:
         return int(args.func(args) or 0)
     except NichetuneError as exc:
@@ -64,3 +71,32 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # disk full, permissions, a file where a folder should be: say which and how to fix
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        print(f"  how to fix: {_os_hint(exc)}", file=sys.stderr)
+        return 1
+
+
+def _quiet_libraries() -> None:
+    """Each command prints its own status; transformers' load reports and upstream deprecation notices
+    (meant for library authors) would bury it. ``-v`` shows them again."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # read when transformers is first imported
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+    for module in ("transformers", "peft", "torch", "accelerate"):
+        warnings.filterwarnings("ignore", category=FutureWarning, module=module)
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=module)
+
+
+def _os_hint(exc: OSError) -> str:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return ("free disk space (df -h) or write to another folder; outputs are written under a temporary "
+                "name and renamed when complete, so nothing half-written was left looking finished")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "check the permissions of that path (ls -l), or choose a folder you can write to"
+    if exc.errno in (errno.ENOTDIR, errno.EISDIR, errno.EEXIST):
+        return "a file stands where a folder is needed (or the reverse): choose another path"
+    return "check the path and the disk, then run the command again"

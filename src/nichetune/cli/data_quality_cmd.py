@@ -235,8 +235,8 @@ def run_augment(args) -> int:
                              hint="augment the training split only")
     ops = tuple(o.strip() for o in args.ops.split(",") if o.strip())
     loaded = _load(args)
-    glossary = json.loads(Path(args.glossary).read_text()) if args.glossary else None
-    templates = json.loads(Path(args.templates).read_text()) if args.templates else None
+    glossary = _json_option(args.glossary, "--glossary")
+    templates = _json_option(args.templates, "--templates")
     if "paraphrase" in ops and not args.paraphrase_model:
         raise NichetuneError("the paraphrase operation needs a model", hint="pass --paraphrase-model NAME")
     paraphrase = lm_paraphraser(args.paraphrase_model) if "paraphrase" in ops else None
@@ -255,6 +255,18 @@ def run_augment(args) -> int:
           f"cap {args.max_synthetic_share:.0%}, {result.capped} candidates dropped by the cap); by operation: "
           + ", ".join(f"{k}={v}" for k, v in result.by_op.items()))
     return 0
+
+
+def _json_option(path: str | None, option: str):
+    from ..data.readers import require_input
+    from ..errors import DataValidationError
+
+    if path is None:
+        return None
+    try:
+        return json.loads(require_input(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataValidationError(f"{option} {path}: not valid JSON ({exc})") from None
 
 
 def run_lineage(args) -> int:

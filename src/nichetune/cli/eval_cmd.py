@@ -95,9 +95,9 @@ def _latency(metrics: dict) -> None:
 def _terms(path: str | None) -> list[str] | None:
     if path is None:
         return None
-    from pathlib import Path
+    from ..data.readers import require_input
 
-    return [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
+    return [line.strip() for line in require_input(path).read_text(encoding="utf-8").split("\n") if line.strip()]
 
 
 def run_report(args) -> int:

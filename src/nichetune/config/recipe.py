@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ..data.readers import require_input
 from ..data.schema import FieldMap
 from ..data.split import check_ratios
 from ..errors import NichetuneError
@@ -236,10 +237,10 @@ def load_recipe(path: str | Path | None = None, overrides: list[str] | None = No
     source = "recipe"
     if path is not None:
         source = str(path)
+        if not Path(path).exists():
+            raise NichetuneError(f"{path}: no such recipe", hint="nichetune init --task TASK writes one")
         try:
-            raw = yaml.safe_load(Path(path).read_text()) or {}
-        except FileNotFoundError:
-            raise NichetuneError(f"{path}: no such recipe", hint="nichetune init --task TASK writes one") from None
+            raw = yaml.safe_load(require_input(path).read_text()) or {}
         except yaml.YAMLError as exc:
             raise NichetuneError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,12 +44,8 @@ MODELS = ("minilm-l6", "smollm2-135m-instruct")
 
 def run_demo(out: str | Path = "demo-out", *, quick: bool = False, fresh: bool = False, log=None) -> dict:
     """Run both parts; write ``OUT/index.html`` and ``OUT/demo-summary.json``; return the summary."""
-    from transformers.utils import logging as hf_logging
-
     from ..atomic import atomic_write_text
 
-    hf_logging.set_verbosity_error()  # each step prints its own status; the library's load reports are noise here
-    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)  # peft's
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     budget = QUICK if quick else FULL

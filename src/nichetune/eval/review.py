@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_write_text
+from ..data.readers import require_input
 from ..errors import DataValidationError, NichetuneError
 
 YES = {"1", "yes", "y", "correct", "true", "ok", "acceptable"}
@@ -62,6 +63,21 @@ def confidence_bands(confidence: np.ndarray) -> list[str]:
     return [BANDS[int(np.searchsorted(cuts, c, side="right"))] for c in confidence]
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection); a leading
+# apostrophe makes it text. The apostrophe itself is escaped too, so restore_cell is exact.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+def neutralise_cell(value) -> str:
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def restore_cell(text: str) -> str:
+    """The exact value ``neutralise_cell`` was given."""
+    return text[1:] if text.startswith("'") else text
+
+
 def export_review(run_dir: str | Path, *, n: int = 100, graders: int = 2, out: str | Path | None = None,
                   slice_field: str | None = None, seed: int = 0) -> Path:
     """Write a stratified sample of the run's evaluated outputs as CSV with empty grade columns."""
@@ -84,19 +100,22 @@ def export_review(run_dir: str | Path, *, n: int = 100, graders: int = 2, out: s
     grade_cols = [f"grade_{g + 1}" for g in range(graders)]
     buf = io.StringIO()
     writer = csv.writer(buf)
+
+    def write(*cells) -> None:  # every cell neutralised: no text from the data runs in a spreadsheet
+        writer.writerow([neutralise_cell(c) for c in cells])
+
     if classification:
-        writer.writerow(["review_id", "run", "id", "slice", "confidence_band", "confidence", "text", "predicted",
-                         "reference_label", *grade_cols, "notes"])
+        write("review_id", "run", "id", "slice", "confidence_band", "confidence", "text", "predicted",
+              "reference_label", *grade_cols, "notes")
         for k, i in enumerate(picked):
             p = preds[i]
-            writer.writerow([k + 1, str(run_dir), p.get("id"), strata[i][0], strata[i][1], f"{p['confidence']:.4f}",
-                             p.get("text", ""), p["predicted"], p["label"], *[""] * graders, ""])
+            write(k + 1, str(run_dir), p.get("id"), strata[i][0], strata[i][1], f"{p['confidence']:.4f}",
+                  p.get("text", ""), p["predicted"], p["label"], *[""] * graders, "")
     else:
-        writer.writerow(["review_id", "run", "id", "prompt", "reference_answer", "answer", *grade_cols, "notes"])
+        write("review_id", "run", "id", "prompt", "reference_answer", "answer", *grade_cols, "notes")
         for k, i in enumerate(picked):
             p = preds[i]
-            writer.writerow([k + 1, str(run_dir), p.get("id"), p["prompt"], p["reference"], p["tuned"],
-                             *[""] * graders, ""])
+            write(k + 1, str(run_dir), p.get("id"), p["prompt"], p["reference"], p["tuned"], *[""] * graders, "")
     path = Path(out) if out else run_dir / "eval" / "review.csv"
     atomic_write_text(path, buf.getvalue())
     if len(picked) < n:
@@ -132,8 +151,9 @@ def import_review(path: str | Path, run_dir: str | Path | None = None) -> dict:
     from ..data.audit.agreement import agreement_section
 
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise NichetuneError(f"{path}: no such file", hint="nichetune review export RUN_DIR writes one")
+    require_input(path)
     with path.open(newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         columns = reader.fieldnames or []
@@ -142,7 +162,8 @@ def import_review(path: str | Path, run_dir: str | Path | None = None) -> dict:
             raise DataValidationError(f"{path}, line 1: no grade_N columns", hint="grade the CSV that "
                                       "`nichetune review export` wrote, keeping its header")
         items = []
-        for line, row in enumerate(reader, start=2):
+        for line, raw in enumerate(reader, start=2):
+            row = {k: restore_cell(v or "") for k, v in raw.items() if k is not None}
             grades = {c: _grade(row.get(c) or "", path, line, c) for c in grade_cols}
             items.append({"id": row.get("id") or row.get("review_id"), "run": row.get("run"), **grades,
                           "automatic": (row["predicted"] == row["reference_label"]) if "predicted" in row else None})

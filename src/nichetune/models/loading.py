@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import ModelNotAvailableError
 from ..hardware import pick_device, pick_dtype
 from .resolve import ResolvedModel, resolve_model
 
@@ -37,6 +38,12 @@ def _load(auto_cls_name: str, model, dtype: str, device: str, allow_pickle: bool
 
         loaded, tokenizer, _, _ = load_run(resolved.path.parent, dtype=pick_dtype(dtype, dev))
         return loaded.to(dev).eval(), tokenizer
+    if auto_cls_name == "AutoModelForCausalLM" and resolved.architectures and not resolved.is_causal_lm:
+        # transformers would bolt an untrained LM head onto an encoder and "generate" random tokens
+        raise ModelNotAvailableError(
+            f"{resolved.reference} is a {', '.join(resolved.architectures)}, not a causal language model, so it "
+            "cannot generate text", hint="use a chat or causal LM (e.g. smollm2-135m-instruct); to label text "
+            f"with {resolved.reference}, use nichetune classify")
     auto_cls = getattr(transformers, auto_cls_name)
     loaded = auto_cls.from_pretrained(
         resolved.path, dtype=pick_dtype(dtype, dev), **_load_kwargs(allow_pickle, trust_remote_code)

@@ -33,7 +33,11 @@ class ResolvedModel:
 
     @property
     def is_causal_lm(self) -> bool:
-        return any(a.endswith("ForCausalLM") for a in self.architectures)
+        """A decoder with a language-model head (``*ForCausalLM``, ``GPT2LMHeadModel``, ...), by its config."""
+        from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+        heads = set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values())
+        return any(a.endswith("ForCausalLM") or a in heads for a in self.architectures)
 
     @property
     def is_sequence_classifier(self) -> bool:

@@ -215,11 +215,15 @@ def load_run(run_dir: str | Path, *, dtype=None):
     import transformers
 
     from ..models.resolve import resolve_model
+    from ..models.safety import check_safetensors, refuse_pickle
     from .model_setup import load_base
 
     run_dir = Path(run_dir)
     manifest, recipe = read_run(run_dir)
     folder = run_dir / weights_folder(recipe.method.name)
+    refuse_pickle(folder, "the run's weights")  # never rest safety on a loader's default
+    for file in folder.glob("*.safetensors"):
+        check_safetensors(file)
     problems = verify_manifest(folder, deep=False)
     if problems:
         raise NichetuneError(f"{folder} does not match its manifest: {'; '.join(problems[:3])}",

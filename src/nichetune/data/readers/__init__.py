@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from .lines import DEFAULT_MAX_LINE_BYTES
 from .parquet import read_parquet
 from .textdir import read_text_folder
 
-__all__ = ["DEFAULT_MAX_LINE_BYTES", "READERS", "detect_format", "read_json_lines", "read_records"]
+__all__ = ["DEFAULT_MAX_LINE_BYTES", "READERS", "detect_format", "read_json_lines", "read_records", "require_input"]
 
 READERS: dict[str, Callable[..., Iterator[RawRecord]]] = {
     "jsonl": read_jsonl,
@@ -58,9 +59,57 @@ def read_records(
         DataValidationError: the file is missing or its format is unknown.
     """
     path = Path(path)
-    if not path.exists():
-        raise DataValidationError(f"{path}: no such file or folder")
-    fmt = format or detect_format(path)
+    fmt = format or detect_format(require_input(path, folder_ok=True))
     if fmt not in READERS:
         raise DataValidationError(f"unknown format {fmt!r}", hint=f"use one of {', '.join(READERS)}")
+    if fmt != "textdir":
+        require_input(path)
+        _refuse_compressed(path, fmt)
     return READERS[fmt](path, encoding=encoding, max_line_bytes=max_line_bytes)
+
+
+# magic numbers of compressed containers a text reader would misread as bad UTF-8
+_COMPRESSED = {b"\x1f\x8b": ("gzip", "gunzip -k"), b"BZh": ("bzip2", "bunzip2 -k"), b"\xfd7zXZ\x00": ("xz", "unxz -k"),
+               b"\x28\xb5\x2f\xfd": ("zstd", "unzstd"), b"PK\x03\x04": ("zip", "unzip")}
+
+
+def _refuse_compressed(path: Path, fmt: str) -> None:
+    if fmt == "parquet":  # Parquet compresses inside its own format
+        return
+    with open(path, "rb") as fh:
+        head = fh.read(6)
+    for magic, (kind, tool) in _COMPRESSED.items():
+        if head.startswith(magic):
+            raise DataValidationError(f"{path}: the file is {kind}-compressed, not plain {fmt} text",
+                                      hint=f"decompress it first ({tool} {path}) and read the result")
+
+
+def require_input(path: str | Path, *, folder_ok: bool = False) -> Path:
+    """``path`` if it is a readable regular file (or, with ``folder_ok``, a folder).
+
+    A FIFO, socket or device would block or never end, so it is refused before anything opens it.
+
+    Raises:
+        DataValidationError: missing, not a regular file, or not readable (naming the path and why).
+    """
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise DataValidationError(f"{path}: no such file or folder") from None
+    except OSError as exc:
+        raise DataValidationError(f"{path}: cannot be read ({exc.strerror})") from None
+    if folder_ok and stat.S_ISDIR(mode):
+        return path
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else \
+            "a socket or device"
+        raise DataValidationError(f"{path} is {kind}, not a regular file",
+                                  hint="give a data file; to read from a pipe, save its output to a file first")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise DataValidationError(f"{path}: cannot be read ({exc.strerror})",
+                                  hint="check the file's permissions (ls -l) and that its disk is mounted") from None
+    return path
