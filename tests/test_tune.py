@@ -25,7 +25,7 @@ def _recipe(tmp_path: Path, model: str, trials: int = 3) -> Path:
         "data": {"train": str(tmp_path / "d.jsonl"), "split": {"ratios": [0.6, 0.2, 0.2], "group_field": None}},
         "method": {"name": "lora", "r": 4, "target_modules": ["query", "value"]},
         "train": {"epochs": 2, "batch_size": 8, "lr": 1e-2, "precision": "fp32", "eval_every": 4},
-        "tune": {"trials": trials, "startup_trials": 1, "heartbeat_s": 2, "space": {
+        "tune": {"trials": trials, "startup_trials": 1, "heartbeat_s": 3, "space": {
             "train.lr": {"type": "float", "low": 1e-3, "high": 5e-2, "log": True},
             "method.name": {"type": "categorical", "choices": ["lora", "freeze"]},
             "method.r": {"type": "categorical", "choices": [2, 4]},
@@ -66,14 +66,15 @@ def test_search_never_scores_the_test_split_and_its_best_recipe_retrains_to_the_
 
 def test_a_killed_search_resumes_and_two_workers_share_one_study(tmp_path, tiny_bert_dir):
     path = _recipe(tmp_path, str(tiny_bert_dir), trials=4)
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent), "TQDM_DISABLE": "1"}
+    # one thread each: two workers on two cores must not starve each other's heartbeat thread
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent), "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "nichetune", "tune", str(path)]
     # a worker killed (SIGKILL) in the middle of its first trial's training
     killed = subprocess.run(cmd, env={**env, "NICHETUNE_FAULT_KILL_AT_STEP": "3"}, capture_output=True, text=True)
     assert killed.returncode == -9
     import time
 
-    time.sleep(5)  # past the 2 x heartbeat grace, so the dead trial counts as failed and is retried
+    time.sleep(7)  # past the 2 x heartbeat grace, so the dead trial counts as failed and is retried
     workers = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                for _ in range(2)]
     outs = [w.communicate(timeout=900) for w in workers]
