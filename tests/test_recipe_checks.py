@@ -24,7 +24,8 @@ def _recipe(tmp_path, model_dir, **sections) -> dict:
     ("data.split.ratios=[1.5,-0.5]", "data.split.ratios"),
     ("data.split.ratios=[0.5,0.6]", "data.split.ratios"),
     ("data.split.ratios=[0.2,0.2,0.2,0.4]", "data.split.ratios"),
-    ("model.max_length=1e9", "model.max_length"),
+    ("model.max_length=1.0e+9", "model.max_length"),  # YAML reads a bare 1e9 as a string; these are numbers
+    ("model.max_length=1000000000", "model.max_length"),
     ("train.warmup=5.5", "train.warmup"),
     ("seed=-1", "seed"),
     ("data.split.seed=-3", "data.split.seed"),

@@ -104,21 +104,17 @@ def _ssn(value: str, before: str) -> str | None:
 
 def _person(value: str, before: str) -> str | None:
     """Keep the capitalised words (and name particles between them) that follow a title."""
-    kept: list[str] = []
-    pending: list[str] = []
-    for token in value.split():
+    tokens = list(re.finditer(r"\S+", value))
+    last = None  # index of the last token of the name
+    for i, token in enumerate(t.group() for t in tokens):
         if _PARTICLES.fullmatch(token):
-            pending.append(token)
-        elif token[0].isupper():
-            kept += [*pending, token]
-            pending = []
-        else:
+            continue
+        if not token[0].isupper():
             break
-    if not kept or kept[0].lower() in _NOT_NAMES or not any(t[0].isupper() and not _PARTICLES.fullmatch(t)
-                                                             for t in kept):
+        last = i
+    if last is None or tokens[0].group().lower() in _NOT_NAMES:
         return None
-    return value[: value.index(kept[-1], sum(len(t) + 1 for t in kept[:-1]) - 1 if len(kept) > 1 else 0)
-                 + len(kept[-1])]
+    return value[: tokens[last].end()]
 
 
 def _flags(regex: str) -> re.Pattern:
