@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from nichetune.eval.calibration import (
+from nichetune.eval.classification import classification_metrics, most_confused_pairs
+from nichetune.eval.slices import accuracy, length_bucket, slice_metrics
+from nichetune.stats.calibration import (
     TemperatureScaler,
     brier,
     calibration_metrics,
@@ -16,10 +18,8 @@ from nichetune.eval.calibration import (
     reliability_bins,
     softmax,
 )
-from nichetune.eval.classification import classification_metrics, most_confused_pairs
-from nichetune.eval.conformal import SplitConformal, selective_curve, set_metrics, threshold_for_accuracy
-from nichetune.eval.significance import mcnemar, paired_bootstrap, verdict
-from nichetune.eval.slices import accuracy, length_bucket, slice_metrics
+from nichetune.stats.conformal import SplitConformal, selective_curve, set_metrics, threshold_for_accuracy
+from nichetune.stats.significance import mcnemar, paired_bootstrap, verdict
 
 
 def _random_case(seed: int, n: int = 300, k: int = 4):

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from ..data.readers import read_json_lines
-from .calibration import TemperatureScaler, calibration_metrics, reliability_bins, softmax
+from ..stats.calibration import TemperatureScaler, calibration_metrics, reliability_bins, softmax
+from ..stats.conformal import SplitConformal, selective_curve, set_metrics, threshold_for_accuracy
+from ..stats.significance import mcnemar, paired_bootstrap, verdict
 from .classification import classification_metrics, most_confused_pairs
-from .conformal import SplitConformal, selective_curve, set_metrics, threshold_for_accuracy
-from .significance import mcnemar, paired_bootstrap, verdict
 from .slices import accuracy, length_bucket, slice_metrics
 
 

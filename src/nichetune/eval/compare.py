@@ -18,7 +18,7 @@ import numpy as np
 
 from ..atomic import atomic_write_text
 from ..errors import NichetuneError
-from .significance import verdict
+from ..stats.significance import verdict
 
 
 def _name(ref: str) -> str:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..stats.significance import paired_bootstrap, verdict
 from .generation import generation_metrics, rouge_l, term_metrics
-from .significance import paired_bootstrap, verdict
 
 
 def perplexity(model, tokenizer, task, rows: list[dict], max_length: int, dtype) -> dict:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .significance import bootstrap_ci
+from ..stats.significance import bootstrap_ci
 
 Metric = Callable[[np.ndarray, np.ndarray], float]
 
