@@ -116,12 +116,20 @@ def test_core_cli_paths_run_with_sockets_blocked(tmp_path, tiny_classifier_dir):
     assert not (tmp_path / "sockets.log").exists(), (tmp_path / "sockets.log").read_text()
 
 
-def test_import_sets_offline_by_default():
-    code = "import os, nichetune; print(os.environ['HF_HUB_OFFLINE'])"
-    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "NICHETUNE_ONLINE")}
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env).stdout.strip() == "1"
-    env["NICHETUNE_ONLINE"] = "1"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env).stdout.strip() == "0"
+def test_import_changes_no_environment_and_the_library_and_cli_stay_offline():
+    probe = ("import os; before = dict(os.environ); import nichetune; from nichetune.offline import is_offline; "
+             "import nichetune.train.run, nichetune.eval.run; "
+             "print(before == dict(os.environ), is_offline(), os.environ.get('HF_HUB_OFFLINE')); "
+             "from nichetune.cli import main; main(['data', 'list']); print(os.environ.get('HF_HUB_OFFLINE'))")
+
+    def run(**extra):
+        env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "NICHETUNE_ONLINE")}
+        out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env={**env, **extra})
+        lines = out.stdout.strip().splitlines()
+        return lines[0], lines[-1]
+
+    assert run() == ("True True None", "1")  # import touched nothing; the library and the CLI are offline
+    assert run(NICHETUNE_ONLINE="1") == ("True False None", "0")
 
 
 def test_console_script_and_module_agree():

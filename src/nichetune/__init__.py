@@ -1,16 +1,13 @@
 """nichetune: turn a general pretrained model into a domain specialist, with evidence.
 
-Importing nichetune sets ``HF_HUB_OFFLINE=1`` unless you opted in to the hub
-(``NICHETUNE_ONLINE=1``). Heavy modules load on first use.
+Importing nichetune changes no process state. It never downloads from a model hub unless you
+opt in (``NICHETUNE_ONLINE=1``); the ``nichetune`` command also pins ``HF_HUB_OFFLINE=1`` for its
+own process. Heavy modules load on first use.
 """
 
 from __future__ import annotations
 
 from importlib import import_module
-
-from . import offline as _offline
-
-_offline.apply_default()
 
 __version__ = "0.1.0"
 

@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.online:
         offline.go_online()
+    else:
+        offline.apply_default()
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     if args.verbose:  # asked for explicitly: wins over a quiet setting inherited from a parent process
