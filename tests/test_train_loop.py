@@ -86,8 +86,10 @@ def test_a_killed_run_resumes_with_identical_per_step_losses(tmp_path, tiny_llam
     cmd = [sys.executable, "-m", "nichetune", "train", str(recipe)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run([*cmd, f"output_dir={tmp_path / 'whole'}"], check=True, env=env, capture_output=True)
-    killed = subprocess.run([*cmd, f"output_dir={tmp_path / 'resumed'}"], env={**env,
-                            "NICHETUNE_FAULT_KILL_AT_STEP": "10"}, capture_output=True)
+    killer = ("import sys; from nichetune.config.recipe import load_recipe; from nichetune.train.run import train; "
+              "from tiny_data import kill_at; train(load_recipe(sys.argv[1], sys.argv[2:]), on_step=kill_at(10))")
+    killed = subprocess.run([sys.executable, "-c", killer, str(recipe), f"output_dir={tmp_path / 'resumed'}"],
+                            env={**env, "PYTHONPATH": str(Path(__file__).parent)}, capture_output=True)
     assert killed.returncode == -9
     assert max(_losses(tmp_path / "resumed")) == 10  # it logged steps 9 and 10 after its last checkpoint (8)
     assert not (tmp_path / "resumed" / "manifest.json").exists()

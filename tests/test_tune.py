@@ -70,7 +70,9 @@ def test_a_killed_search_resumes_and_two_workers_share_one_study(tmp_path, tiny_
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent), "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "nichetune", "tune", str(path)]
     # a worker killed (SIGKILL) in the middle of its first trial's training
-    killed = subprocess.run(cmd, env={**env, "NICHETUNE_FAULT_KILL_AT_STEP": "3"}, capture_output=True, text=True)
+    killer = ("import sys; from nichetune.config.recipe import load_recipe; from nichetune.tune.search import "
+              "run_search; from tiny_data import kill_at; run_search(load_recipe(sys.argv[1]), on_step=kill_at(3))")
+    killed = subprocess.run([sys.executable, "-c", killer, str(path)], env=env, capture_output=True, text=True)
     assert killed.returncode == -9
     import time
 

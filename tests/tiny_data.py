@@ -41,3 +41,16 @@ def chat_rows(n: int) -> list[dict]:
                      "messages": [{"role": "user", "content": f"what does {term} mean in computing"},
                                   {"role": "assistant", "content": ANSWERS[term]}]})
     return rows
+
+
+def kill_at(step: int):
+    """An ``on_step`` callback that SIGKILLs its own process after optimizer step ``step`` (a crash
+    at the worst moment: no cleanup, no finally blocks)."""
+    import os
+    import signal
+
+    def on_step(current: int) -> None:
+        if current == step:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return on_step

@@ -93,6 +93,11 @@ def latest_checkpoint(folder: Path) -> Path | None:
     return find_resumable(folder)[0]
 
 
+def checkpoint_weights(path: Path) -> dict[str, torch.Tensor]:
+    """The trainable weights saved in a checkpoint (to restore the best one at the end)."""
+    return load_file(str(path / "trainable.safetensors"))
+
+
 def checkpoint_step(path: Path) -> int:
     """The optimizer step a checkpoint was written after."""
     return int(json.loads((path / "state.json").read_text())["step"])

@@ -11,8 +11,6 @@ position (the step; the order is a pure function of seed and epoch) and selectio
 from __future__ import annotations
 
 import math
-import os
-import signal
 import sys
 import time
 from collections.abc import Callable
@@ -21,13 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
 from .batching import batches, item_tokens
 from .checkpoint import (
     PREFIX,
     checkpoint_step,
+    checkpoint_weights,
     find_resumable,
     load_checkpoint,
     load_weights,
@@ -40,9 +38,6 @@ from .optim import build_optimizer, managed_params
 from .schedule import lr_factor, warmup_steps
 from .selection import BestTracker, WeightAverager
 from .tracking import Tracker, read_metrics, truncate_after
-
-# Fault injection for the resume test: the process SIGKILLs itself after this optimizer step.
-KILL_ENV = "NICHETUNE_FAULT_KILL_AT_STEP"
 
 
 @dataclass
@@ -104,11 +99,6 @@ def evaluate(model, task, items: list, *, batch_size: int, pad_id: int, ctx: Dis
     return task.metrics(sums)
 
 
-def _kill_if_asked(step: int) -> None:
-    if os.environ.get(KILL_ENV) == str(step):
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
 @dataclass
 class FitSpec:
     """What ``fit`` needs besides the model and data; built by ``train.run`` from a recipe."""
@@ -127,19 +117,20 @@ class FitSpec:
     resume: bool = True
     eval_before: bool = True  # score the untrained model first: the baseline every later number is read against
     on_eval: Callable[[int, dict], None] | None = None  # after each validation (hyperparameter search prunes here)
+    on_step: Callable[[int], None] | None = None  # after each optimizer step and its checkpoint (fault-injection tests)
 
 
 def fit(model, task, train_items: list, val_items: list, spec: FitSpec) -> FitResult:
     """Train ``model`` in place and leave the chosen final weights in it (see ``FitResult.final_weights``)."""
     cfg, ctx = spec.cfg, spec.ctx
-    if spec.on_epoch is not None:  # the optimizer owns every parameter that will ever train
-        spec.on_epoch(model, 10**9)
+    per_epoch = steps_per_epoch(len(train_items), cfg, ctx.world)
+    total = cfg.max_steps or math.ceil(cfg.epochs * per_epoch)
+    if spec.on_epoch is not None:  # unfreezing only opens more: the last epoch's trainable set is the widest
+        spec.on_epoch(model, (total - 1) // per_epoch)
     optimizer = build_optimizer(model, cfg)
     if spec.on_epoch is not None:
         spec.on_epoch(model, 0)
     params = managed_params(optimizer)
-    per_epoch = steps_per_epoch(len(train_items), cfg, ctx.world)
-    total = cfg.max_steps or math.ceil(cfg.epochs * per_epoch)
     warm = warmup_steps(cfg.warmup, total)
     eval_every = cfg.eval_every or per_epoch
     save_every = cfg.save_every or eval_every
@@ -198,7 +189,7 @@ def fit(model, task, train_items: list, val_items: list, spec: FitSpec) -> FitRe
         factor = lr_factor(step, total, warm, cfg.schedule)
         for group in optimizer.param_groups:
             group["lr"] = group["initial_lr"] * factor
-        loss_sum = 0.0
+        loss_sum = torch.zeros((), dtype=torch.float64, device=ctx.device)  # one host sync per step, not per batch
         step_inputs = sum(item_tokens(it) for mb in micro for it in mb)
         for mb in micro[ctx.rank :: ctx.world]:
             batch = _to(task.collate(mb, spec.pad_id), ctx.device)
@@ -206,7 +197,7 @@ def fit(model, task, train_items: list, val_items: list, spec: FitSpec) -> FitRe
                 loss, _ = task.loss_sum(forward_model, batch)
             scaled = loss * scale
             (scaler.scale(scaled) if scaler is not None else scaled).backward()
-            loss_sum += float(loss.detach())
+            loss_sum += loss.detach().double()
         trainable = [p for p in params.values() if p.requires_grad]
         average_gradients(trainable, ctx)
         if scaler is not None:
@@ -218,7 +209,7 @@ def fit(model, task, train_items: list, val_items: list, spec: FitSpec) -> FitRe
         else:
             optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        step_loss = float(all_reduce_sum(torch.tensor([loss_sum], dtype=torch.float64), ctx)[0]) / max(units, 1.0)
+        step_loss = float(all_reduce_sum(loss_sum.reshape(1), ctx)[0]) / max(units, 1.0)
         step += 1
         seconds += time.perf_counter() - started
         supervised += units
@@ -255,7 +246,8 @@ def fit(model, task, train_items: list, val_items: list, spec: FitSpec) -> FitRe
                 save_checkpoint(ckpt_dir, model, optimizer, state, swa.tensors(), keep=cfg.keep_checkpoints,
                                 protect=protect)
             barrier(ctx)
-        _kill_if_asked(step)
+        if spec.on_step is not None:
+            spec.on_step(step)
         if stopped:
             break
     bar.close()
@@ -266,7 +258,7 @@ def fit(model, task, train_items: list, val_items: list, spec: FitSpec) -> FitRe
         final = "swa"
     elif cfg.early_stopping is not None and best.best_step is not None:
         best_dir = ckpt_dir / f"{PREFIX}{best.best_step:07d}"
-        load_weights(model, load_file(str(best_dir / "trainable.safetensors")))
+        load_weights(model, checkpoint_weights(best_dir))
         final = "best"
     if val_items:
         final_eval = evaluate(forward_model, task, val_items, batch_size=spec.eval_batch_size, pad_id=spec.pad_id,

@@ -78,12 +78,13 @@ def selection_metric(recipe, task) -> tuple[str, str]:
     return metric, mode
 
 
-def train(recipe, *, fresh: bool = False, on_eval=None) -> dict:
+def train(recipe, *, fresh: bool = False, on_eval=None, on_step=None) -> dict:
     """Train ``recipe`` (a validated ``Recipe``) and return the run's manifest.
 
     An unfinished run in ``output_dir`` with the same recipe resumes from its newest verified
     checkpoint. Under ``torchrun`` / ``accelerate launch`` every process calls this.
-    ``on_eval(step, metrics)`` is called after every validation (a search uses it to prune).
+    ``on_eval(step, metrics)`` is called after every validation (a search uses it to prune), and
+    ``on_step(step)`` after every optimizer step and its checkpoint (tests inject faults there).
 
     Raises:
         NichetuneError: bad combinations, data or model problems, each with a hint.
@@ -93,12 +94,12 @@ def train(recipe, *, fresh: bool = False, on_eval=None) -> dict:
     ctx = init_from_env(pick_device("auto"))
     try:
         with run_lock(run_dir) if ctx.main else nullcontext():
-            return _train(recipe, run_dir, ctx, fresh, on_eval)
+            return _train(recipe, run_dir, ctx, fresh, on_eval, on_step)
     finally:
         shutdown(ctx)
 
 
-def _train(recipe, run_dir: Path, ctx, fresh: bool, on_eval=None) -> dict:
+def _train(recipe, run_dir: Path, ctx, fresh: bool, on_eval=None, on_step=None) -> dict:
     t = recipe.train
     mode = check_output_dir(run_dir, recipe, fresh=fresh) if ctx.main else "resume"
     barrier(ctx)
@@ -149,7 +150,7 @@ def _train(recipe, run_dir: Path, ctx, fresh: bool, on_eval=None) -> dict:
         if ctx.main else None
     spec = FitSpec(cfg=t, seed=recipe.seed, run_dir=run_dir, ctx=ctx, pad_id=tokenizer.pad_token_id, dtype=dtype,
                    eval_batch_size=recipe.eval.batch_size, metric=metric, mode=direction, on_epoch=on_epoch,
-                   tracker=tracker, on_eval=on_eval)
+                   tracker=tracker, on_eval=on_eval, on_step=on_step)
     try:
         result = fit(model, task, train_items, val_items, spec)
         test_metrics = None

@@ -54,6 +54,12 @@ def same_recipe(run_dir: Path, recipe) -> bool:
     return saved.is_file() and yaml.safe_load(saved.read_text()) == recipe.model_dump(mode="json")
 
 
+def _require_folder(run_dir: Path) -> None:
+    if run_dir.exists() and not run_dir.is_dir():
+        raise NichetuneError(f"output_dir {run_dir} is a file, not a folder",
+                             hint="choose an output_dir that is a folder (it is created if missing)")
+
+
 def _has_checkpoints(run_dir: Path) -> bool:
     return any(p.is_dir() for p in (run_dir / "checkpoints").glob("step-*"))
 
@@ -66,9 +72,7 @@ def check_output_dir(run_dir: Path, recipe, *, fresh: bool) -> str:
     recipe resumes; one with a different recipe is refused while it has checkpoints (they would not
     fit), and replaced when it has none (a start that failed before training: nothing to lose).
     """
-    if run_dir.exists() and not run_dir.is_dir():
-        raise NichetuneError(f"output_dir {run_dir} is a file, not a folder",
-                             hint="choose an output_dir that is a folder (it is created if missing)")
+    _require_folder(run_dir)
     if not run_dir.exists() or not any(p.name != LOCK for p in run_dir.iterdir()):
         return "new"
     if not (run_dir / RECIPE).is_file() and not (run_dir / MANIFEST).is_file():
@@ -124,9 +128,7 @@ def run_lock(run_dir: Path) -> Iterator[None]:
     Raises:
         NichetuneError: another process is training into ``run_dir``, or ``run_dir`` is a file.
     """
-    if run_dir.exists() and not run_dir.is_dir():
-        raise NichetuneError(f"output_dir {run_dir} is a file, not a folder",
-                             hint="choose an output_dir that is a folder (it is created if missing)")
+    _require_folder(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     with open(run_dir / LOCK, "a+", encoding="utf-8") as fh:
         try:

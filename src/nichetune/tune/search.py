@@ -93,8 +93,11 @@ def _storage(url: str | None, folder: Path, heartbeat: int):
 
 
 def run_search(recipe: Recipe, *, trials: int | None = None, timeout: float | None = None,
-               storage: str | None = None, study_name: str | None = None, progress=print) -> dict:
-    """Run (or resume, or join) the study until it holds ``trials`` finished trials; write the outputs."""
+               storage: str | None = None, study_name: str | None = None, progress=print, on_step=None) -> dict:
+    """Run (or resume, or join) the study until it holds ``trials`` finished trials; write the outputs.
+
+    ``on_step(step)`` is passed to every trial's training (tests kill a worker there).
+    """
     optuna = _optuna()
     from ..train.run import train
 
@@ -127,7 +130,7 @@ def run_search(recipe: Recipe, *, trials: int | None = None, timeout: float | No
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned at step {step}: {metric} {metrics[metric]:.4g}")
 
-        manifest = train(trial_recipe(recipe, params, str(out)), fresh=True, on_eval=report)
+        manifest = train(trial_recipe(recipe, params, str(out)), fresh=True, on_eval=report, on_step=on_step)
         value = manifest["result"]["validation"][metric]  # the final weights: what retraining reproduces
         progress(f"trial {trial.number}: {metric} {value:.4g}")
         return float(value)
