@@ -88,6 +88,16 @@ def test_the_formats_that_leaked_are_masked_whole(text, pii_type, value):
     assert value not in mask_text(text, found)
 
 
+@pytest.mark.parametrize("text", [
+    "I am still very happy with this med. Lost 31lbs so far",  # drug reviews the demo masked by mistake
+    "Best med I've been on for depression",
+    "did not clean me out enough according to my dr. Hated the taste",
+    "I miss Zoloft some days", "Yes sir That helped", "my dr. Said to wait",
+])
+def test_lower_case_words_are_not_titles(text):
+    assert [f for f in PiiDetector().find(text) if f.type == "PERSON_TITLE"] == []
+
+
 def test_every_string_field_is_masked_and_reported_per_field(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     rows = [{"text": "fine", "label": "a", "email": "jane.roe@example.org", "notes": "call +44 20 7946 0958",

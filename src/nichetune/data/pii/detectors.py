@@ -28,7 +28,20 @@ _PHONE = (rf"(?<![\w+.:/@-])(?:\+\s?|00\s?)?(?:{_PAREN}[\s.-]?)?\d{{1,14}}"
 _PHONE_WORDS = re.compile(r"(?i)(?:phone|tel|mobile|mob|cell|fax|call|ring|contact|reach|whatsapp|sms|text|"
                           r"number|no\.|handy|telefon|t[ée]l[ée]phone|portable|m[óo]vil|电话|手机)\W*(?:\w+\W+){0,2}$")
 _SSN_WORDS = re.compile(r"(?i)(?:ssn|ss#|social security)\W*(?:\w+\W+){0,2}$")
-_TITLE = r"(?:mrs|mr|ms|miss|mx|mlle|mme|m(?=\.)|dr|prof|sir|herr|frau|sig\.ra|sig|srta|sra|sr|dhr|mevr|med)"
+
+
+def _cased(*words: str) -> str:
+    """Each title as written (Capitalised) and in capitals, never in lower case: "miss", "sir" and
+    "dr." in running text are words, and "I miss Zoloft" names no person."""
+    forms = sorted({f for w in words for f in (w, w.upper())}, key=len, reverse=True)
+    return "(?:" + "|".join(re.escape(f) for f in forms) + ")"
+
+
+# courtesy titles in several languages; "M." and the Dutch lower-case abbreviations need their dot
+_TITLES = ("Mrs", "Mr", "Ms", "Miss", "Mx", "Mlle", "Mme", "Dr", "Prof", "Sir", "Herr", "Frau", "Sig.ra", "Sig", "Srta",
+           "Sra", "Sr")
+_TITLE = rf"(?:{_cased(*_TITLES)}|{_cased('M')}(?=\.)|(?:dhr|mevr|DHR|MEVR)(?=\.))"
+_TITLE_CHAIN = rf"(?:{_TITLE}|{_cased('med', 'Med')})"  # "Dr. med." only after a first title
 _PARTICLE = r"(?:van|von|der|den|de|del|della|di|da|dos|das|du|la|le|ter|ten|zu|y|['’]t)"
 _WORD = r"[^\W\d_](?:[^\W\d_]|['’-](?=[^\W\d_]))*"
 _PARTICLES = re.compile(rf"(?i){_PARTICLE}")
@@ -112,7 +125,7 @@ def _person(value: str, before: str) -> str | None:
         if not token[0].isupper():
             break
         last = i
-    if last is None or tokens[0].group().lower() in _NOT_NAMES:
+    if last is None or re.split(r"['’]", tokens[0].group())[0].lower() in _NOT_NAMES:  # "I've", "It's"
         return None
     return value[: tokens[last].end()]
 
@@ -145,7 +158,7 @@ BUILTIN: dict[str, Pattern] = {
         Pattern("IP_ADDRESS", re.compile(rf"(?<![\w.:%])(?:{_IPV6}|{_IPV4})(?![\w:%]|\.\d)"), _ip),
         Pattern("PHONE", re.compile(_PHONE, re.IGNORECASE), _phone),
         # heuristic and offline: courtesy titles (several languages, chained: "Prof. Dr.") then the name
-        Pattern("PERSON_TITLE", re.compile(rf"(?<!\w)(?i:{_TITLE})\.?(?:\s+(?i:{_TITLE})\.?)*\s+"
+        Pattern("PERSON_TITLE", re.compile(rf"(?<!\w){_TITLE}\.?(?:\s+{_TITLE_CHAIN}\.?)*\s+"
                                            rf"((?:{_WORD})(?:\s+(?:{_WORD}|['’]t)){{0,5}})"), _person, group=1),
     )
 }
