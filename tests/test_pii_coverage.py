@@ -175,3 +175,23 @@ def test_every_verb_that_reads_data_quarantines_bad_rows(verb, tmp_path, capsys,
     lines = [json.loads(x) for x in (tmp_path / "in.quarantine.jsonl").read_text().splitlines()]
     assert [q["line"] for q in lines] == [6, 7, 8]
     assert {q["reason"] for q in lines} == {"invalid_json", "missing_field", "not_an_object"}
+
+
+def test_an_empty_quarantine_is_removed_unless_the_user_named_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    write_jsonl(tmp_path / "in.jsonl", [{"text": "mail a@example.com", "label": "a"}])
+    assert main(["data", "pii", "in.jsonl", "--task", "classification", "--action", "report"]) == 0
+    assert not (tmp_path / "in.quarantine.jsonl").exists()  # nothing bad: no file left behind
+    assert main(["data", "pii", "in.jsonl", "--task", "classification", "--action", "report",
+                 "--quarantine", "mine.jsonl"]) == 0
+    assert (tmp_path / "mine.jsonl").read_text() == ""  # asked for: kept, empty
+
+
+@pytest.mark.parametrize("pattern, words", [("NOEQUALS", "is not NAME=REGEX"), ("MRN=H(\\d{7}", "not a valid regular")])
+def test_a_bad_custom_pattern_is_a_clear_error(pattern, words, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    write_jsonl(tmp_path / "in.jsonl", [{"text": "x", "label": "a"}])
+    assert main(["data", "pii", "in.jsonl", "--task", "classification", "--action", "report",
+                 "--pattern", pattern]) == 1
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err

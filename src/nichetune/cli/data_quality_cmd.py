@@ -103,16 +103,19 @@ def _load(args):
     from .data_cmd import fields_from, quarantine_path
 
     loaded = load_rows(args.file, task=args.task, fields=fields_from(args), quarantine=quarantine_path(args))
-    _say_quarantined(loaded.report.quarantined, quarantine_path(args))
+    _say_quarantined(loaded.report.quarantined, args)
     return loaded
 
 
-def _say_quarantined(count: int, path: str) -> None:
-    """Bad rows are never dropped silently: name where they went, or remove the empty file."""
+def _say_quarantined(count: int, args) -> None:
+    """Bad rows are never dropped silently: name where they went. An empty default file is removed;
+    one the user named with --quarantine stays, as data validate leaves it."""
+    from .data_cmd import quarantine_path
+
     if count:
-        print(f"{count} bad rows quarantined, with reasons and locations: {path}", file=sys.stderr)
-    else:
-        Path(path).unlink(missing_ok=True)
+        print(f"{count} bad rows quarantined, with reasons and locations: {quarantine_path(args)}", file=sys.stderr)
+    elif not args.quarantine:
+        Path(quarantine_path(args)).unlink(missing_ok=True)
 
 
 def _notes(args) -> dict:
@@ -129,7 +132,7 @@ def run_audit(args) -> int:
     report = audit_dataset(args.file, tests=args.test, task=args.task, fields=fields_from(args),
                            tokenizer=args.tokenizer, max_length=args.max_length, near_threshold=args.near_threshold,
                            min_slice=args.min_slice, label_columns=columns, quarantine=quarantine_path(args))
-    _say_quarantined(report["validation"]["quarantined"], quarantine_path(args))
+    _say_quarantined(report["validation"]["quarantined"], args)
     atomic_write_text(args.out, json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n")
     if args.html:
         atomic_write_text(args.html, audit_html(report))
@@ -144,14 +147,14 @@ def run_pii(args) -> int:
     from ..data.provenance import record_step
     from .data_cmd import fields_from, quarantine_path
 
-    custom = dict(item.split("=", 1) for item in args.pattern)
+    custom = dict(_custom_pattern(item) for item in args.pattern)
     types = [t.strip().upper() for t in args.types.split(",")] if args.types else None
     detector = PiiDetector(types=types, custom=custom, ner=args.ner)
     only = [f.strip() for f in args.fields.split(",") if f.strip()] if args.fields else None
     report = pii_file(args.file, action=args.action, out=args.out, task=args.task, fields=fields_from(args),
                       detector=detector, key_file=args.key_file, vault=args.vault, only=only,
                       quarantine=quarantine_path(args))
-    _say_quarantined(report["quarantined"], quarantine_path(args))
+    _say_quarantined(report["quarantined"], args)
     if args.out:
         record_step(f"pii-{args.action}", inputs=[args.file], outputs={"data": (args.out, report["rows"])},
                     params={"types": types or "all", "custom": sorted(custom), "ner": args.ner,
@@ -255,6 +258,20 @@ def run_augment(args) -> int:
           f"cap {args.max_synthetic_share:.0%}, {result.capped} candidates dropped by the cap); by operation: "
           + ", ".join(f"{k}={v}" for k, v in result.by_op.items()))
     return 0
+
+
+def _custom_pattern(item: str) -> tuple[str, str]:
+    from ..errors import NichetuneError
+    from ..patterns import check_regex
+
+    name, sep, regex = item.partition("=")
+    try:
+        if not sep or not name.strip():
+            raise ValueError(f"{item!r} is not NAME=REGEX")
+        return name.strip(), check_regex(regex)
+    except ValueError as exc:
+        raise NichetuneError(f"--pattern: {exc}",
+                             hint="e.g. --pattern MRN='H(\\d{7})' (capture group 1 is the value)") from None
 
 
 def _json_option(path: str | None, option: str):
