@@ -11,7 +11,7 @@ from nichetune.config.recipe import TrainSection
 from nichetune.models.loading import load_tokenizer
 from nichetune.models.resolve import resolve_model
 from nichetune.train.batching import collate_causal, length_grouped_order, pack
-from nichetune.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from nichetune.train.checkpoint import find_resumable, load_checkpoint, save_checkpoint
 from nichetune.train.encode import IGNORE, Example, check_eos, encode_sft
 from nichetune.train.loss import (
     causal_loss_per_example,
@@ -174,7 +174,7 @@ def test_checkpoint_round_trip_restores_weights_moments_and_rng(tiny_classifier_
     expected = (random.random(), float(torch.rand(1)), {n: p.clone() for n, p in model.named_parameters()})
     fresh = load_base(resolve_model(tiny_classifier_dir), "classification", ["a", "b"])
     fresh_opt = build_optimizer(fresh, TrainSection(lr=1e-2))
-    state, _ = load_checkpoint(latest_checkpoint(tmp_path), fresh, fresh_opt)
+    state, _ = load_checkpoint(find_resumable(tmp_path)[0], fresh, fresh_opt)
     assert state["step"] == 1 and (random.random(), float(torch.rand(1))) == expected[:2]
     for n, p in fresh.named_parameters():
         assert torch.equal(p, expected[2][n]), n
@@ -188,7 +188,7 @@ def test_checkpoint_round_trip_restores_weights_moments_and_rng(tiny_classifier_
     # a corrupted newer checkpoint is skipped
     newer = save_checkpoint(tmp_path, model, opt, {"step": 2, "epoch": 0, "window": 2})
     (newer / "trainable.safetensors").write_bytes(b"corrupt")
-    assert latest_checkpoint(tmp_path) == path
+    assert find_resumable(tmp_path)[0] == path
 
 
 def test_length_grouping_is_deterministic_and_complete():

@@ -78,7 +78,7 @@ def _numpy_state() -> list:
 
 
 def find_resumable(folder: Path) -> tuple[Path | None, list[str]]:
-    """The newest checkpoint whose manifest verifies, and why each newer one was skipped."""
+    """The newest checkpoint whose manifest verifies, and why each newer one (half-written, damaged) was skipped."""
     skipped = []
     for candidate in sorted((p for p in folder.glob(f"{PREFIX}*") if p.is_dir()), reverse=True):
         problems = verify_manifest(candidate)
@@ -86,11 +86,6 @@ def find_resumable(folder: Path) -> tuple[Path | None, list[str]]:
             return candidate, skipped
         skipped.append(f"{candidate.name} ({'; '.join(problems[:2])})")
     return None, skipped
-
-
-def latest_checkpoint(folder: Path) -> Path | None:
-    """The newest checkpoint whose manifest verifies (a half-written or corrupted one is skipped)."""
-    return find_resumable(folder)[0]
 
 
 def checkpoint_weights(path: Path) -> dict[str, torch.Tensor]:

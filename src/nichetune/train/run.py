@@ -17,7 +17,7 @@ from ..errors import NichetuneError
 from ..hardware import pick_device, pick_dtype
 from ..methods.registry import METHODS, apply_method, check_method
 from ..models.architecture import model_facts
-from ..models.resolve import resolve_model
+from ..models.resolve import ResolvedModel, resolve_model
 from ..tasks.metrics import task_kind
 from .data import load_splits, write_splits
 from .distributed import barrier, init_from_env, shutdown
@@ -46,11 +46,14 @@ def seed_everything(seed: int, *, deterministic: bool = False) -> None:
         torch.use_deterministic_algorithms(True)
 
 
-def check_recipe(recipe) -> None:
+def check_recipe(recipe) -> ResolvedModel:
     """Combinations that type checks alone cannot catch, refused before any work starts.
 
     The base model is resolved and its module tree built on the meta device (no weights read), so a
     method the model cannot take or a target module it lacks is refused here, by ``train --check`` too.
+
+    Returns:
+        The resolved base model, so training does not resolve it again.
     """
     method = METHODS[recipe.method.name]
     t = recipe.train
@@ -68,6 +71,7 @@ def check_recipe(recipe) -> None:
                              trust_remote_code=recipe.model.trust_remote_code)
     kind = task_kind(recipe.task)
     check_method(recipe.method, model_facts(resolved, kind, trust_remote_code=recipe.model.trust_remote_code), kind)
+    return resolved
 
 
 def selection_metric(recipe, task) -> tuple[str, str]:
@@ -89,17 +93,17 @@ def train(recipe, *, fresh: bool = False, on_eval=None, on_step=None) -> dict:
     Raises:
         NichetuneError: bad combinations, data or model problems, each with a hint.
     """
-    check_recipe(recipe)
+    resolved = check_recipe(recipe)
     run_dir = Path(recipe.output_dir)
     ctx = init_from_env(pick_device("auto"))
     try:
         with run_lock(run_dir) if ctx.main else nullcontext():
-            return _train(recipe, run_dir, ctx, fresh, on_eval, on_step)
+            return _train(recipe, resolved, run_dir, ctx, fresh, on_eval, on_step)
     finally:
         shutdown(ctx)
 
 
-def _train(recipe, run_dir: Path, ctx, fresh: bool, on_eval=None, on_step=None) -> dict:
+def _train(recipe, resolved: ResolvedModel, run_dir: Path, ctx, fresh: bool, on_eval=None, on_step=None) -> dict:
     t = recipe.train
     mode = check_output_dir(run_dir, recipe, fresh=fresh) if ctx.main else "resume"
     barrier(ctx)
@@ -118,8 +122,6 @@ def _train(recipe, run_dir: Path, ctx, fresh: bool, on_eval=None, on_step=None) 
     splits = load_splits(recipe, run_dir / "data")
     if ctx.main:
         write_splits(splits, recipe, run_dir / "data")
-    resolved = resolve_model(recipe.model.name, allow_pickle=recipe.model.allow_pickle,
-                                    trust_remote_code=recipe.model.trust_remote_code)
     from ..models.loading import load_tokenizer
 
     tokenizer = load_tokenizer(resolved, allow_pickle=recipe.model.allow_pickle,
