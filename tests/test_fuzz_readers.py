@@ -86,8 +86,9 @@ def test_readers_never_crash_on_arbitrary_bytes(data, suffix):
     path = _tmp(suffix, data)
     try:
         records = list(read_records(path, max_line_bytes=64))
-    except DataValidationError:
-        assert suffix in (".csv", ".tsv")  # a broken header is a clear, file-level error
+    except DataValidationError as exc:
+        # clear, file-level errors: a broken CSV header, or bytes that open like a compressed container
+        assert suffix in (".csv", ".tsv") or "compressed" in exc.message, exc.message
         return
     for record in records:
         assert record.blank or (record.value is None) == (record.issue is not None)
