@@ -30,22 +30,16 @@ FORBIDDEN = {
 CONFIG_MAY_IMPORT = ("nichetune.methods.configs", "nichetune.tasks", "nichetune.data.schema", "nichetune.data.split",
                      "nichetune.data.readers", "nichetune.errors", "nichetune.patterns")
 
-# Arrows main still has (issue 14 removes them with the run/ contract, the task registry and export/).
+# Arrows main still has (issue 14 removes them with the task registry and export/).
 KNOWN = {
-    ("nichetune.eval.classify_run", "nichetune.train.run_dir"),
-    ("nichetune.eval.compare", "nichetune.train.run_dir"),
     ("nichetune.eval.generate_run", "nichetune.train.distributed"),
     ("nichetune.eval.generate_run", "nichetune.train.loop"),
-    ("nichetune.eval.generate_run", "nichetune.train.run_dir"),
     ("nichetune.eval.generate_run", "nichetune.train.tasks"),
-    ("nichetune.eval.latency", "nichetune.train.run_dir"),
     ("nichetune.eval.latency", "nichetune.train.tasks"),
-    ("nichetune.eval.report", "nichetune.train.tracking"),
-    ("nichetune.eval.run", "nichetune.train.run_dir"),
 }
-# package edges that close a cycle today: models.loading loads a run through train.run_dir (the run/ contract
-# of issue 14 moves load_run below models' users)
-KNOWN_BACK_EDGES = {("nichetune.models", "nichetune.train")}
+# package edges that close a cycle today: models.loading loads a run directory through run.directory
+# (the run-loading branch belongs above models, in run/ or infer/)
+KNOWN_BACK_EDGES = {("nichetune.models", "nichetune.run")}
 
 
 def module_name(path: Path, root: Path) -> str:

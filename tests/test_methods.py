@@ -12,7 +12,7 @@ from nichetune.methods.registry import METHODS, apply_method, check_method
 from nichetune.methods.storage import load_adapted, merge_adapted, save_adapted
 from nichetune.models.architecture import model_facts
 from nichetune.models.resolve import resolve_model
-from nichetune.train.model_setup import load_base
+from nichetune.models.task_model import load_base
 
 LABELS = ["negative", "positive", "neutral"]
 CFG = TypeAdapter(MethodConfig)

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from nichetune.cli import main
-from nichetune.train.run_dir import LOCK, run_lock
+from nichetune.run.directory import LOCK, run_lock
 from tiny_data import review_rows, write_jsonl
 
 
@@ -92,7 +92,7 @@ def test_an_unfinished_run_with_checkpoints_still_refuses_another_recipe(tmp_pat
 
 @pytest.mark.parametrize("name", ["recipe.yaml", "manifest.json"])
 def test_run_entries_alone_mark_a_run(name, tmp_path):
-    from nichetune.train.run_dir import check_output_dir
+    from nichetune.run.directory import check_output_dir
 
     (tmp_path / "r").mkdir()
     (tmp_path / "r" / name).write_text("{}")

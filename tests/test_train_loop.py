@@ -18,9 +18,9 @@ from safetensors.torch import load_file
 from nichetune.cli import main
 from nichetune.config.recipe import load_recipe
 from nichetune.hashing import sha256_file
+from nichetune.run.directory import load_run
+from nichetune.run.metrics_log import read_metrics
 from nichetune.train.run import train
-from nichetune.train.run_dir import load_run
-from nichetune.train.tracking import read_metrics
 from tiny_data import chat_rows, review_rows, write_jsonl
 
 

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from nichetune.config.recipe import TrainSection
 from nichetune.models.loading import load_tokenizer
 from nichetune.models.resolve import resolve_model
+from nichetune.models.task_model import load_base
 from nichetune.train.batching import collate_causal, length_grouped_order, pack
 from nichetune.train.checkpoint import find_resumable, load_checkpoint, save_checkpoint
 from nichetune.train.encode import IGNORE, Example, check_eos, encode_sft
@@ -19,7 +20,6 @@ from nichetune.train.loss import (
     classification_loss_sum,
     inverse_frequency_weights,
 )
-from nichetune.train.model_setup import load_base
 from nichetune.train.optim import build_optimizer, param_groups
 from nichetune.train.schedule import lr_factor, warmup_steps
 

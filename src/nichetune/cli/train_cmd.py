@@ -40,8 +40,8 @@ def register(sub) -> None:
 
 def run_train(args) -> int:
     from ..config.recipe import load_recipe
+    from ..run.directory import recipe_text
     from ..train.run import check_recipe, train
-    from ..train.run_dir import recipe_text
 
     recipe = load_recipe(args.recipe, args.overrides)
     if args.check:  # train() runs the same checks before any work
@@ -86,7 +86,7 @@ def run_init(args) -> int:
 
 
 def run_merge(args) -> int:
-    from ..train.run_dir import merge_run
+    from ..run.directory import merge_run
 
     out = merge_run(args.run_dir, args.out)
     print(f"merged model written to {out} (load it like any transformers model folder)")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 def train_or_reuse(recipe, *, fresh: bool, say) -> dict:
     """The run's manifest: reused when ``output_dir`` holds a finished run of exactly this recipe."""
+    from ..run.directory import MANIFEST, same_recipe
     from ..train.run import train
-    from ..train.run_dir import MANIFEST, same_recipe
 
     run_dir = Path(recipe.output_dir)
     if not fresh and (run_dir / MANIFEST).is_file() and same_recipe(run_dir, recipe):
@@ -21,7 +21,7 @@ def train_or_reuse(recipe, *, fresh: bool, say) -> dict:
 def evaluate_or_reuse(run_dir: Path, *, fresh: bool, say, **options) -> dict:
     """``eval/metrics.json``, reused when it is newer than the run's weights, else ``evaluate_run(**options)``."""
     from ..eval.run import METRICS, evaluate_run
-    from ..train.run_dir import MANIFEST
+    from ..run.directory import MANIFEST
 
     metrics = run_dir / METRICS
     if not fresh and metrics.is_file() and metrics.stat().st_mtime > (run_dir / MANIFEST).stat().st_mtime:
@@ -32,7 +32,7 @@ def evaluate_or_reuse(run_dir: Path, *, fresh: bool, say, **options) -> dict:
 
 def compare_or_reuse(run_dir: Path, reference: str, *, fresh: bool, say) -> dict:
     from ..eval.compare import compare, compare_path
-    from ..train.run_dir import MANIFEST
+    from ..run.directory import MANIFEST
 
     path = compare_path(run_dir, reference)
     newest = max((Path(p) / MANIFEST).stat().st_mtime for p in (run_dir, reference) if p != "base")

@@ -95,7 +95,7 @@ def evaluate_classification(run_dir: Path, rows: list[dict], *, alpha: float = 0
                             slice_fields: list[str] | None = None, min_count: int = 20, zero_shot: bool = True,
                             shots_per_label: int = 1, prompt_model: str | None = None) -> dict:
     """Everything the report shows for a classifier, as plain numbers (see the module doc)."""
-    from ..train.run_dir import load_run
+    from ..run.directory import load_run
 
     model, tokenizer, manifest, recipe = load_run(run_dir)
     labels = manifest["labels"]

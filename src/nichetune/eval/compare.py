@@ -31,7 +31,7 @@ def compare_path(run_dir: Path, reference: str) -> Path:
 
 
 def _classifier_predictions(run_dir: str | Path, texts: list[str], labels: list[str]) -> np.ndarray:
-    from ..train.run_dir import load_run
+    from ..run.directory import load_run
     from .classify_run import head_logits
 
     model, tok, manifest, recipe = load_run(run_dir)
@@ -103,7 +103,7 @@ def _compare_generation(run_dir: Path, reference: str, rows: list[dict], samples
 
 def compare(candidate: str | Path, reference: str = "base", *, data: str | None = None, samples: int = 20) -> dict:
     """Compare run ``candidate`` with ``reference`` (a run directory or ``base``); write and return the result."""
-    from ..train.run_dir import read_run
+    from ..run.directory import read_run
     from .run import _rows
 
     run_dir = Path(candidate)

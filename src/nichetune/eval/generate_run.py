@@ -55,7 +55,7 @@ def evaluate_generation(run_dir, rows: list[dict], *, samples: int = 20, max_new
     """
     from ..hardware import pick_dtype
     from ..models.loading import load_causal_lm
-    from ..train.run_dir import load_run
+    from ..run.directory import load_run
     from ..train.tasks import CausalTask
 
     dtype = pick_dtype("auto", "cpu")

@@ -72,7 +72,7 @@ def _load(run_dir: Path, variant: str):
     from ..methods.registry import METHODS
     from ..methods.storage import merge_adapted
     from ..models.loading import load_causal_lm, load_encoder
-    from ..train.run_dir import load_run, read_run, weights_folder
+    from ..run.directory import load_run, read_run, weights_folder
 
     manifest, recipe = read_run(run_dir)
     base_mb = folder_mb(_base_folder(manifest))
@@ -185,7 +185,7 @@ def _quality(model, tok, recipe, manifest, rows: list[dict], variant: str) -> di
 
 def measure(run_dir: Path, variant: str, rows: list[dict], *, requests: int, batch: int, new_tokens: int) -> dict:
     """Measure one variant in this process (run it in a fresh one: see :func:`measure_variants`)."""
-    from ..train.run_dir import read_run
+    from ..run.directory import read_run
 
     manifest, recipe = read_run(run_dir)
     before = _rss_mb()
@@ -210,7 +210,7 @@ def measure_variants(run_dir: str | Path, rows: list[dict], *, requests: int = 2
                      new_tokens: int = 32, variants: tuple[str, ...] = VARIANTS, progress=None) -> list[dict]:
     """Measure every variant that applies to the run, each in a fresh subprocess, one at a time."""
     from ..methods.registry import METHODS
-    from ..train.run_dir import read_run
+    from ..run.directory import read_run
 
     run_dir = Path(run_dir)
     _, recipe = read_run(run_dir)

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from ..html_report import esc, page, table, warnings
-from ..train.tracking import read_metrics
+from ..run.metrics_log import read_metrics
 
 # marks the page once every image has decoded; a test reads it back from a real browser
 _IMAGE_CHECK = ("<script>window.addEventListener('load',()=>{const imgs=[...document.images];"

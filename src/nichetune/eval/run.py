@@ -40,7 +40,7 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, *, alpha: float |
     ``alpha`` and ``target_accuracy`` default to the recipe's ``eval`` section; a recipe with
     ``eval.review: N`` also gets ``eval/review.csv`` with N items for expert review.
     """
-    from ..train.run_dir import read_run
+    from ..run.directory import read_run
 
     run_dir = Path(run_dir)
     manifest, recipe = read_run(run_dir)
@@ -106,7 +106,7 @@ def audit_summary(run_dir: Path, recipe) -> dict:
 
 def render_report(run_dir: str | Path) -> Path:
     """(Re-)render ``report.html`` from ``eval/metrics.json`` and the run's own files."""
-    from ..train.run_dir import read_run
+    from ..run.directory import read_run
     from .report import render_classification, render_generation
 
     run_dir = Path(run_dir)

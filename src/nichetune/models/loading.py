@@ -34,7 +34,7 @@ def _load(auto_cls_name: str, model, dtype: str, device: str, allow_pickle: bool
     resolved = _resolved(model, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
     dev = pick_device(device)
     if resolved.source == "run" and resolved.path.name == "adapter":  # base + adapter, the run's own tokenizer
-        from ..train.run_dir import load_run
+        from ..run.directory import load_run
 
         loaded, tokenizer, _, _ = load_run(resolved.path.parent, dtype=pick_dtype(dtype, dev))
         return loaded.to(dev).eval(), tokenizer

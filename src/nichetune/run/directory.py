@@ -30,12 +30,13 @@ from ..errors import NichetuneError
 from ..hashing import sha256_file, verify_manifest, write_manifest
 from ..methods.registry import METHODS
 from ..methods.storage import load_adapted, merge_adapted, save_adapted
+from .metrics_log import METRICS_FILE
 
 MANIFEST = "manifest.json"
 RECIPE = "recipe.yaml"
 LOCK = ".lock"
 # what train and eval write into a run directory; --fresh removes these and nothing else
-RUN_ENTRIES = (RECIPE, MANIFEST, "metrics.jsonl", "data", "checkpoints", "adapter", "model", "eval", "report.html",
+RUN_ENTRIES = (RECIPE, MANIFEST, METRICS_FILE, "data", "checkpoints", "adapter", "model", "eval", "report.html",
                "tensorboard")
 
 
@@ -182,7 +183,7 @@ def _versions() -> dict[str, str]:
 def write_run_manifest(run_dir: Path, info: dict) -> dict:
     """``manifest.json``: everything needed to trust and reproduce the run; its presence means complete."""
     artifacts = {}
-    for rel in (RECIPE, "metrics.jsonl"):
+    for rel in (RECIPE, METRICS_FILE):
         if (run_dir / rel).is_file():
             artifacts[rel] = sha256_file(run_dir / rel)
     for folder in ("adapter", "model", "data"):
@@ -218,7 +219,7 @@ def load_run(run_dir: str | Path, *, dtype=None):
 
     from ..models.resolve import resolve_model
     from ..models.safety import check_safetensors, refuse_pickle
-    from .model_setup import load_base
+    from ..models.task_model import load_base
 
     run_dir = Path(run_dir)
     manifest, recipe = read_run(run_dir)

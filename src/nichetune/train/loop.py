@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from ..run.metrics_log import METRICS_FILE, read_metrics, truncate_after
 from .batching import batches, item_tokens
 from .checkpoint import (
     PREFIX,
@@ -37,7 +38,7 @@ from .loss import step_scale
 from .optim import build_optimizer, managed_params
 from .schedule import lr_factor, warmup_steps
 from .selection import BestTracker, WeightAverager
-from .tracking import Tracker, read_metrics, truncate_after
+from .tracking import Tracker
 
 
 @dataclass
@@ -157,7 +158,7 @@ def fit(model, task, train_items: list, val_items: list, spec: FitSpec) -> FitRe
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
         if ctx.main:
-            truncate_after(spec.run_dir / "metrics.jsonl", step)
+            truncate_after(spec.run_dir / METRICS_FILE, step)
 
     def log(values: dict) -> None:
         if spec.tracker is not None and ctx.main:

@@ -1,40 +1,8 @@
-"""Build the model a recipe trains: a base from the registry of models, with the task's head."""
+"""Training-only model setup: frozen weights stored in the autocast dtype."""
 
 from __future__ import annotations
 
 from torch import nn
-
-from ..models.loading import load_tokenizer
-from ..models.resolve import ResolvedModel
-
-
-def load_base(resolved: ResolvedModel, task: str, labels: list[str] | None, *, dropout: float | None = None,
-              trust_remote_code: bool = False, allow_pickle: bool = False) -> nn.Module:
-    """The base model in fp32 (master weights), with a fresh classification head when asked."""
-    import torch
-    import transformers
-
-    kwargs: dict = {"dtype": torch.float32, "use_safetensors": not allow_pickle,
-                    "trust_remote_code": trust_remote_code}
-    if dropout is not None:
-        for key in ("hidden_dropout_prob", "attention_probs_dropout_prob", "attention_dropout", "dropout"):
-            if key in resolved.config:
-                kwargs[key] = dropout
-    if task == "classification":
-        id2label = dict(enumerate(labels or []))
-        cls = transformers.AutoModelForSequenceClassification
-        # a classifier checkpoint may come with another label set: its head is replaced, not reused
-        model = cls.from_pretrained(resolved.path, num_labels=len(id2label), id2label=id2label,
-                                    label2id={v: k for k, v in id2label.items()}, ignore_mismatched_sizes=True,
-                                    **kwargs)
-        if model.config.pad_token_id is None:
-            tok = load_tokenizer(resolved)
-            model.config.pad_token_id = tok.pad_token_id
-    else:
-        model = transformers.AutoModelForCausalLM.from_pretrained(resolved.path, **kwargs)
-    if getattr(model, "hf_quantizer", None) is not None:  # a GGUF-loaded model must be dequantised to train
-        model.hf_quantizer.remove_quantization_config(model)
-    return model
 
 
 def cast_frozen(model: nn.Module, dtype) -> int:

@@ -18,12 +18,8 @@ from ..hardware import pick_device, pick_dtype
 from ..methods.registry import METHODS, apply_method, check_method
 from ..models.architecture import model_facts
 from ..models.resolve import ResolvedModel, resolve_model
-from ..tasks.metrics import task_kind
-from .data import load_splits, write_splits
-from .distributed import barrier, init_from_env, shutdown
-from .loop import FitSpec, evaluate, fit
-from .model_setup import cast_frozen, load_base
-from .run_dir import (
+from ..models.task_model import load_base
+from ..run.directory import (
     RECIPE,
     check_output_dir,
     clear_run,
@@ -33,6 +29,11 @@ from .run_dir import (
     save_final,
     write_run_manifest,
 )
+from ..tasks.metrics import task_kind
+from .data import load_splits, write_splits
+from .distributed import barrier, init_from_env, shutdown
+from .loop import FitSpec, evaluate, fit
+from .model_setup import cast_frozen
 from .tasks import build_task
 from .tracking import Tracker
 

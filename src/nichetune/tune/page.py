@@ -73,7 +73,7 @@ def _importance_plot(values: dict[str, float]) -> str:
 
 def write_outputs(study, recipe, folder: Path, metric: str, storage_url: str) -> dict:
     from ..eval.report import _IMAGE_CHECK
-    from ..train.run_dir import recipe_text
+    from ..run.directory import recipe_text
     from .search import trial_recipe
 
     rows = trials_table(study)
