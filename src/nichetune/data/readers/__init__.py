@@ -58,12 +58,11 @@ def read_records(
     Raises:
         DataValidationError: the file is missing or its format is unknown.
     """
-    path = Path(path)
-    fmt = format or detect_format(require_input(path, folder_ok=True))
+    path = require_input(path, folder_ok=format in (None, "textdir"))  # a folder only where textdir may read it
+    fmt = format or detect_format(path)
     if fmt not in READERS:
         raise DataValidationError(f"unknown format {fmt!r}", hint=f"use one of {', '.join(READERS)}")
     if fmt != "textdir":
-        require_input(path)
         _refuse_compressed(path, fmt)
     return READERS[fmt](path, encoding=encoding, max_line_bytes=max_line_bytes)
 
