@@ -85,7 +85,7 @@ def heldout_loss(model, task, items, pad_id, dtype) -> float:
 def run_baseline(path, examples, heldout, task, args, pad_id) -> dict:
     from transformers import Trainer, TrainingArguments
 
-    from nichetune.train.batching import collate_causal
+    from nichetune.tasks.batching import collate_causal
 
     model = lora_model(path)
     seen = {"supervised": 0, "inputs": 0, "padded": 0}
@@ -155,7 +155,7 @@ def main() -> None:
     from nichetune.data.catalog import load_dataset
     from nichetune.models.loading import load_tokenizer
     from nichetune.models.resolve import resolve_model
-    from nichetune.train.tasks import CausalTask
+    from nichetune.tasks.causal import CausalTask
 
     resolved = resolve_model("smollm2-135m-instruct")
     tokenizer = load_tokenizer(resolved)

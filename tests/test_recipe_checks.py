@@ -75,7 +75,7 @@ def test_valid_settings_still_pass(tmp_path, tiny_classifier_dir):
 def test_metric_names_are_exactly_what_the_tasks_report(tiny_classifier_dir, tiny_llama_dir):
     import torch
 
-    from nichetune.train.tasks import build_task
+    from nichetune.tasks import build_task
 
     cls = build_task("classification", ["a", "b"], load_recipe(data=_recipe_stub()).train)
     lm = build_task("sft", None, load_recipe(data=_recipe_stub()).train)

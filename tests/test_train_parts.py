@@ -11,15 +11,15 @@ from nichetune.config.recipe import TrainSection
 from nichetune.models.loading import load_tokenizer
 from nichetune.models.resolve import resolve_model
 from nichetune.models.task_model import load_base
-from nichetune.train.batching import collate_causal, length_grouped_order, pack
-from nichetune.train.checkpoint import find_resumable, load_checkpoint, save_checkpoint
-from nichetune.train.encode import IGNORE, Example, check_eos, encode_sft
-from nichetune.train.loss import (
+from nichetune.tasks.batching import collate_causal, length_grouped_order, pack
+from nichetune.tasks.encode import IGNORE, Example, check_eos, encode_sft
+from nichetune.tasks.loss import (
     causal_loss_per_example,
     causal_loss_sum,
     classification_loss_sum,
     inverse_frequency_weights,
 )
+from nichetune.train.checkpoint import find_resumable, load_checkpoint, save_checkpoint
 from nichetune.train.optim import build_optimizer, param_groups
 from nichetune.train.schedule import lr_factor, warmup_steps
 

@@ -14,7 +14,7 @@ from ..data.split import check_ratios
 from ..errors import NichetuneError
 from ..methods.configs import MethodConfig
 from ..patterns import check_regex
-from ..tasks.metrics import metric_names
+from ..tasks import direction, metric_names, task_spec
 
 MAX_LENGTH_LIMIT = 131_072  # longer than any context a model here supports; a typo like 1e9 stops at --check
 
@@ -191,6 +191,18 @@ class Recipe(_Section):
                 raise ValueError(f"{where}: {name!r} is not a metric of {self.task} runs; use one of "
                                  f"{', '.join(known)}")
         return self
+
+    def selection_metric(self) -> tuple[str, str]:
+        """The validation metric that picks the best checkpoint (and stops early), and ``min``/``max``."""
+        stop = self.train.early_stopping
+        metric = (stop.metric if stop else None) or self.eval.metric or task_spec(self.task).primary_metric
+        return metric, (stop.mode if stop else None) or direction(metric)
+
+    def objective_metric(self) -> tuple[str, str]:
+        """What a hyperparameter search optimises: ``tune.metric``, else the selection metric; and its direction."""
+        if self.tune and self.tune.metric:
+            return self.tune.metric, direction(self.tune.metric)
+        return self.selection_metric()
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..errors import DataValidationError
 from .chat_formats import check_messages, from_alpaca, from_sharegpt
 from .records import Issue
 
@@ -156,11 +157,29 @@ def _completion(row: dict, f: FieldMap, labels, from_strings: bool):
     return out, None
 
 
-NORMALISERS: dict[str, Callable[..., tuple[dict | None, Issue | None]]] = {
-    "classification": _classification,
-    "sft": _sft,
-    "completion": _completion,
+class RowSchema(NamedTuple):
+    """A task's rows: how one is checked and normalised, and whether it carries a label."""
+
+    normalise: Callable[..., tuple[dict | None, Issue | None]]
+    labelled: bool
+
+
+ROW_SCHEMAS: dict[str, RowSchema] = {
+    "classification": RowSchema(_classification, labelled=True),
+    "sft": RowSchema(_sft, labelled=False),
+    "completion": RowSchema(_completion, labelled=False),
 }
+
+
+def row_schema(task: str) -> RowSchema:
+    """The row schema of ``task`` (one of ``TASKS``).
+
+    Raises:
+        DataValidationError: ``task`` is not one of ``TASKS``.
+    """
+    if task not in ROW_SCHEMAS:
+        raise DataValidationError(f"unknown task {task!r}", hint=f"use one of {', '.join(TASKS)}")
+    return ROW_SCHEMAS[task]
 
 
 def normalise(
@@ -172,4 +191,4 @@ def normalise(
     Canonical fields: classification -> ``text``, ``label`` (+ ``group``, ``weight``);
     sft -> ``messages``, ``source_format``; completion -> ``text``. Other fields pass through.
     """
-    return NORMALISERS[task](row, fields, labels, from_strings)
+    return ROW_SCHEMAS[task].normalise(row, fields, labels, from_strings)

@@ -13,7 +13,7 @@ from ..atomic import atomic_open
 from ..errors import DataValidationError
 from .readers import DEFAULT_MAX_LINE_BYTES, read_records
 from .records import Quarantine, RawRecord
-from .schema import TASKS, FieldMap, normalise
+from .schema import FieldMap, normalise, row_schema
 
 
 @dataclass
@@ -39,8 +39,7 @@ class ValidationReport:
 
 
 def _check(task: str, fields: FieldMap | None) -> FieldMap:
-    if task not in TASKS:
-        raise DataValidationError(f"unknown task {task!r}", hint=f"use one of {', '.join(TASKS)}")
+    row_schema(task)  # refuses an unknown task
     return fields or FieldMap()
 
 
@@ -68,6 +67,7 @@ def tally(records: Iterator[tuple[RawRecord, dict | None]], report: ValidationRe
     Raises:
         DataValidationError: in ``strict`` mode, at the first bad row (naming file, line, field).
     """
+    labelled = row_schema(report.task).labelled
     for record, row in records:
         if record.blank:
             report.blank_lines += 1
@@ -86,7 +86,7 @@ def tally(records: Iterator[tuple[RawRecord, dict | None]], report: ValidationRe
             report.reasons[issue.reason] += 1
             continue
         report.valid += 1
-        if report.task == "classification":
+        if labelled:
             report.labels[row["label"]] += 1
         yield record, row
 

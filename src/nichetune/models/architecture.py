@@ -7,6 +7,7 @@ import inspect
 from dataclasses import dataclass
 
 from ..errors import ModelNotAvailableError
+from .heads import HEADS
 from .resolve import ResolvedModel
 
 
@@ -18,6 +19,7 @@ class ModelFacts:
     those of its backbone (``model.bert``, ``model.model``): what PEFT inspects for prefix tuning.
     """
 
+    head: str  # a key of models.heads.HEADS
     model_type: str
     module_names: tuple[str, ...]
     linear_names: tuple[str, ...]
@@ -33,8 +35,8 @@ def _params(fn) -> set[str]:
     return set(inspect.signature(fn).parameters)
 
 
-def model_facts(resolved: ResolvedModel, task_kind: str, *, trust_remote_code: bool = False) -> ModelFacts:
-    """Build ``resolved``'s task model (``classification`` or ``causal``) on the meta device and describe it.
+def model_facts(resolved: ResolvedModel, head: str, *, trust_remote_code: bool = False) -> ModelFacts:
+    """Build ``resolved`` with ``head`` (a key of ``HEADS``) on the meta device and describe it.
 
     Raises:
         ModelNotAvailableError: transformers cannot build the architecture from its config.
@@ -43,8 +45,7 @@ def model_facts(resolved: ResolvedModel, task_kind: str, *, trust_remote_code: b
     import transformers
     from torch import nn
 
-    auto = (transformers.AutoModelForSequenceClassification if task_kind == "classification"
-            else transformers.AutoModelForCausalLM)
+    auto = HEADS[head].auto()
     try:
         config = transformers.AutoConfig.from_pretrained(resolved.path, trust_remote_code=trust_remote_code)
         with torch.device("meta"):
@@ -52,7 +53,7 @@ def model_facts(resolved: ResolvedModel, task_kind: str, *, trust_remote_code: b
     except (ValueError, KeyError, OSError) as exc:
         raise ModelNotAvailableError(
             f"{resolved.reference}: transformers {transformers.__version__} cannot build a "
-            f"{task_kind} model from {resolved.path}/config.json ({exc})",
+            f"{head} model from {resolved.path}/config.json ({exc})",
             hint="use a model whose architecture this transformers version knows (nichetune models list)",
         ) from None
     params = _params(model.forward)
@@ -61,6 +62,6 @@ def model_facts(resolved: ResolvedModel, task_kind: str, *, trust_remote_code: b
         params |= _params(backbone.forward)
     names = tuple(n for n, _ in model.named_modules() if n)
     linears = tuple(n for n, m in model.named_modules() if isinstance(m, nn.Linear))
-    return ModelFacts(model_type=getattr(config, "model_type", ""), module_names=names, linear_names=linears,
+    return ModelFacts(head=head, model_type=getattr(config, "model_type", ""), module_names=names, linear_names=linears,
                       forward_params=frozenset(params),
                       max_positions=getattr(config, "max_position_embeddings", None))

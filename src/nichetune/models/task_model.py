@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from torch import nn
 
+from .heads import HEADS
 from .loading import load_tokenizer
 from .resolve import ResolvedModel
 
 
-def load_base(resolved: ResolvedModel, task: str, labels: list[str] | None, *, dropout: float | None = None,
+def load_base(resolved: ResolvedModel, head: str, labels: list[str] | None, *, dropout: float | None = None,
               trust_remote_code: bool = False, allow_pickle: bool = False) -> nn.Module:
-    """The base model in fp32 (master weights), with a fresh classification head when asked."""
+    """The base model in fp32 (master weights) with ``head`` (a key of ``HEADS``).
+
+    A fresh head (a classifier's) is sized by ``labels``.
+    """
     import torch
-    import transformers
 
     kwargs: dict = {"dtype": torch.float32, "use_safetensors": not allow_pickle,
                     "trust_remote_code": trust_remote_code}
@@ -20,9 +23,10 @@ def load_base(resolved: ResolvedModel, task: str, labels: list[str] | None, *, d
         for key in ("hidden_dropout_prob", "attention_probs_dropout_prob", "attention_dropout", "dropout"):
             if key in resolved.config:
                 kwargs[key] = dropout
-    if task == "classification":
+    spec = HEADS[head]
+    if spec.fresh:
         id2label = dict(enumerate(labels or []))
-        cls = transformers.AutoModelForSequenceClassification
+        cls = spec.auto()
         # a classifier checkpoint may come with another label set: its head is replaced, not reused
         model = cls.from_pretrained(resolved.path, num_labels=len(id2label), id2label=id2label,
                                     label2id={v: k for k, v in id2label.items()}, ignore_mismatched_sizes=True,
@@ -31,7 +35,7 @@ def load_base(resolved: ResolvedModel, task: str, labels: list[str] | None, *, d
             tok = load_tokenizer(resolved)
             model.config.pad_token_id = tok.pad_token_id
     else:
-        model = transformers.AutoModelForCausalLM.from_pretrained(resolved.path, **kwargs)
+        model = spec.auto().from_pretrained(resolved.path, **kwargs)
     if getattr(model, "hf_quantizer", None) is not None:  # a GGUF-loaded model must be dequantised to train
         model.hf_quantizer.remove_quantization_config(model)
     return model

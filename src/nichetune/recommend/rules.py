@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..data.audit.overview import ADAPTERS_BELOW, FEW_SHOT_BELOW
+from ..data.schema import row_schema
 from .evidence import Constraints, Evidence
 
 TINY_DATA = 100          # training rows below which only the smallest methods are safe
@@ -33,7 +34,7 @@ class Rule:
 
 
 def _classify(e: Evidence) -> bool:
-    return e.task == "classification"
+    return row_schema(e.task).labelled
 
 
 def _lora_rank(e: Evidence) -> int:

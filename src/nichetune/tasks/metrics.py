@@ -1,7 +1,6 @@
-"""The validation metrics each kind of task reports, so a recipe naming another is refused up front.
+"""The validation metrics each model head reports, so a recipe naming another is refused up front.
 
-A recipe's task is ``classification``, ``sft`` or ``completion``; the last two train a causal LM and
-share its metrics. The training tasks' ``metrics()`` return exactly these keys (a test holds them equal).
+The task objects' ``metrics()`` return exactly these keys (a test holds them equal).
 """
 
 from __future__ import annotations
@@ -13,10 +12,13 @@ METRICS: dict[str, tuple[str, ...]] = {
 LOWER_IS_BETTER = frozenset({"loss", "perplexity"})
 
 
-def task_kind(task: str) -> str:
-    """``classification`` stays itself; ``sft`` and ``completion`` are ``causal``."""
-    return "classification" if task == "classification" else "causal"
+def direction(metric: str) -> str:
+    """``min`` for metrics where lower is better, else ``max``."""
+    return "min" if metric in LOWER_IS_BETTER else "max"
 
 
 def metric_names(task: str) -> tuple[str, ...]:
-    return METRICS[task_kind(task)]
+    """The validation metrics of the recipe's ``task``."""
+    from .registry import task_spec
+
+    return task_spec(task).metrics

@@ -19,6 +19,7 @@ from ..data.provenance import record_step
 from ..data.rows import load_rows, write_rows
 from ..data.split import fingerprint, split_rows
 from ..errors import DataValidationError
+from ..tasks import task_spec
 
 
 @dataclass
@@ -45,7 +46,7 @@ def _split(rows: list[dict], ratios: tuple[float, ...], split_cfg, task: str) ->
     group = split_cfg.group_field
     if group and not any(r.get(group) not in (None, "") for r in rows):
         group = None  # no row has the field: nothing to keep together
-    result = split_rows(rows, ratios, stratify=split_cfg.stratify and task == "classification",
+    result = split_rows(rows, ratios, stratify=split_cfg.stratify and task_spec(task).labelled,
                         group_field=group, seed=split_cfg.seed)
     return result.splits
 
@@ -111,14 +112,14 @@ def load_splits(recipe, data_dir: Path) -> Splits:
     if d.pii == "mask":
         sources.append(_mask_pii([*train, *validation, *test]))
     labels = None
-    if task == "classification":
+    if task_spec(task).labelled:
         labels = sorted({r["label"] for r in train})
         unseen = Counter(r["label"] for r in validation + test if r["label"] not in set(labels))
         if unseen:
             raise DataValidationError(f"labels {dict(unseen)} appear in validation/test but never in train",
                                       hint="add training rows for them, or split with stratification")
         if len(labels) < 2:
-            raise DataValidationError(f"classification needs at least 2 labels in train, found {labels}")
+            raise DataValidationError(f"{task} needs at least 2 labels in train, found {labels}")
     return Splits(train, validation, test, labels, sources, quarantined)
 
 

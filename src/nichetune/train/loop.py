@@ -14,15 +14,17 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from ..run.metrics_log import METRICS_FILE, read_metrics, truncate_after
-from .batching import batches, item_tokens
+from ..run.metrics_log import read_metrics, truncate_after
+from ..run.paths import RunPaths
+from ..tasks.batching import batches, item_tokens
+from ..tasks.loss import step_scale
+from ..tasks.scoring import autocast_for, score
 from .checkpoint import (
     PREFIX,
     checkpoint_step,
@@ -34,7 +36,6 @@ from .checkpoint import (
     trainable_weights,
 )
 from .distributed import Dist, all_reduce_sum, average_gradients, barrier, broadcast_flag
-from .loss import step_scale
 from .optim import build_optimizer, managed_params
 from .schedule import lr_factor, warmup_steps
 from .selection import BestTracker, WeightAverager
@@ -73,31 +74,18 @@ def epoch_plan(items: list, cfg, seed: int, epoch: int, world: int) -> list[list
     return [micro[i : i + per_step] for i in range(0, len(micro), per_step)]
 
 
-def autocast_for(dtype: torch.dtype, device: str):
-    if dtype == torch.float32:
-        return nullcontext()
-    return torch.autocast(device_type="cuda" if device.startswith("cuda") else "cpu", dtype=dtype)
-
-
 def _to(batch: dict[str, torch.Tensor], device: str) -> dict[str, torch.Tensor]:
     return {k: v.to(device) for k, v in batch.items()} if device != "cpu" else batch
 
 
 def evaluate(model, task, items: list, *, batch_size: int, pad_id: int, ctx: Dist, dtype: torch.dtype) -> dict:
-    """Validation metrics, reduced batch by batch (no logits kept) and summed across processes."""
-    was_training = model.training
-    model.eval()
-    mine = sorted(items[ctx.rank :: ctx.world], key=lambda it: -item_tokens(it))
-    sums = None
-    with torch.no_grad(), autocast_for(dtype, ctx.device):
-        for start in range(0, len(mine), batch_size):
-            part = task.eval_sums(model, _to(task.collate(mine[start : start + batch_size], pad_id), ctx.device))
-            sums = part.cpu() if sums is None else sums + part.cpu()
-    if sums is None:
-        sums = torch.zeros(task.sums_size, dtype=torch.float64)
-    sums = all_reduce_sum(sums.to(ctx.device) if ctx.device.startswith("cuda") else sums, ctx).cpu()
-    model.train(was_training)
-    return task.metrics(sums)
+    """Validation metrics: this process's share scored by ``tasks.scoring``, the sums added across processes."""
+
+    def across_processes(sums: torch.Tensor) -> torch.Tensor:
+        return all_reduce_sum(sums.to(ctx.device) if ctx.device.startswith("cuda") else sums, ctx).cpu()
+
+    return score(model, task, items[ctx.rank :: ctx.world], batch_size=batch_size, pad_id=pad_id, device=ctx.device,
+                 dtype=dtype, reduce=across_processes)
 
 
 @dataclass
@@ -140,7 +128,7 @@ def fit(model, task, train_items: list, val_items: list, spec: FitSpec) -> FitRe
     swa = WeightAverager(cfg.swa_last_k)
     scaler = torch.amp.GradScaler("cuda") if spec.dtype == torch.float16 and ctx.device.startswith("cuda") else None
     forward_model = torch.compile(model) if cfg.compile else model
-    ckpt_dir = spec.run_dir / "checkpoints"
+    ckpt_dir = RunPaths(spec.run_dir).checkpoints
 
     step, resumed_from = 0, None
     latest, skipped = find_resumable(ckpt_dir) if spec.resume else (None, [])
@@ -158,7 +146,7 @@ def fit(model, task, train_items: list, val_items: list, spec: FitSpec) -> FitRe
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
         if ctx.main:
-            truncate_after(spec.run_dir / METRICS_FILE, step)
+            truncate_after(RunPaths(spec.run_dir).metrics, step)
 
     def log(values: dict) -> None:
         if spec.tracker is not None and ctx.main:

@@ -44,14 +44,9 @@ def _nest(flat: dict) -> dict:
 
 
 def _method_fields(name: str) -> set[str]:
-    import typing
+    from ..methods import METHODS
 
-    from ..methods.configs import MethodConfig
-
-    for cfg in typing.get_args(MethodConfig):
-        if cfg.model_fields["name"].default == name:
-            return set(cfg.model_fields)
-    return set()
+    return set(METHODS[name].config.model_fields) if name in METHODS else set()
 
 
 def sample(trial, space: dict, method: str) -> dict:
@@ -99,7 +94,7 @@ def run_search(recipe: Recipe, *, trials: int | None = None, timeout: float | No
     ``on_step(step)`` is passed to every trial's training (tests kill a worker there).
     """
     optuna = _optuna()
-    from ..train.run import train
+    from .. import train_recipe as train
 
     if recipe.tune is None or not recipe.tune.space:
         raise NichetuneError("the recipe has no tune.space to search",
@@ -131,7 +126,7 @@ def run_search(recipe: Recipe, *, trials: int | None = None, timeout: float | No
                 raise optuna.TrialPruned(f"pruned at step {step}: {metric} {metrics[metric]:.4g}")
 
         manifest = train(trial_recipe(recipe, params, str(out)), fresh=True, on_eval=report, on_step=on_step)
-        value = manifest["result"]["validation"][metric]  # the final weights: what retraining reproduces
+        value = manifest.result.validation[metric]  # the final weights: what retraining reproduces
         progress(f"trial {trial.number}: {metric} {value:.4g}")
         return float(value)
 
@@ -148,11 +143,4 @@ def run_search(recipe: Recipe, *, trials: int | None = None, timeout: float | No
 
 def objective_metric(recipe: Recipe) -> tuple[str, str]:
     """``tune.metric``, else the metric that picks the best checkpoint; and its direction."""
-    from types import SimpleNamespace
-
-    from ..train.run import selection_metric
-
-    if recipe.tune and recipe.tune.metric:
-        return recipe.tune.metric, "min" if recipe.tune.metric in ("loss", "perplexity") else "max"
-    primary = "accuracy" if recipe.task == "classification" else "loss"
-    return selection_metric(recipe, SimpleNamespace(primary_metric=primary))
+    return recipe.objective_metric()

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from ..rows import load_rows, row_text
-from ..schema import FieldMap
+from ..schema import FieldMap, row_schema
 from .agreement import agreement_section
 from .duplicates import duplicate_section, leakage_section, shared_near_pairs
 from .overview import length_section, overview_section
@@ -66,7 +66,7 @@ def audit_dataset(
                     for name, o in others.items()},
         "pii": pii_section(rows),
         "vocabulary": vocab_section(texts, {n: [row_text(r) for r in o.rows] for n, o in others.items()}, tok,
-                                    labels=[r["label"] for r in rows] if train.task == "classification" else None),
+                                    labels=[r["label"] for r in rows] if row_schema(train.task).labelled else None),
         "slices": slice_section(rows, slices, min_slice),
         "agreement": agreement_section(rows, _annotator_columns(rows, label_columns)),
         "splits": {name: {"rows": len(o.rows), "quarantined": o.report.quarantined} for name, o in others.items()},

@@ -6,13 +6,15 @@ from collections import Counter
 
 import numpy as np
 
+from ..schema import row_schema
+
 FEW_SHOT_BELOW = 8
 ADAPTERS_BELOW = 50
 
 
 def overview_section(rows: list[dict], task: str) -> dict:
     out: dict = {"rows": len(rows), "task": task, "warnings": []}
-    if task != "classification":
+    if not row_schema(task).labelled:
         return out
     counts = Counter(r["label"] for r in rows)
     out["labels"] = dict(counts.most_common())

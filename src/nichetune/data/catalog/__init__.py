@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ...atomic import atomic_open
 from ...errors import NichetuneError
-from ..schema import FieldMap, normalise
+from ..schema import FieldMap, normalise, row_schema
 from . import bbc_news, drug_reviews, foldoc
 
 
@@ -82,7 +82,7 @@ def dataset_info(name: str, *, samples: int = 2) -> dict:
             "rows": len(rows), "fields": sorted({k for r in rows for k in r}),
             "slice_fields": list(spec.slices), "group_field": spec.group_field,
             "samples": rows[:samples]}
-    if spec.task == "classification":
+    if row_schema(spec.task).labelled:
         info["labels"] = dict(Counter(r["label"] for r in rows).most_common())
     for sl in spec.slices:
         info[f"top_{sl}"] = dict(Counter(str(r.get(sl)) for r in rows).most_common(10))

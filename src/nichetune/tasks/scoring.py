@@ -1,0 +1,45 @@
+"""No-grad scoring shared by training's validation and evaluation: reduce batch by batch, keep no logits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import nullcontext
+
+import torch
+
+from .batching import item_tokens
+
+
+def autocast_for(dtype: torch.dtype, device: str):
+    """bf16/fp16 autocast on the device when the run computes in reduced precision; nothing in fp32."""
+    if dtype == torch.float32:
+        return nullcontext()
+    return torch.autocast(device_type=device.split(":")[0], dtype=dtype)
+
+
+def score(model, task, items: list, *, batch_size: int, pad_id: int, device: str = "cpu",
+          dtype: torch.dtype = torch.float32,
+          reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, float]:
+    """``task.metrics`` of ``items``: ``task.eval_sums`` per batch, summed, then ``reduce``d (e.g. across processes).
+
+    Longest items go first so a batch holds similar lengths. The model's train/eval mode is restored.
+    """
+    was_training = model.training
+    model.eval()
+    ordered = sorted(items, key=lambda it: -item_tokens(it))
+    sums = torch.zeros(task.sums_size, dtype=torch.float64)
+    with torch.no_grad(), autocast_for(dtype, device):
+        for start in range(0, len(ordered), batch_size):
+            batch = task.collate(ordered[start : start + batch_size], pad_id)
+            sums += task.eval_sums(model, {k: v.to(device) for k, v in batch.items()}).cpu()
+    if reduce is not None:
+        sums = reduce(sums)
+    model.train(was_training)
+    return task.metrics(sums)
+
+
+def score_rows(model, task, tokenizer, rows: list[dict], max_length: int, *, batch_size: int = 8,
+               device: str = "cpu", dtype: torch.dtype = torch.float32) -> dict[str, float]:
+    """Encode ``rows`` as held-out data (no packing) and ``score`` them."""
+    items = task.items(task.encode(rows, tokenizer, max_length, train=False), max_length, False)
+    return score(model, task, items, batch_size=batch_size, pad_id=tokenizer.pad_token_id, device=device, dtype=dtype)
