@@ -7,12 +7,20 @@ adapted model begins exactly equal to the base. Only adapters (and a classificat
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
 import torch
+from pydantic import Field
 from torch import nn
 
 from ..errors import NichetuneError
 from ..models.architecture import ModelFacts
 from .layers import layer_index, task_head_params
+from .method import Method, MethodConfigBase, register_method
+
+FILE = "bottleneck_adapters.safetensors"
 
 ATTRIBUTE = "nichetune_adapters"
 # (attention output, feed-forward output) projection names per architecture family
@@ -21,6 +29,15 @@ SITES = {
     "llama": (r"self_attn.o_proj", r"mlp.down_proj"),
 }
 _ACT = {"gelu": nn.GELU, "relu": nn.ReLU, "silu": nn.SiLU}
+
+
+class AdapterConfig(MethodConfigBase):
+    """Bottleneck adapters (Houlsby: after attention and feed-forward; Pfeiffer: after feed-forward)."""
+
+    name: Literal["adapter"] = "adapter"
+    bottleneck: int = Field(32, ge=1)
+    placement: Literal["houlsby", "pfeiffer"] = "houlsby"
+    activation: Literal["gelu", "relu", "silu"] = "gelu"
 
 
 class Bottleneck(nn.Module):
@@ -53,7 +70,7 @@ def _family(model: nn.Module) -> str:
     return found
 
 
-def check(cfg, facts: ModelFacts, task: str) -> None:
+def check(cfg, facts: ModelFacts) -> None:
     if family(facts.model_type) is None:
         raise NichetuneError(f"bottleneck adapters do not know where to attach in model type {facts.model_type!r}",
                              hint=f"use a {' or '.join(SITES)} family model, or method lora")
@@ -72,7 +89,7 @@ def _sites(model: nn.Module, placement: str) -> list[tuple[str, nn.Linear]]:
     return out
 
 
-def apply(model: nn.Module, cfg, task: str) -> nn.Module:
+def apply(model: nn.Module, cfg, head: str) -> nn.Module:
     for p in model.parameters():
         p.requires_grad_(False)
     adapters = nn.ModuleDict()
@@ -81,14 +98,39 @@ def apply(model: nn.Module, cfg, task: str) -> nn.Module:
         adapters[name.replace(".", "__")] = block
         module.register_forward_hook(lambda _m, _inp, out, block=block: block(out))
     model.add_module(ATTRIBUTE, adapters)
-    head = set(task_head_params(model, task))
+    fresh = set(task_head_params(model, head))
     for name, p in model.named_parameters():
-        p.requires_grad_(name.startswith(ATTRIBUTE + ".") or name in head)
+        p.requires_grad_(name.startswith(ATTRIBUTE + ".") or name in fresh)
     return model
 
 
-def adapter_state(model: nn.Module, task: str) -> dict[str, torch.Tensor]:
+def adapter_state(model: nn.Module, head: str) -> dict[str, torch.Tensor]:
     """The tensors a bottleneck-adapter run must save: adapters and the task head."""
-    head = set(task_head_params(model, task))
+    fresh = set(task_head_params(model, head))
     return {n: p.detach().clone().contiguous() for n, p in model.named_parameters()
-            if n.startswith(ATTRIBUTE + ".") or n in head}
+            if n.startswith(ATTRIBUTE + ".") or n in fresh}
+
+
+def save(model: nn.Module, cfg, head: str, out: Path) -> None:
+    from safetensors.torch import save_file
+
+    save_file(adapter_state(model, head), str(out / FILE))
+
+
+def load(folder: Path, cfg, head: str, base: Callable[[], nn.Module]) -> nn.Module:
+    from safetensors.torch import load_file
+
+    model = apply(base(), cfg, head)
+    state = load_file(str(folder / FILE))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    expected = set(adapter_state(model, head))
+    if unexpected or expected - set(state):
+        raise ValueError(f"adapter tensors do not match the model: missing {sorted(expected - set(state))[:5]}, "
+                         f"unexpected {unexpected[:5]}")
+    return model
+
+
+METHOD = register_method(Method(
+    "adapter", AdapterConfig, apply, load=load, save=save, check=check,
+    cannot_merge="it adds computation (a bottleneck after each block) that no base weight can hold; serve it "
+                 "with its base model"))

@@ -1,12 +1,34 @@
-"""Layer freezing and progressive unfreezing (ULMFiT-style gradual unfreezing)."""
+"""Layer freezing and progressive unfreezing (ULMFiT-style gradual unfreezing); the run saves the whole model."""
 
 from __future__ import annotations
 
 import re
+from typing import Literal
 
+from pydantic import Field, field_validator
 from torch import nn
 
+from ..patterns import check_regex
 from .layers import is_embedding, layer_index, num_layers, task_head_params
+from .method import Method, MethodConfigBase, load_whole, register_method, unchanged
+
+
+class FreezeConfig(MethodConfigBase):
+    """Freeze the embeddings and the first ``layers`` blocks (and/or names matching ``patterns``);
+    with ``progressive``, start from the head only and unfreeze one more block from the top every
+    ``unfreeze_every`` epochs (ULMFiT)."""
+
+    name: Literal["freeze"] = "freeze"
+    layers: int = Field(0, ge=0)
+    embeddings: bool = True
+    patterns: list[str] = Field(default_factory=list)
+    progressive: bool = False
+    unfreeze_every: int = Field(1, ge=1)
+
+    @field_validator("patterns")
+    @classmethod
+    def _regexes(cls, value: list[str]) -> list[str]:
+        return [check_regex(p) for p in value]
 
 
 def _frozen(name: str, cfg, first_trainable_layer: int) -> bool:
@@ -19,13 +41,13 @@ def _frozen(name: str, cfg, first_trainable_layer: int) -> bool:
 
 
 def _set(model: nn.Module, cfg, first_trainable_layer: int) -> None:
-    head = set(task_head_params(model, getattr(model, "_nichetune_task", "causal")))
+    head = set(task_head_params(model, model._nichetune_head))
     for name, p in model.named_parameters():
         p.requires_grad_(name in head or not _frozen(name, cfg, first_trainable_layer))
 
 
-def apply(model: nn.Module, cfg, task: str) -> nn.Module:
-    model._nichetune_task = task
+def apply(model: nn.Module, cfg, head: str) -> nn.Module:
+    model._nichetune_head = head
     start = num_layers(model) if cfg.progressive else cfg.layers
     _set(model, cfg, start)
     return model
@@ -38,3 +60,7 @@ def on_epoch(model: nn.Module, cfg, epoch: int) -> None:
     total = num_layers(model)
     opened = epoch // cfg.unfreeze_every
     _set(model, cfg, max(cfg.layers, total - opened))
+
+
+METHOD = register_method(Method("freeze", FreezeConfig, apply, load=load_whole, merge=unchanged, whole_model=True,
+                                on_epoch=on_epoch))

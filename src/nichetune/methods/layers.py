@@ -6,6 +6,8 @@ import re
 
 from torch import nn
 
+from ..models.heads import HEADS
+
 HEAD_NAMES = ("classifier", "score", "lm_head")
 _LAYER = re.compile(r"\.(?:layers?|h|blocks)\.(\d+)\.")
 
@@ -34,8 +36,8 @@ def is_no_decay(param_name: str) -> bool:
     return lowered.endswith("bias") or "norm" in lowered
 
 
-def task_head_params(model: nn.Module, task: str) -> list[str]:
-    """Names of the freshly initialised head parameters (classification only: an LM head is pretrained)."""
-    if task != "classification":
+def task_head_params(model: nn.Module, head: str) -> list[str]:
+    """Names of the freshly initialised head parameters (a classifier's; an LM head is pretrained)."""
+    if not HEADS[head].fresh:
         return []
     return [n for n, _ in model.named_parameters() if n.split(".")[0] in ("classifier", "score")]
