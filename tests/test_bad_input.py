@@ -147,7 +147,7 @@ def test_a_pickle_swapped_into_a_runs_adapter_is_refused(tmp_path, tiny_bert_dir
 
     from nichetune.config.recipe import load_recipe
     from nichetune.hashing import write_manifest
-    from nichetune.run.directory import load_run
+    from nichetune.run import load_run
     from nichetune.train.run import train
 
     write_jsonl(tmp_path / "d.jsonl", review_rows(32, seed=0, own=3, noise=1))

@@ -36,8 +36,11 @@ def test_a_failed_step_is_explained_its_dependants_skipped_and_the_rest_runs():
 
 
 def test_summary_rows_from_failed_parts_keep_what_finished():
-    manifest = {"parameters": {"trainable": 1234, "trainable_share": 0.5},
-                "result": {"train_seconds": 12.4, "test": {"macro_f1": 0.61234, "accuracy": 0.7}}}
+    from nichetune.run.manifest import Parameters, Result, RunManifest
+
+    manifest = RunManifest.model_construct(
+        parameters=Parameters(trainable=1234, total=2468, trainable_share=0.5),
+        result=Result(steps=3, train_seconds=12.4, test={"macro_f1": 0.61234, "accuracy": 0.7}))
     medical = {"runs": {"drug-reviews-full": {"manifest": manifest, "label": "full fine-tuning"}},
                "metrics": SKIPPED, "vs_base": {"drug-reviews-full": {
                    "verdict": "better", "delta": 0.1234, "p_value": 0.0123}}}

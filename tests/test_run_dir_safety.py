@@ -7,7 +7,8 @@ import pytest
 import yaml
 
 from nichetune.cli import main
-from nichetune.run.directory import LOCK, run_lock
+from nichetune.run.directory import run_lock
+from nichetune.run.paths import LOCK
 from tiny_data import review_rows, write_jsonl
 
 

@@ -141,7 +141,7 @@ def test_cli_chain_records_lineage_and_refuses_to_augment_test(tmp_path, capsys)
 
 
 def test_paraphrase_rows_are_flagged_and_blank_ones_dropped(tiny_llama_dir):
-    from nichetune.data.augment import lm_paraphraser
+    from nichetune.infer.paraphrase import lm_paraphraser
 
     rows = [{"id": "1", "text": "the kernel schedules processes", "label": "os"},
             {"id": "2", "text": "the drug helped", "label": "med"}]

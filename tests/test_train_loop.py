@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from nichetune.cli import main
 from nichetune.config.recipe import load_recipe
 from nichetune.hashing import sha256_file
-from nichetune.run.directory import load_run
+from nichetune.run import load_run
 from nichetune.run.metrics_log import read_metrics
 from nichetune.train.run import train
 from tiny_data import chat_rows, review_rows, write_jsonl
@@ -57,20 +57,21 @@ def _losses(run_dir: Path) -> dict[int, float]:
 def test_classification_run_learns_and_leaves_a_readable_run_directory(tmp_path, tiny_bert_dir, data_dir):
     manifest = train(_cls_recipe(tmp_path, tiny_bert_dir, data_dir))
     run = tmp_path / "run"
-    assert manifest["result"]["validation"]["accuracy"] == 1.0 and manifest["result"]["test"]["accuracy"] == 1.0
+    assert manifest.result.validation["accuracy"] == 1.0 and manifest.result.test["accuracy"] == 1.0
     # the run directory: every artifact listed with its sha256, splits with manifests, no pickle anywhere
-    for rel, digest in manifest["artifacts"].items():
+    for rel, digest in manifest.artifacts.items():
         assert sha256_file(run / rel) == digest, rel
-    assert {"recipe.yaml", "metrics.jsonl", "model/model.safetensors", "data/train.jsonl"} <= set(manifest["artifacts"])
+    assert {"recipe.yaml", "metrics.jsonl", "model/model.safetensors", "data/train.jsonl"} <= set(manifest.artifacts)
     assert not list(run.rglob("*.bin")) and not list(run.rglob("*.pt")) and not list(run.rglob("*.pkl"))
     rows = {k: sum(1 for _ in open(run / "data" / f"{k}.jsonl")) for k in ("train", "validation", "test")}
-    assert rows == manifest["data"]["rows"] and sum(rows.values()) == 120
+    assert rows == manifest.data.rows and sum(rows.values()) == 120
     assert json.loads((run / "data" / "train.jsonl.manifest.json").read_text())["rows"] == rows["train"]
     steps = [r["step"] for r in read_metrics(run) if "loss" in r]
-    assert steps == list(range(1, manifest["result"]["steps"] + 1))
+    assert steps == list(range(1, manifest.result.steps + 1))
     assert load_recipe(run / "recipe.yaml").model_dump() == _cls_recipe(tmp_path, tiny_bert_dir, data_dir).model_dump()
     # the saved model reproduces the recorded validation numbers
-    model, tokenizer, _, _ = load_run(run)
+    loaded = load_run(run)
+    model, tokenizer = loaded.model, loaded.tokenizer
     val = [json.loads(line) for line in open(run / "data" / "validation.jsonl")]
     with torch.no_grad():
         enc = tokenizer([r["text"] for r in val], padding=True, return_tensors="pt")
@@ -153,7 +154,7 @@ def test_early_stopping_ends_with_the_best_checkpoint(tmp_path, tiny_bert_dir, d
                          early_stopping={"patience": 2}, keep_checkpoints=1)
     recipe.eval.metric = "loss"
     manifest = train(recipe)
-    result = manifest["result"]
+    result = manifest.result.model_dump()
     evals = [r for r in read_metrics(tmp_path / "run") if "eval" in r]
     best = min(evals, key=lambda r: r["eval"]["loss"])
     assert result["stopped_early"] and result["steps"] < result["planned_steps"]
@@ -166,7 +167,7 @@ def test_early_stopping_ends_with_the_best_checkpoint(tmp_path, tiny_bert_dir, d
 
 def test_swa_averages_the_last_k_evaluations(tmp_path, tiny_bert_dir, data_dir):
     manifest = train(_cls_recipe(tmp_path, tiny_bert_dir, data_dir, epochs=4, eval_every=5, swa_last_k=3))
-    assert manifest["result"]["final_weights"] == "swa"
+    assert manifest.result.final_weights == "swa"
     last = sorted((tmp_path / "run" / "checkpoints").glob("step-*"))[-1]
     snaps = load_file(str(last / "extra.safetensors"))
     assert sorted({k.split("::")[0] for k in snaps}) == ["swa0", "swa1", "swa2"]
@@ -198,7 +199,8 @@ def test_merge_writes_a_plain_model_with_identical_outputs(tmp_path, tiny_llama_
     assert main(["merge", str(tmp_path / "run"), "--out", str(tmp_path / "merged")]) == 0
     from transformers import AutoModelForCausalLM
 
-    adapted, tokenizer, _, _ = load_run(tmp_path / "run")
+    loaded = load_run(tmp_path / "run")
+    adapted, tokenizer = loaded.model, loaded.tokenizer
     merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged")
     ids = tokenizer("what does compiler mean in computing", return_tensors="pt")["input_ids"]
     with torch.no_grad():
@@ -242,9 +244,9 @@ METHOD_SETTINGS = {
 
 @pytest.mark.parametrize("method", sorted(METHOD_SETTINGS))
 def test_every_method_trains_in_bf16_and_its_run_reloads(tmp_path, tiny_llama_dir, data_dir, method):
+    from nichetune.tasks.causal import CausalTask
     from nichetune.train.distributed import Dist
     from nichetune.train.loop import evaluate
-    from nichetune.train.tasks import CausalTask
 
     recipe = _sft_recipe_file(tmp_path, tiny_llama_dir, data_dir, max_steps=3, precision="bf16")
     overrides = [f"method.name={method}", *(f"method.{k}={v}" for k, v in METHOD_SETTINGS[method].items())]
@@ -252,8 +254,9 @@ def test_every_method_trains_in_bf16_and_its_run_reloads(tmp_path, tiny_llama_di
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     before, after = manifest["result"]["validation_before"]["loss"], manifest["result"]["validation"]["loss"]
     assert after < before  # three steps at a high LR already move the validation loss
-    model, tokenizer, _, run_recipe = load_run(tmp_path / "run")
-    task = CausalTask("sft", select_positions=method not in ("prompt_tuning", "prefix_tuning", "p_tuning"))
+    loaded = load_run(tmp_path / "run")
+    model, tokenizer, run_recipe = loaded.model, loaded.tokenizer, loaded.recipe
+    task = CausalTask(chat=True, select_positions=method not in ("prompt_tuning", "prefix_tuning", "p_tuning"))
     rows = [json.loads(line) for line in open(tmp_path / "run" / "data" / "validation.jsonl")]
     items = task.encode(rows, tokenizer, run_recipe.model.max_length, train=False)
     again = evaluate(model, task, items, batch_size=8, pad_id=tokenizer.pad_token_id, ctx=Dist(), dtype=torch.float32)
@@ -305,15 +308,15 @@ def test_a_decoder_learns_classification_with_a_head(tmp_path, tiny_llama_dir, d
         "data": {"train": str(data_dir / "cls.jsonl")}, "method": {"name": "lora", "r": 4},
         "train": {"epochs": 10, "batch_size": 8, "lr": 1e-2, "precision": "fp32"}})
     manifest = train(recipe)
-    assert manifest["base_model"]["architectures"] == ["LlamaForCausalLM"]
-    assert manifest["result"]["validation"]["accuracy"] == 1.0
-    model, _, _, _ = load_run(tmp_path / "run")
+    assert manifest.base_model.architectures == ["LlamaForCausalLM"]
+    assert manifest.result.validation["accuracy"] == 1.0
+    model = load_run(tmp_path / "run").model
     assert type(model.get_base_model()).__name__ == "LlamaForSequenceClassification"
 
 
 def test_dropout_override_and_class_weights_reach_the_model_and_the_loss(tmp_path, tiny_bert_dir, data_dir):
-    from nichetune.train.loss import classification_loss_sum
-    from nichetune.train.tasks import ClassificationTask
+    from nichetune.tasks.classification import ClassificationTask
+    from nichetune.tasks.loss import classification_loss_sum
 
     recipe = _cls_recipe(tmp_path, tiny_bert_dir, data_dir, max_steps=1, dropout=0.3)
     train(recipe)

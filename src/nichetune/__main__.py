@@ -1,3 +1,4 @@
 from nichetune.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # a spawned worker re-imports this module as __mp_main__: it must not run the CLI
+    raise SystemExit(main())

@@ -227,10 +227,11 @@ def run_split(args) -> int:
 
 
 def run_augment(args) -> int:
-    from ..data.augment import augment_rows, lm_paraphraser
+    from ..data.augment import augment_rows
     from ..data.provenance import read_artifact_manifest, record_step
     from ..data.rows import write_rows
     from ..errors import NichetuneError
+    from ..infer.paraphrase import lm_paraphraser
 
     manifest = read_artifact_manifest(args.file) or {}
     if manifest.get("role") in ("validation", "test"):

@@ -52,16 +52,16 @@ def run_train(args) -> int:
     if not manifest:  # a non-zero rank of a distributed run
         return 0
     if args.json:
-        print_json(manifest)
+        print_json(manifest.model_dump(mode="json"))
         return 0
-    result, params = manifest["result"], manifest["parameters"]
+    result, params = manifest.result, manifest.parameters
     rows = [{"split": name, **{k: round(v, 4) for k, v in metrics.items()}}
-            for name, metrics in (("validation", result["validation"]), ("test", result["test"])) if metrics]
+            for name, metrics in (("validation", result.validation), ("test", result.test)) if metrics]
     if rows:
         print_table(rows, list(rows[0]))
-    print(f"method {manifest['method']['name']}: {params['trainable']:,} of {params['total']:,} parameters trained "
-          f"({100 * params['trainable_share']:.2f}%), {result['steps']} steps in {result['train_seconds']:.0f} s, "
-          f"final weights: {result['final_weights']}")
+    print(f"method {manifest.method_name}: {params.trainable:,} of {params.total:,} parameters trained "
+          f"({100 * params.trainable_share:.2f}%), {result.steps} steps in {result.train_seconds:.0f} s, "
+          f"final weights: {result.final_weights}")
     print(f"run directory: {recipe.output_dir}")
     return 0
 
@@ -86,7 +86,7 @@ def run_init(args) -> int:
 
 
 def run_merge(args) -> int:
-    from ..run.directory import merge_run
+    from ..export import merge_run
 
     out = merge_run(args.run_dir, args.out)
     print(f"merged model written to {out} (load it like any transformers model folder)")

@@ -132,23 +132,4 @@ def augment_rows(rows: list[dict], *, ops: tuple[str, ...] = ("swap", "delete"),
     return AugmentResult(real + candidates, len(candidates), len(real), capped, by_op)
 
 
-def lm_paraphraser(model: str, *, max_new_tokens: int = 96):
-    """A ``text -> text`` paraphraser backed by a chat model (greedy decoding, deterministic)."""
-    import torch
-
-    from ..infer.generate import chat_input_ids
-    from ..models.loading import load_causal_lm
-
-    lm, tokenizer = load_causal_lm(model)
-
-    def paraphrase(text: str) -> str:
-        ids = chat_input_ids(tokenizer, f"Rewrite this text in different words, keeping its meaning:\n\n{text}")
-        with torch.inference_mode():
-            out = lm.generate(ids.to(lm.device), attention_mask=torch.ones_like(ids).to(lm.device),
-                              max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
-        return tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
-
-    return paraphrase
-
-
-__all__ = ["EDA_OPS", "AugmentResult", "augment_rows", "eda", "from_templates", "lm_paraphraser"]
+__all__ = ["EDA_OPS", "AugmentResult", "augment_rows", "eda", "from_templates"]

@@ -1,11 +1,10 @@
 """Latency and footprint of the ways a run can be served, each beside its quality.
 
-Variants: the base model, the tuned model as trained (base + adapter), the adapter merged into
-the weights, that merged model in bf16, and the merged model with its linear layers dynamically
-quantized to int8 (weights int8 with per-channel scales, activations quantized on the fly; the
-output layer and the activation-outlier layers in ``SKIP`` stay fp32). Each variant is
-measured in its own fresh process, one after the other, so its peak memory is its own and no
-two processes compete for the cores.
+Variants: the base model, the tuned model as trained (base + adapter), and every export format
+that applies to the run's method (``nichetune.export.FORMATS``: merged, merged in bf16, merged with
+int8 dynamic linear layers): latency measures exactly what export produces. Each variant is
+measured in its own freshly spawned process, one after the other, so its peak memory is its own
+and no two processes compete for the cores.
 
 Per variant: p50 / p95 / p99 single-request latency, batch throughput, resident memory added by
 loading, the process's peak resident memory, size on disk, and quality on the same rows
@@ -14,37 +13,24 @@ loading, the process's peak resident memory, size on disk, and quality on the sa
 
 from __future__ import annotations
 
-import argparse
-import io
-import json
 import os
-import subprocess
-import sys
-import tempfile
 import time
-import warnings
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import NichetuneError
+from ..export import FORMATS, export_model
+from ..export.formats import folder_mb
 
-# Llama-style MLP output projections see activation outliers that per-tensor int8 activations
-# cannot hold: quantizing them took SmolLM2-135M's perplexity from 22.6 to 66 (27 without them).
-SKIP = ("down_proj",)
-VARIANTS = ("base", "tuned", "merged", "merged-bf16", "int8-dynamic")
+VARIANTS = ("base", "tuned", *FORMATS)
 
 
 def percentiles(seconds: list[float]) -> dict:
     ms = np.asarray(seconds) * 1000
     return {"p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
             "p99_ms": float(np.percentile(ms, 99)), "mean_ms": float(ms.mean()), "requests": len(ms)}
-
-
-def folder_mb(path: Path) -> float:
-    path = Path(path)
-    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
-    return sum(p.stat().st_size for p in files) / 2**20
 
 
 def _rss_mb() -> float:
@@ -59,60 +45,32 @@ def _peak_rss_mb() -> float:
     return int(line.split()[1]) / 1024
 
 
-def _base_folder(manifest: dict) -> Path:
-    from ..models.resolve import resolve_model
-
-    return Path(resolve_model(manifest["base_model"]["reference"]).path)
-
-
 def _load(run_dir: Path, variant: str):
     """(model, tokenizer, size on disk in MB, note) for one variant."""
     import torch
 
     from ..methods.registry import METHODS
-    from ..methods.storage import merge_adapted
+    from ..models.heads import HEADS
     from ..models.loading import load_causal_lm, load_encoder
-    from ..run.directory import load_run, read_run, weights_folder
+    from ..run.loading import base_model, load_run, read_run
 
     manifest, recipe = read_run(run_dir)
-    base_mb = folder_mb(_base_folder(manifest))
-    if variant == "base":
-        loader = load_encoder if recipe.task == "classification" else load_causal_lm
-        model, tok = loader(manifest["base_model"]["reference"], dtype="fp32", device="cpu")
+    base = base_model(manifest, recipe)
+    base_mb = folder_mb(base.path)
+    if variant == "base":  # a fresh head does not exist before training: time the bare encoder
+        loader = load_encoder if HEADS[manifest.head].fresh else load_causal_lm
+        model, tok = loader(base, dtype="fp32", device="cpu")
         return model.eval(), tok, base_mb, "the untuned base model"
-    model, tok, _, _ = load_run(run_dir, dtype=torch.float32)
-    method = METHODS[recipe.method.name]
-    weights = run_dir / weights_folder(recipe.method.name)
-    if variant == "tuned":
-        if method.storage == "model":
-            return model, tok, folder_mb(weights), "the whole tuned model"
-        return model, tok, base_mb + folder_mb(weights), f"base + {folder_mb(weights):.1f} MB {method.name} adapter"
-    if not method.mergeable:
-        raise NichetuneError(f"{method.name} cannot be merged", hint="only the base and tuned variants apply")
-    merged = merge_adapted(model, recipe.method) if method.storage != "model" else model
-    if variant == "merged":
-        return merged, tok, _saved_mb(merged), "adapter folded into the weights"
-    if variant == "merged-bf16":
-        merged = merged.to(torch.bfloat16)
-        return merged, tok, _saved_mb(merged), "merged, weights in bf16"
-    with warnings.catch_warnings():  # torch.ao's dynamic quantization is deprecated in favour of torchao
-        warnings.simplefilter("ignore")
-        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
-        # per-channel weight scales; the output layer and SKIP layers stay fp32
-        head = merged.get_output_embeddings() if hasattr(merged, "get_output_embeddings") else None
-        spec = {name: per_channel_dynamic_qconfig for name, m in merged.named_modules()
-                if isinstance(m, torch.nn.Linear) and m is not head and not name.endswith(SKIP)}
-        quantized = quantize_dynamic(merged, spec, dtype=torch.qint8)
-    buf = io.BytesIO()  # an in-memory byte count: quantized modules only serialise through pickle
-    torch.save(quantized.state_dict(), buf)
-    return quantized, tok, len(buf.getvalue()) / 2**20, "merged, linear layers int8 per channel (dynamic)"
-
-
-def _saved_mb(model) -> float:
-    with tempfile.TemporaryDirectory() as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        return folder_mb(Path(tmp))
+    run = load_run(run_dir, dtype=torch.float32)
+    if variant != "tuned":
+        model, size, note = export_model(run, variant)
+        return model, run.tokenizer, size, note
+    whole = METHODS[run.manifest.method_name].whole_model
+    weights = run.paths.weights(whole)
+    if whole:
+        return run.model, run.tokenizer, folder_mb(weights), "the whole tuned model"
+    return (run.model, run.tokenizer, base_mb + folder_mb(weights),
+            f"base + {folder_mb(weights):.1f} MB {run.manifest.method_name} adapter")
 
 
 def _classify_timings(model, tok, texts: list[str], max_length: int, requests: int, batch: int) -> dict:
@@ -164,28 +122,26 @@ def _generate_timings(model, tok, prompts: list[str], requests: int, batch: int,
 
 
 def _quality(model, tok, recipe, manifest, rows: list[dict], variant: str) -> dict | None:
+    from ..tasks import task_spec
+    from ..tasks.scoring import score_rows
     from .classify_run import head_logits
 
-    if recipe.task == "classification":
+    spec = task_spec(recipe.task)
+    if spec.labelled:
         if variant == "base":
             return None  # a bare encoder has no head: its zero-shot accuracy is in the baselines
-        labels = manifest["labels"]
         logits = head_logits(model, tok, [r["text"] for r in rows], max_length=recipe.model.max_length)
-        y = np.array([labels.index(r["label"]) for r in rows])
+        y = np.array([manifest.labels.index(r["label"]) for r in rows])
         return {"accuracy": float((logits.argmax(1) == y).mean()), "rows": len(rows)}
-    import torch
-
-    from ..train.tasks import CausalTask
-    from .generate_run import perplexity
-
-    task = CausalTask(recipe.task, loss_on=recipe.train.loss_on)
-    ppl = perplexity(model, tok, task, rows, recipe.model.max_length, torch.float32)
+    task = spec.build(None, recipe.train)
+    ppl = score_rows(model, task, tok, rows, recipe.model.max_length)
     return {"perplexity": ppl["perplexity"], "rows": len(rows)}
 
 
 def measure(run_dir: Path, variant: str, rows: list[dict], *, requests: int, batch: int, new_tokens: int) -> dict:
     """Measure one variant in this process (run it in a fresh one: see :func:`measure_variants`)."""
-    from ..run.directory import read_run
+    from ..run.loading import read_run
+    from ..tasks import task_spec
 
     manifest, recipe = read_run(run_dir)
     before = _rss_mb()
@@ -195,7 +151,7 @@ def measure(run_dir: Path, variant: str, rows: list[dict], *, requests: int, bat
     loaded = _rss_mb()
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    if recipe.task == "classification":
+    if task_spec(recipe.task).labelled:
         timings = _classify_timings(model, tok, [r["text"] for r in rows], recipe.model.max_length, requests, batch)
     else:
         prompts = [next(m["content"] for m in r["messages"] if m["role"] == "user") if "messages" in r
@@ -206,50 +162,32 @@ def measure(run_dir: Path, variant: str, rows: list[dict], *, requests: int, bat
             "memory_mb": loaded - before, "peak_rss_mb": _peak_rss_mb(), **timings, "quality": quality}
 
 
+def _quiet() -> None:
+    os.environ["TQDM_DISABLE"] = "1"
+
+
+def _in_fresh_process(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` in a newly spawned interpreter: its peak memory is its own."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"), initializer=_quiet) as pool:
+        return pool.submit(fn, *args, **kwargs).result()
+
+
 def measure_variants(run_dir: str | Path, rows: list[dict], *, requests: int = 20, batch: int = 16,
                      new_tokens: int = 32, variants: tuple[str, ...] = VARIANTS, progress=None) -> list[dict]:
-    """Measure every variant that applies to the run, each in a fresh subprocess, one at a time."""
-    from ..methods.registry import METHODS
-    from ..run.directory import read_run
+    """Measure every variant that applies to the run, each in a fresh process, one at a time."""
+    from ..run.loading import read_run
 
     run_dir = Path(run_dir)
     _, recipe = read_run(run_dir)
-    if not METHODS[recipe.method.name].mergeable:
-        variants = tuple(v for v in variants if v in ("base", "tuned"))
-    if METHODS[recipe.method.name].storage == "model":
-        variants = tuple(v for v in variants if v != "merged")  # the tuned model already is a plain model
+    method = recipe.method.name
+    variants = tuple(v for v in variants if v not in FORMATS or FORMATS[v].applies_to(method))
     results = []
-    with tempfile.TemporaryDirectory() as tmp:
-        rows_file = Path(tmp) / "rows.json"
-        rows_file.write_text(json.dumps(rows))
-        for variant in variants:
-            if progress:
-                progress(variant)
-            cmd = [sys.executable, "-m", "nichetune.eval.latency", str(run_dir), variant, str(rows_file),
-                   "--requests", str(requests), "--batch", str(batch), "--new-tokens", str(new_tokens)]
-            proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
-            if proc.returncode != 0:
-                tail = proc.stderr.strip().splitlines()[-1:] or ["(no output)"]
-                results.append({"variant": variant, "error": tail[0]})
-                continue
-            results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    for variant in variants:
+        if progress:
+            progress(variant)
+        try:
+            results.append(_in_fresh_process(measure, run_dir, variant, rows,
+                                             requests=requests, batch=batch, new_tokens=new_tokens))
+        except Exception as exc:  # noqa: BLE001  (a variant that fails is reported, the others still measured)
+            results.append({"variant": variant, "error": f"{type(exc).__name__}: {exc}"})
     return results
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="measure one serving variant of a run (used by nichetune eval)")
-    p.add_argument("run_dir", type=Path)
-    p.add_argument("variant", choices=VARIANTS)
-    p.add_argument("rows", type=Path, help="a JSON list of rows")
-    p.add_argument("--requests", type=int, default=20)
-    p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--new-tokens", type=int, default=32)
-    args = p.parse_args(argv)
-    result = measure(args.run_dir, args.variant, json.loads(args.rows.read_text()), requests=args.requests,
-                     batch=args.batch, new_tokens=args.new_tokens)
-    print(json.dumps(result))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

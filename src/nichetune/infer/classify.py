@@ -6,8 +6,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ..errors import NichetuneError
-from ..models.loading import load_causal_lm, load_encoder, load_sequence_classifier
-from ..models.resolve import ResolvedModel, resolve_model
+from ..models.loading import load_encoder
+from ..models.resolve import ResolvedModel
+from .loading import load_causal_lm, load_sequence_classifier, resolve
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ def classify(
     Raises:
         NichetuneError: a base model was given without ``labels``.
     """
-    resolved = resolve_model(model, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
+    resolved = resolve(model, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
     if resolved.is_sequence_classifier:
         return _with_head(resolved, texts, device)
     if not labels:

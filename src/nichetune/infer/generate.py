@@ -6,8 +6,8 @@ import sys
 from collections.abc import Callable
 from threading import Thread
 
-from ..models.loading import load_causal_lm
 from ..models.resolve import ResolvedModel
+from .loading import load_causal_lm
 
 
 def chat_input_ids(tokenizer, prompt: str, system: str | None = None, *, use_template: bool = True):

@@ -33,11 +33,9 @@ def _load(auto_cls_name: str, model, dtype: str, device: str, allow_pickle: bool
 
     resolved = _resolved(model, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
     dev = pick_device(device)
-    if resolved.source == "run" and resolved.path.name == "adapter":  # base + adapter, the run's own tokenizer
-        from ..run.directory import load_run
-
-        loaded, tokenizer, _, _ = load_run(resolved.path.parent, dtype=pick_dtype(dtype, dev))
-        return loaded.to(dev).eval(), tokenizer
+    if resolved.source == "run" and resolved.path.name == "adapter":
+        raise ModelNotAvailableError(f"{resolved.reference} is an adapter run: it loads on top of its base model",
+                                     hint="load it with nichetune.infer.loading or nichetune.load_run")
     if auto_cls_name == "AutoModelForCausalLM" and resolved.architectures and not resolved.is_causal_lm:
         # transformers would bolt an untrained LM head onto an encoder and "generate" random tokens
         raise ModelNotAvailableError(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -61,21 +60,13 @@ def _run_model_dir(folder: Path) -> Path | None:
     return None
 
 
-def _adapter_run(folder: Path, **safety: bool) -> ResolvedModel | None:
-    """A finished nichetune run whose weights are an adapter: its base model's config, the run's task head."""
-    manifest_path = folder / "manifest.json"
-    if not (folder / "adapter").is_dir() or not manifest_path.is_file():
-        return None
-    manifest = json.loads(manifest_path.read_text())
-    if manifest.get("kind") != "nichetune-run":
-        return None
-    base_ref = manifest["base_model"]["reference"]
-    base_path = Path(manifest["base_model"]["path"])
-    base = resolve_model(base_ref if base_ref in EMBEDDED or not base_path.is_dir() else base_path, **safety)
-    head = "ForSequenceClassification" if manifest["task"] == "classification" else "ForCausalLM"
-    stems = [re.sub(r"(ForCausalLM|ForSequenceClassification|ForMaskedLM|Model)$", "", a) for a in base.architectures]
-    config = {**base.config, "architectures": [stem + head for stem in stems]}
-    return ResolvedModel(reference=str(folder), path=folder / "adapter", source="run", config=config)
+def _refuse_adapter_run(folder: Path) -> None:
+    """A run whose weights are an adapter is no plain model folder: it loads through ``nichetune.run``."""
+    if (folder / "adapter").is_dir() and (folder / "manifest.json").is_file() and not (folder / "config.json").exists():
+        raise ModelNotAvailableError(
+            f"{folder} is a nichetune run whose weights are an adapter on its base model, not a model folder",
+            hint="use it where a run is accepted (nichetune generate/classify --model, nichetune.load_run), "
+                 "or merge it first (nichetune merge RUN OUT)")
 
 
 def _from_hub(ref: str) -> Path:
@@ -131,9 +122,7 @@ def resolve_model(
         path, source = prepare_model(ref, deep_verify=False), "embedded"
     elif Path(ref).expanduser().is_dir():
         path = Path(ref).expanduser().resolve()
-        adapter_run = _adapter_run(path, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
-        if adapter_run is not None:
-            return adapter_run
+        _refuse_adapter_run(path)
         inner = _run_model_dir(path)
         path, source = (inner, "run") if inner else (path, "local")
     elif _looks_like_path(ref) or not _looks_like_hub_id(ref):

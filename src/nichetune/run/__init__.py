@@ -3,7 +3,10 @@
 Training writes a run through here; evaluation, export and serving read it through here.
 """
 
-from .directory import MANIFEST, RECIPE, load_run, merge_run, read_run, weights_folder
-from .metrics_log import METRICS_FILE, read_metrics
+from .loading import LoadedRun, load_run, read_run
+from .manifest import SCHEMA_VERSION, RunManifest, read_manifest
+from .metrics_log import read_metrics
+from .paths import RunPaths
 
-__all__ = ["MANIFEST", "METRICS_FILE", "RECIPE", "load_run", "merge_run", "read_metrics", "read_run", "weights_folder"]
+__all__ = ["SCHEMA_VERSION", "LoadedRun", "RunManifest", "RunPaths", "load_run", "read_manifest", "read_metrics",
+           "read_run"]

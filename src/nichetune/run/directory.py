@@ -1,18 +1,11 @@
-"""The run directory, the unit of record: what a run wrote, and how later steps load it back.
+"""Writing a run directory safely: one trainer per folder (flock), replace only runs, never half-written files.
 
-    RUN/recipe.yaml      the resolved recipe (every default filled in)
-    RUN/data/            train / validation / test rows with manifests, test fingerprint, quarantine
-    RUN/checkpoints/     step-NNNNNNN folders (atomic, sha256 manifests)
-    RUN/metrics.jsonl    one line per logged step and per evaluation
-    RUN/adapter/ or RUN/model/   the final weights (safetensors) with the tokenizer and chat template
-    RUN/manifest.json    versions, seeds, hardware, sha256 of inputs and artifacts; written last
-    RUN/.lock            held (flock) by the one process training into RUN
+The layout is spelled in ``run.paths``; the manifest's schema in ``run.manifest``; loading in ``run.loading``.
 """
 
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import platform
 import shutil
@@ -25,23 +18,18 @@ from pathlib import Path
 import yaml
 
 from .. import __version__
-from ..atomic import atomic_dir, atomic_write_text
+from ..atomic import atomic_dir
 from ..errors import NichetuneError
-from ..hashing import sha256_file, verify_manifest, write_manifest
+from ..hashing import sha256_file, write_manifest
 from ..methods.registry import METHODS
-from ..methods.storage import load_adapted, merge_adapted, save_adapted
-from .metrics_log import METRICS_FILE
-
-MANIFEST = "manifest.json"
-RECIPE = "recipe.yaml"
-LOCK = ".lock"
-# what train and eval write into a run directory; --fresh removes these and nothing else
-RUN_ENTRIES = (RECIPE, MANIFEST, METRICS_FILE, "data", "checkpoints", "adapter", "model", "eval", "report.html",
-               "tensorboard")
+from ..methods.storage import save_adapted
+from .manifest import RunManifest, write_manifest_file
+from .paths import RECIPE, RUN_ENTRIES, RunPaths
 
 
-def weights_folder(method_name: str) -> str:
-    return "model" if METHODS[method_name].storage == "model" else "adapter"
+def weights_path(run_dir: str | Path, method_name: str) -> Path:
+    """``RUN/model`` or ``RUN/adapter``: where the method's saved form lives."""
+    return RunPaths(run_dir).weights(METHODS[method_name].whole_model)
 
 
 def recipe_text(recipe) -> str:
@@ -51,7 +39,7 @@ def recipe_text(recipe) -> str:
 
 def same_recipe(run_dir: Path, recipe) -> bool:
     """Whether the run in ``run_dir`` was started from exactly ``recipe`` (every resolved setting)."""
-    saved = Path(run_dir) / RECIPE
+    saved = RunPaths(run_dir).recipe
     return saved.is_file() and yaml.safe_load(saved.read_text()) == recipe.model_dump(mode="json")
 
 
@@ -62,7 +50,7 @@ def _require_folder(run_dir: Path) -> None:
 
 
 def _has_checkpoints(run_dir: Path) -> bool:
-    return any(p.is_dir() for p in (run_dir / "checkpoints").glob("step-*"))
+    return any(p.is_dir() for p in RunPaths(run_dir).checkpoints.glob("step-*"))
 
 
 def check_output_dir(run_dir: Path, recipe, *, fresh: bool) -> str:
@@ -74,15 +62,16 @@ def check_output_dir(run_dir: Path, recipe, *, fresh: bool) -> str:
     fit), and replaced when it has none (a start that failed before training: nothing to lose).
     """
     _require_folder(run_dir)
-    if not run_dir.exists() or not any(p.name != LOCK for p in run_dir.iterdir()):
+    paths = RunPaths(run_dir)
+    if not run_dir.exists() or not any(p != paths.lock for p in run_dir.iterdir()):
         return "new"
-    if not (run_dir / RECIPE).is_file() and not (run_dir / MANIFEST).is_file():
+    if not paths.recipe.is_file() and not paths.finished:
         raise NichetuneError(f"{run_dir} exists and is not a nichetune run (no {RECIPE})"
                              + (", and --fresh only replaces runs: nothing was deleted" if fresh else ""),
                              hint="choose another output_dir, e.g. output_dir=runs/NAME")
     if fresh:
         return "new"
-    if (run_dir / MANIFEST).is_file():
+    if paths.finished:
         raise NichetuneError(f"{run_dir} already holds a finished run",
                              hint="choose another output_dir (output_dir=runs/NAME) or pass --fresh to replace it")
     if not same_recipe(run_dir, recipe):
@@ -105,13 +94,14 @@ def clear_run(run_dir: Path) -> list[str]:
         elif path.exists() or path.is_symlink():
             path.unlink()
     remove_partials(run_dir)
-    return sorted(p.name for p in run_dir.iterdir() if p.name != LOCK) if run_dir.is_dir() else []
+    lock = RunPaths(run_dir).lock
+    return sorted(p.name for p in run_dir.iterdir() if p != lock) if run_dir.is_dir() else []
 
 
 def remove_partials(run_dir: Path) -> list[str]:
     """Delete folders a killed process left under a temporary name (``.NAME.XXXX.partial``); return them."""
     removed = []
-    for folder in (run_dir, run_dir / "checkpoints"):
+    for folder in (run_dir, RunPaths(run_dir).checkpoints):
         for path in folder.glob(".*.partial") if folder.is_dir() else ():
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path)
@@ -131,7 +121,7 @@ def run_lock(run_dir: Path) -> Iterator[None]:
     """
     _require_folder(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / LOCK, "a+", encoding="utf-8") as fh:
+    with open(RunPaths(run_dir).lock, "a+", encoding="utf-8") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -149,11 +139,11 @@ def run_lock(run_dir: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def save_final(model, tokenizer, recipe, task_kind: str, run_dir: Path) -> Path:
+def save_final(model, tokenizer, recipe, head: str, run_dir: Path) -> Path:
     """Write the final weights (adapter or whole model) with the tokenizer, atomically, with a manifest."""
-    target = run_dir / weights_folder(recipe.method.name)
+    target = weights_path(run_dir, recipe.method.name)
     with atomic_dir(target) as tmp:
-        save_adapted(model, recipe.method, task_kind, tmp)
+        save_adapted(model, recipe.method, head, tmp)
         tokenizer.save_pretrained(tmp)
         write_manifest(tmp, extra={"kind": "nichetune-weights", "method": recipe.method.name})
     return target
@@ -180,88 +170,19 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def write_run_manifest(run_dir: Path, info: dict) -> dict:
+def write_run_manifest(run_dir: Path, info: dict) -> RunManifest:
     """``manifest.json``: everything needed to trust and reproduce the run; its presence means complete."""
+    paths = RunPaths(run_dir)
     artifacts = {}
-    for rel in (RECIPE, METRICS_FILE):
-        if (run_dir / rel).is_file():
-            artifacts[rel] = sha256_file(run_dir / rel)
-    for folder in ("adapter", "model", "data"):
-        for path in sorted((run_dir / folder).rglob("*")) if (run_dir / folder).is_dir() else []:
+    for path in (paths.recipe, paths.metrics):
+        if path.is_file():
+            artifacts[path.name] = sha256_file(path)
+    for folder in (*(paths.weights(w) for w in (False, True)), paths.data):
+        for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
             if path.is_file():
                 artifacts[path.relative_to(run_dir).as_posix()] = sha256_file(path)
-    manifest = {"kind": "nichetune-run", "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-                "code": {"git_commit": _git_commit(), **_versions()}, **info, "artifacts": artifacts}
-    atomic_write_text(run_dir / MANIFEST, json.dumps(manifest, indent=2, default=str) + "\n")
+    manifest = RunManifest.model_validate({
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+        "code": {"git_commit": _git_commit(), **_versions()}, **info, "artifacts": artifacts})
+    write_manifest_file(paths.manifest, manifest)
     return manifest
-
-
-def read_run(run_dir: str | Path) -> tuple[dict, object]:
-    """The manifest and the typed recipe of a finished run."""
-    from ..config.recipe import load_recipe
-
-    run_dir = Path(run_dir)
-    if not (run_dir / MANIFEST).is_file():
-        raise NichetuneError(f"{run_dir} is not a finished nichetune run (no {MANIFEST})",
-                             hint="train one with `nichetune train RECIPE.yaml`; an interrupted run resumes "
-                                  "when trained again with the same recipe")
-    return json.loads((run_dir / MANIFEST).read_text()), load_recipe(run_dir / RECIPE)
-
-
-def load_run(run_dir: str | Path, *, dtype=None):
-    """Load a finished run's model (base + adapter, or the whole model) and its tokenizer.
-
-    Returns:
-        ``(model, tokenizer, manifest, recipe)`` with the model in eval mode.
-    """
-    import torch
-    import transformers
-
-    from ..models.resolve import resolve_model
-    from ..models.safety import check_safetensors, refuse_pickle
-    from ..models.task_model import load_base
-
-    run_dir = Path(run_dir)
-    manifest, recipe = read_run(run_dir)
-    folder = run_dir / weights_folder(recipe.method.name)
-    refuse_pickle(folder, "the run's weights")  # never rest safety on a loader's default
-    for file in folder.glob("*.safetensors"):
-        check_safetensors(file)
-    problems = verify_manifest(folder, deep=False)
-    if problems:
-        raise NichetuneError(f"{folder} does not match its manifest: {'; '.join(problems[:3])}",
-                             hint="the run's weights were changed or are incomplete; retrain with --fresh")
-    tokenizer = transformers.AutoTokenizer.from_pretrained(folder)  # saved with the run: the training template
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    kind = "classification" if recipe.task == "classification" else "causal"
-    if METHODS[recipe.method.name].storage == "model":
-        cls = (transformers.AutoModelForSequenceClassification if kind == "classification"
-               else transformers.AutoModelForCausalLM)
-        model = cls.from_pretrained(folder, dtype=torch.float32, use_safetensors=True)
-    else:
-        resolved = resolve_model(recipe.model.name, allow_pickle=recipe.model.allow_pickle,
-                                 trust_remote_code=recipe.model.trust_remote_code)
-        base = load_base(resolved, recipe.task, manifest.get("labels"), allow_pickle=recipe.model.allow_pickle,
-                         trust_remote_code=recipe.model.trust_remote_code)
-        model = load_adapted(base, recipe.method, kind, folder)
-    if dtype is not None:
-        model = model.to(dtype)
-    return model.eval(), tokenizer, manifest, recipe
-
-
-def merge_run(run_dir: str | Path, out: str | Path) -> Path:
-    """Fold a run's adapter into the base weights and write a plain transformers model folder."""
-    _, recipe = read_run(run_dir)
-    if not METHODS[recipe.method.name].mergeable:
-        raise NichetuneError(f"{recipe.method.name} cannot be merged into the base weights: it adds computation "
-                             "(bottleneck adapters) or inputs (virtual tokens)",
-                             hint="serve the run directory itself; it loads the base model and the adapter")
-    model, tokenizer, manifest, recipe = load_run(run_dir)
-    merged = merge_adapted(model, recipe.method)
-    with atomic_dir(Path(out)) as tmp:
-        merged.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-        write_manifest(tmp, extra={"kind": "nichetune-merged", "run": str(Path(run_dir).resolve()),
-                                   "method": recipe.method.name, "base": manifest.get("base_model", {})})
-    return Path(out)

@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 
 from ..data.readers import read_json_lines
-
-METRICS_FILE = "metrics.jsonl"
+from .paths import RunPaths
 
 
 def truncate_after(path: Path, step: int) -> None:
@@ -20,5 +19,5 @@ def truncate_after(path: Path, step: int) -> None:
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
-    path = Path(run_dir) / METRICS_FILE
+    path = RunPaths(run_dir).metrics
     return read_json_lines(path) if path.is_file() else []

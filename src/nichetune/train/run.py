@@ -20,7 +20,6 @@ from ..models.architecture import model_facts
 from ..models.resolve import ResolvedModel, resolve_model
 from ..models.task_model import load_base
 from ..run.directory import (
-    RECIPE,
     check_output_dir,
     clear_run,
     recipe_text,
@@ -29,12 +28,13 @@ from ..run.directory import (
     save_final,
     write_run_manifest,
 )
-from ..tasks.metrics import task_kind
+from ..run.manifest import RunManifest
+from ..run.paths import RunPaths
+from ..tasks import build_task, task_names, task_spec
 from .data import load_splits, write_splits
 from .distributed import barrier, init_from_env, shutdown
 from .loop import FitSpec, evaluate, fit
 from .model_setup import cast_frozen
-from .tasks import build_task
 from .tracking import Tracker
 
 
@@ -58,9 +58,11 @@ def check_recipe(recipe) -> ResolvedModel:
     """
     method = METHODS[recipe.method.name]
     t = recipe.train
-    if t.packing and recipe.task == "classification":
-        raise NichetuneError("train.packing applies to sft and completion, not classification",
-                             hint="remove train.packing (classification batches are padded per batch)")
+    task = task_spec(recipe.task)
+    if t.packing and not task.packable:
+        packable = ", ".join(n for n in task_names() if task_spec(n).packable)
+        raise NichetuneError(f"train.packing applies to {packable}, not {recipe.task}",
+                             hint=f"remove train.packing ({recipe.task} batches are padded per batch)")
     if t.packing and method.virtual_tokens:
         raise NichetuneError(f"{recipe.method.name} adds virtual tokens, which packed rows cannot share",
                              hint="set train.packing=false for this method")
@@ -70,20 +72,11 @@ def check_recipe(recipe) -> ResolvedModel:
                              hint="give data.validation, or data.split.ratios with a validation share")
     resolved = resolve_model(recipe.model.name, allow_pickle=recipe.model.allow_pickle,
                              trust_remote_code=recipe.model.trust_remote_code)
-    kind = task_kind(recipe.task)
-    check_method(recipe.method, model_facts(resolved, kind, trust_remote_code=recipe.model.trust_remote_code), kind)
+    check_method(recipe.method, model_facts(resolved, task.head, trust_remote_code=recipe.model.trust_remote_code))
     return resolved
 
 
-def selection_metric(recipe, task) -> tuple[str, str]:
-    """The validation metric that picks the best checkpoint (and stops early), and its direction."""
-    stop = recipe.train.early_stopping
-    metric = (stop.metric if stop else None) or recipe.eval.metric or task.primary_metric
-    mode = (stop.mode if stop else None) or ("min" if metric in ("loss", "perplexity") else "max")
-    return metric, mode
-
-
-def train(recipe, *, fresh: bool = False, on_eval=None, on_step=None) -> dict:
+def train(recipe, *, fresh: bool = False, on_eval=None, on_step=None) -> RunManifest | None:
     """Train ``recipe`` (a validated ``Recipe``) and return the run's manifest.
 
     An unfinished run in ``output_dir`` with the same recipe resumes from its newest verified
@@ -106,6 +99,7 @@ def train(recipe, *, fresh: bool = False, on_eval=None, on_step=None) -> dict:
 
 def _train(recipe, resolved: ResolvedModel, run_dir: Path, ctx, fresh: bool, on_eval=None, on_step=None) -> dict:
     t = recipe.train
+    paths = RunPaths(run_dir)
     mode = check_output_dir(run_dir, recipe, fresh=fresh) if ctx.main else "resume"
     barrier(ctx)
     if ctx.main:
@@ -116,13 +110,13 @@ def _train(recipe, resolved: ResolvedModel, run_dir: Path, ctx, fresh: bool, on_
         else:
             for stale in remove_partials(run_dir):
                 print(f"removed {stale}, left half-written by an interrupted run", file=sys.stderr)
-        atomic_write_text(run_dir / RECIPE, recipe_text(recipe))
+        atomic_write_text(paths.recipe, recipe_text(recipe))
     barrier(ctx)
     started = time.time()
     seed_everything(recipe.seed, deterministic=t.deterministic)
-    splits = load_splits(recipe, run_dir / "data")
+    splits = load_splits(recipe, paths.data)
     if ctx.main:
-        write_splits(splits, recipe, run_dir / "data")
+        write_splits(splits, recipe, paths.data)
     from ..models.loading import load_tokenizer
 
     tokenizer = load_tokenizer(resolved, allow_pickle=recipe.model.allow_pickle,
@@ -135,19 +129,19 @@ def _train(recipe, resolved: ResolvedModel, run_dir: Path, ctx, fresh: bool, on_
     train_items = task.items(train_examples, max_length, t.packing)
     val_items = task.items(val_examples, max_length, False)
 
-    model = load_base(resolved, recipe.task, splits.labels, dropout=t.dropout,
+    head = task_spec(recipe.task).head
+    model = load_base(resolved, head, splits.labels, dropout=t.dropout,
                       trust_remote_code=recipe.model.trust_remote_code, allow_pickle=recipe.model.allow_pickle)
-    kind = "classification" if recipe.task == "classification" else "causal"
-    model = apply_method(model, recipe.method, kind)
+    model = apply_method(model, recipe.method, head)
     model.to(ctx.device)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total_params = sum(p.numel() for p in model.parameters())
     seed_everything(recipe.seed * 7919 + ctx.rank)  # dropout streams differ per process, same weights everywhere
     dtype = pick_dtype(t.precision, ctx.device)
-    if dtype != torch.float32 and method.storage != "model":
+    if dtype != torch.float32 and not method.whole_model:
         cast_frozen(model, dtype)
     on_epoch = (lambda m, e: method.on_epoch(m, recipe.method, e)) if method.on_epoch else None
-    metric, direction = selection_metric(recipe, task)
+    metric, direction = recipe.selection_metric()
     tracker = Tracker(run_dir, t.tracking, run_name=run_dir.name,
                       params={"method": recipe.method.name, "model": recipe.model.name, "lr": t.lr}) \
         if ctx.main else None
@@ -167,10 +161,10 @@ def _train(recipe, resolved: ResolvedModel, run_dir: Path, ctx, fresh: bool, on_
         if tracker is not None:
             tracker.close()
     if not ctx.main:
-        return {}
-    save_final(model, tokenizer, recipe, kind, run_dir)
+        return None
+    save_final(model, tokenizer, recipe, head, run_dir)
     info = {
-        "task": recipe.task, "seed": recipe.seed, "labels": splits.labels,
+        "task": recipe.task, "head": head, "seed": recipe.seed, "labels": splits.labels,
         "base_model": {"reference": recipe.model.name, "path": str(resolved.path), "source": resolved.source,
                        "architectures": resolved.architectures},
         "method": recipe.method.model_dump(mode="json"),

@@ -6,14 +6,14 @@ import json
 from pathlib import Path
 
 from ..errors import NichetuneError
-from ..run.metrics_log import METRICS_FILE
+from ..run.paths import RunPaths
 
 
 class Tracker:
     """Appends one JSON line per logged step (flushed, so a killed run keeps what it logged)."""
 
     def __init__(self, run_dir: Path, backends: list[str], *, run_name: str, params: dict):
-        self.path = run_dir / METRICS_FILE
+        self.path = RunPaths(run_dir).metrics
         self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
         self._tb = None
         self._mlflow = None
