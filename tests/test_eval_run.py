@@ -183,11 +183,12 @@ def test_report_shows_the_audit_of_the_run_splits(evaluated):
 
 
 def test_report_lists_the_most_confident_errors_of_the_worst_slice(evaluated):
-    from nichetune.eval.report import worst_slice_errors
+    from nichetune.eval.evaluators import ReportContext
+    from nichetune.eval.evaluators.errors import worst_slice_errors
 
     metrics = json.loads((evaluated / "eval" / "metrics.json").read_text())
     preds = [json.loads(line) for line in open(evaluated / "eval" / "predictions.jsonl")]
-    ((field, worst, rows),) = worst_slice_errors(evaluated, metrics)
+    ((field, worst, rows),) = worst_slice_errors(ReportContext(evaluated, metrics, None))
     assert field == "condition" and worst == metrics["slices"]["condition"]["worst"]
     wrong = sorted((p for p in preds if p["slices"]["condition"] == worst and p["predicted"] != p["label"]),
                    key=lambda p: -p["confidence"])

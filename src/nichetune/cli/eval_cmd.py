@@ -44,6 +44,7 @@ def register(sub) -> None:
 
 def run_eval(args) -> int:
     from ..eval.run import evaluate_run
+    from ..tasks import task_spec
 
     metrics = evaluate_run(args.run_dir, args.data, alpha=args.alpha, target_accuracy=args.target_accuracy,
                            slice_fields=args.slice_fields, min_count=args.min_slice_count,
@@ -55,7 +56,7 @@ def run_eval(args) -> int:
     if args.json:
         print_json(metrics)
         return 0
-    if metrics["task"] != "classification":
+    if not task_spec(metrics["task"]).labelled:
         ppl = metrics["perplexity"]
         print(f"response perplexity {ppl['base']['perplexity']:.3f} (base) -> {ppl['tuned']['perplexity']:.3f} "
               f"(tuned) on {metrics['n']} rows ({metrics['data']})")

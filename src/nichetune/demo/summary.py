@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from ..eval.classify_run import VERDICT_METRICS
+from ..eval.evaluators.baselines import ZERO_SHOT_BASE
 from ..html_report import esc, page, table
 
 COLUMNS = ["domain", "run", "method", "trainable parameters", "train time", "headline metric", "verdict vs base"]
@@ -16,7 +17,7 @@ def summary_rows(medical: dict, jargon: dict) -> list[dict]:
     metrics, vs_base = medical.get("metrics"), medical.get("vs_base")
     for name, run in medical["runs"].items():
         manifest = run["manifest"]
-        test = manifest["result"].get("test") or {}
+        test = manifest.result.test or {}
         nan = float("nan")
         headline = f"macro-F1 {test.get('macro_f1', nan):.3f} (accuracy {test.get('accuracy', nan):.3f})"
         verdict = "not compared"
@@ -24,7 +25,7 @@ def summary_rows(medical: dict, jargon: dict) -> list[dict]:
             primary = metrics["primary"]
             headline = (f"{VERDICT_METRICS.get(primary['name'], primary['name'])} {primary['value']:.3f} "
                         f"(accuracy {metrics['metrics']['accuracy']:.3f})")
-            verdict = _base_verdict([c for c in metrics["comparisons"] if c["baseline"] == "zero-shot base model"])
+            verdict = _base_verdict([c for c in metrics["comparisons"] if c.get("id") == ZERO_SHOT_BASE])
         elif isinstance(vs_base, dict) and name in vs_base:
             verdict = _base_verdict([vs_base[name]])
         rows.append(_row("drug reviews", name, run["label"], manifest, headline, verdict))
@@ -48,11 +49,11 @@ def _base_verdict(comparisons: list[dict]) -> str:
     return f"{c['verdict']} ({c['delta']:+.3f}, p = {c['p_value']:.2g})"
 
 
-def _row(domain: str, name: str, label: str, manifest: dict, headline: str, verdict: str) -> dict:
-    p = manifest["parameters"]
+def _row(domain: str, name: str, label: str, manifest, headline: str, verdict: str) -> dict:
+    p = manifest.parameters
     return {"domain": domain, "run": name, "method": label,
-            "trainable parameters": f"{p['trainable']:,} ({p['trainable_share']:.1%})",
-            "train time": f"{manifest['result']['train_seconds']:.0f} s", "headline metric": headline,
+            "trainable parameters": f"{p.trainable:,} ({p.trainable_share:.1%})",
+            "train time": f"{manifest.result.train_seconds:.0f} s", "headline metric": headline,
             "verdict vs base": verdict}
 
 

@@ -8,17 +8,15 @@ comparison uses identical inputs.
 from __future__ import annotations
 
 import functools
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 from ..data.readers import read_json_lines
-from ..stats.calibration import TemperatureScaler, calibration_metrics, reliability_bins, softmax
-from ..stats.conformal import SplitConformal, selective_curve, set_metrics, threshold_for_accuracy
 from ..stats.significance import mcnemar, paired_bootstrap, verdict
-from .classification import classification_metrics, most_confused_pairs
-from .slices import accuracy, length_bucket, slice_metrics
+from .classification import classification_metrics
+from .evaluators import ClassifierInputs, run_evaluators
+from .slices import accuracy
 
 
 def head_logits(model, tokenizer, texts: list[str], *, max_length: int, batch_size: int = 32) -> np.ndarray:
@@ -84,99 +82,59 @@ def compare_predictions(name: str, y: np.ndarray, base_pred: np.ndarray, pred: n
             "accuracy_sentence": on_accuracy["sentence"]}
 
 
-def _slice_fields(rows: list[dict], requested: list[str] | None) -> list[str]:
+def slice_fields_of(rows: list[dict], requested: list[str] | None) -> list[str]:
     if requested:
         return requested
     common = ("condition", "source", "subject", "slice", "tag")
     return [f for f in common if any(f in r for r in rows)]
 
 
-def evaluate_classification(run_dir: Path, rows: list[dict], *, alpha: float = 0.1, target_accuracy: float = 0.9,
-                            slice_fields: list[str] | None = None, min_count: int = 20, zero_shot: bool = True,
-                            shots_per_label: int = 1, prompt_model: str | None = None) -> dict:
-    """Everything the report shows for a classifier, as plain numbers (see the module doc)."""
-    from ..run.directory import load_run
-
-    model, tokenizer, manifest, recipe = load_run(run_dir)
-    labels = manifest["labels"]
+def classifier_inputs(run, rows: list[dict], *, alpha: float = 0.1, target_accuracy: float = 0.9,
+                      slice_fields: list[str] | None = None, min_count: int = 20, zero_shot: bool = True,
+                      shots_per_label: int = 1, prompt_model: str | None = None) -> ClassifierInputs:
+    """Score ``rows`` and the run's validation split once; what every classifier evaluator reads."""
+    labels = run.manifest.labels
     label2id = {name: i for i, name in enumerate(labels)}
-
-    macro_f1 = macro_f1_for(labels)
     unknown = sorted({r["label"] for r in rows} - set(labels))
     if unknown:
         from ..errors import DataValidationError
 
         raise DataValidationError(f"evaluation rows carry labels the run never saw: {unknown}",
                                   hint=f"the run's labels are {labels}")
-    max_length = recipe.model.max_length
-    val_rows = read_json_lines(run_dir / "data" / "validation.jsonl")
-    train_rows = read_json_lines(run_dir / "data" / "train.jsonl")
-    texts = [r["text"] for r in rows]
-    y = np.array([label2id[r["label"]] for r in rows])
-    y_val = np.array([label2id[r["label"]] for r in val_rows])
-    logits = head_logits(model, tokenizer, texts, max_length=max_length)
-    logits_val = head_logits(model, tokenizer, [r["text"] for r in val_rows], max_length=max_length)
-    probs = softmax(logits)
-    pred = probs.argmax(1)
+    max_length = run.recipe.model.max_length
+    val_rows = read_json_lines(run.paths.split("validation"))
 
-    scaler = TemperatureScaler().fit(logits_val, y_val)
-    probs_cal, probs_val_cal = scaler.predict_proba(logits), scaler.predict_proba(logits_val)
-    conformal = {}
-    for method in ("lac", "aps"):
-        cp = SplitConformal(alpha, method).fit(probs_val_cal, y_val)
-        conformal[method] = {**set_metrics(cp.predict_sets(probs_cal), y), "qhat": cp.qhat_}
-    curve = selective_curve(probs_cal, y)
+    def logits_of(part: list[dict]) -> np.ndarray:
+        return head_logits(run.model, run.tokenizer, [r["text"] for r in part], max_length=max_length)
 
-    majority_label = Counter(r["label"] for r in train_rows).most_common(1)[0][0]
-    baselines = {"majority class": np.full(len(y), label2id[majority_label]),
-                 "TF-IDF + logistic regression": tfidf_baseline(train_rows, texts, label2id)}
-    if zero_shot:
-        baselines["zero-shot base model"] = _zero_shot(manifest["base_model"]["reference"], texts, labels)
-        if shots_per_label:
-            baselines.update(_prompted(manifest, prompt_model, train_rows, texts, labels, shots_per_label,
-                                       recipe.seed))
-    metric = headline_metric(recipe)
-    comparisons = [compare_predictions(name, y, base_pred, pred, macro_f1, metric=metric)
-                   for name, base_pred in baselines.items()]
+    return ClassifierInputs(
+        labels=labels, rows=rows, y=np.array([label2id[r["label"]] for r in rows]), logits=logits_of(rows),
+        y_val=np.array([label2id[r["label"]] for r in val_rows]), logits_val=logits_of(val_rows),
+        train_rows=read_json_lines(run.paths.split("train")), alpha=alpha, target_accuracy=target_accuracy,
+        metric=headline_metric(run.recipe), slice_fields=slice_fields_of(rows, slice_fields), min_count=min_count,
+        zero_shot=zero_shot, shots_per_label=shots_per_label, prompt_model=prompt_model,
+        base_reference=run.manifest.base_model.reference, seed=run.recipe.seed)
 
-    fields = _slice_fields(rows, slice_fields)
-    slices = {f: slice_metrics(y, pred, [r.get(f) for r in rows], min_count=min_count,
-                               metrics={"accuracy": accuracy, "macro_f1": macro_f1}) for f in fields}
-    slices["length"] = slice_metrics(y, pred, [length_bucket(t) for t in texts], min_count=min_count,
-                                     metrics={"accuracy": accuracy, "macro_f1": macro_f1})
-    if any(r.get("synthetic") for r in rows):
-        slices["synthetic"] = slice_metrics(y, pred, [bool(r.get("synthetic")) for r in rows], min_count=min_count)
 
-    confidence = probs_cal.max(1)
-    wrong = np.flatnonzero(pred != y)
-    confident_errors = [{"id": rows[i].get("id"), "text": texts[i][:300], "true": labels[y[i]],
-                         "predicted": labels[pred[i]], "confidence": float(confidence[i])}
-                        for i in wrong[np.argsort(-confidence[wrong])][:10]]
-    metrics = classification_metrics(y, pred, labels)
+def evaluate_classification(run_dir: Path, rows: list[dict], **options) -> dict:
+    """Every classifier evaluator on ``rows`` (options: see ``classifier_inputs``), as plain numbers."""
+    from ..run.loading import load_run
+
+    run = load_run(run_dir)
+    x = classifier_inputs(run, rows, **options)
+    sections = run_evaluators(run.manifest.head, x)
+    metrics = sections["metrics"]
+    confidence = x.probs_cal.max(1)
     return {
-        "task": "classification", "n": len(rows), "labels": labels, "metrics": metrics,
-        "primary": {"name": metric, "value": metrics[metric]},
-        "calibration": {"raw": calibration_metrics(probs, y), "temperature_scaled": calibration_metrics(probs_cal, y),
-                        "temperature": scaler.temperature_, "reliability_raw": reliability_bins(probs, y, 10),
-                        "reliability_scaled": reliability_bins(probs_cal, y, 10)},
-        "conformal": {"alpha": alpha, "fitted_on": "validation", **conformal},
-        "selective": {"curve": _thin(curve), "target": threshold_for_accuracy(curve, target_accuracy)},
-        "comparisons": comparisons, "slices": slices,
-        "errors": {"most_confused": most_confused_pairs(metrics["confusion"], labels),
-                   "most_confident": confident_errors},
-        "predictions": [{"id": r.get("id"), "label": r["label"], "predicted": labels[p], "confidence": float(c),
-                         "text": r["text"], "slices": {f: r.get(f) for f in fields}}
-                        for r, p, c in zip(rows, pred, confidence, strict=True)],
+        "task": run.recipe.task, "n": len(rows), "labels": x.labels, **sections,
+        "primary": {"name": x.metric, "value": metrics[x.metric]},
+        "predictions": [{"id": r.get("id"), "label": r["label"], "predicted": x.labels[p], "confidence": float(c),
+                         "text": r["text"], "slices": {f: r.get(f) for f in x.slice_fields}}
+                        for r, p, c in zip(rows, x.pred, confidence, strict=True)],
     }
 
 
-def _thin(curve: dict, points: int = 50) -> dict:
-    n = len(curve["coverage"])
-    idx = sorted({min(n - 1, round(i * (n - 1) / (points - 1))) for i in range(points)}) if n else []
-    return {k: [v[i] for i in idx] for k, v in curve.items()}
-
-
-def _zero_shot(model: str, texts: list[str], labels: list[str], shots=()) -> np.ndarray:
+def zero_shot(model: str, texts: list[str], labels: list[str], shots=()) -> np.ndarray:
     """A base model on the same texts: label likelihood (decoder) or embedding similarity (encoder).
 
     Cached per process: ``eval`` and ``compare RUN base`` on the same split (as the demo runs them)
@@ -210,13 +168,14 @@ def pick_shots(train_rows: list[dict], labels: list[str], per_label: int, seed: 
     return [shot for group in zip(*by_label, strict=False) for shot in group]
 
 
-def _prompted(manifest: dict, prompt_model: str | None, train_rows, texts, labels, per_label: int, seed: int) -> dict:
-    """Zero- and k-shot prompting of an instruct LM, each label scored by its likelihood."""
+def prompted_baselines(x: ClassifierInputs) -> list[tuple[str, str, np.ndarray]]:
+    """Zero- and k-shot prompting of an instruct LM, each label scored by its likelihood:
+    ``(stable id, display name, predictions)``."""
     from ..models.resolve import resolve_model
 
-    base = manifest["base_model"]["reference"]
-    model = prompt_model or (base if resolve_model(base).is_causal_lm else PROMPT_MODEL)
-    shots = pick_shots(train_rows, labels, per_label, seed)
-    out = {} if model == base else {f"zero-shot {model}": _zero_shot(model, texts, labels)}
-    out[f"{len(shots)}-shot {model}"] = _zero_shot(model, texts, labels, shots)
+    base = x.base_reference
+    model = x.prompt_model or (base if resolve_model(base).is_causal_lm else PROMPT_MODEL)
+    shots = pick_shots(x.train_rows, x.labels, x.shots_per_label, x.seed)
+    out = [] if model == base else [("zero-shot-prompt", f"zero-shot {model}", zero_shot(model, x.texts, x.labels))]
+    out.append(("k-shot-prompt", f"{len(shots)}-shot {model}", zero_shot(model, x.texts, x.labels, shots)))
     return out

@@ -18,7 +18,9 @@ import numpy as np
 
 from ..atomic import atomic_write_text
 from ..errors import NichetuneError
+from ..run.paths import RunPaths
 from ..stats.significance import verdict
+from ..tasks import task_spec
 
 
 def _name(ref: str) -> str:
@@ -27,29 +29,29 @@ def _name(ref: str) -> str:
 
 def compare_path(run_dir: Path, reference: str) -> Path:
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", _name(reference)).strip("-") or "reference"
-    return run_dir / "eval" / f"compare-{slug}.json"
+    return RunPaths(run_dir).comparison(slug)
 
 
 def _classifier_predictions(run_dir: str | Path, texts: list[str], labels: list[str]) -> np.ndarray:
-    from ..run.directory import load_run
+    from ..run.loading import load_run
     from .classify_run import head_logits
 
-    model, tok, manifest, recipe = load_run(run_dir)
-    if manifest["labels"] != labels:
-        raise NichetuneError(f"{run_dir} predicts {manifest['labels']}, the candidate {labels}",
+    run = load_run(run_dir)
+    if run.manifest.labels != labels:
+        raise NichetuneError(f"{run_dir} predicts {run.manifest.labels}, the candidate {labels}",
                              hint="compare runs trained on the same label set")
-    return head_logits(model, tok, texts, max_length=recipe.model.max_length).argmax(1)
+    return head_logits(run.model, run.tokenizer, texts, max_length=run.recipe.model.max_length).argmax(1)
 
 
-def _compare_classification(run_dir: Path, reference: str, rows: list[dict], manifest: dict, recipe) -> dict:
-    from .classify_run import _zero_shot, compare_predictions, headline_metric, macro_f1_for
+def _compare_classification(run_dir: Path, reference: str, rows: list[dict], manifest, recipe) -> dict:
+    from .classify_run import compare_predictions, headline_metric, macro_f1_for, zero_shot
     from .slices import accuracy
 
-    labels = manifest["labels"]
+    labels = manifest.labels
     texts = [r["text"] for r in rows]
     y = np.array([labels.index(r["label"]) for r in rows])
     cand = _classifier_predictions(run_dir, texts, labels)
-    ref = (_zero_shot(manifest["base_model"]["reference"], texts, labels) if reference == "base"
+    ref = (zero_shot(manifest.base_model.reference, texts, labels) if reference == "base"
            else _classifier_predictions(reference, texts, labels))
     macro_f1 = macro_f1_for(labels)
     c = compare_predictions(_name(reference), y, ref, cand, macro_f1, b=run_dir.name,
@@ -103,7 +105,7 @@ def _compare_generation(run_dir: Path, reference: str, rows: list[dict], samples
 
 def compare(candidate: str | Path, reference: str = "base", *, data: str | None = None, samples: int = 20) -> dict:
     """Compare run ``candidate`` with ``reference`` (a run directory or ``base``); write and return the result."""
-    from ..run.directory import read_run
+    from ..run.loading import read_run
     from .run import _rows
 
     run_dir = Path(candidate)
@@ -114,15 +116,15 @@ def compare(candidate: str | Path, reference: str = "base", *, data: str | None 
             raise NichetuneError(f"{run_dir} is a {recipe.task} run and {reference} a {other.task} run",
                                  hint="compare runs of the same task, or a run with `base`")
     rows, source = _rows(run_dir, data, recipe.task)
-    if recipe.task == "classification":
+    if task_spec(recipe.task).labelled:
         result = _compare_classification(run_dir, reference, rows, manifest, recipe)
     else:
         result = _compare_generation(run_dir, reference, rows, samples)
     result = {"a": run_dir.name, "b": _name(reference), "reference": reference, "n": len(rows), "data": source,
               "task": recipe.task, **result}
     atomic_write_text(compare_path(run_dir, reference), json.dumps(result, indent=1) + "\n")
-    from .run import METRICS, render_report
+    from .run import render_report
 
-    if (run_dir / METRICS).is_file():
+    if RunPaths(run_dir).eval_metrics.is_file():
         render_report(run_dir)
     return result

@@ -8,19 +8,10 @@ perplexity on general-domain text (BBC News articles) before and after tuning.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
-from ..stats.significance import paired_bootstrap, verdict
-from .generation import generation_metrics, rouge_l, term_metrics
-
-
-def perplexity(model, tokenizer, task, rows: list[dict], max_length: int, dtype) -> dict:
-    from ..train.distributed import Dist
-    from ..train.loop import evaluate
-
-    items = task.items(task.encode(rows, tokenizer, max_length, train=False), max_length, False)
-    return evaluate(model, task, items, batch_size=8, pad_id=tokenizer.pad_token_id, ctx=Dist(), dtype=dtype)
+from ..tasks.scoring import score_rows
+from .evaluators import GeneratorInputs, run_evaluators
 
 
 def _answers(model, tokenizer, rows: list[dict], max_new_tokens: int) -> list[str]:
@@ -54,53 +45,41 @@ def evaluate_generation(run_dir, rows: list[dict], *, samples: int = 20, max_new
     (0: none) measure forgetting as general-domain perplexity.
     """
     from ..hardware import pick_dtype
+    from ..methods.registry import METHODS
     from ..models.loading import load_causal_lm
-    from ..run.directory import load_run
-    from ..train.tasks import CausalTask
+    from ..run.loading import base_model, load_run
+    from ..tasks import task_spec
 
     dtype = pick_dtype("auto", "cpu")
-    tuned, tokenizer, manifest, recipe = load_run(run_dir, dtype=dtype)
+    run = load_run(run_dir, dtype=dtype)
+    recipe = run.recipe
     if reference is None:
-        base, base_tok = load_causal_lm(manifest["base_model"]["reference"], dtype="auto", device="cpu")
+        base = load_causal_lm(base_model(run.manifest, recipe), dtype="auto", device="cpu")
     else:
-        base, base_tok, _, _ = load_run(reference, dtype=dtype)
-    task = CausalTask(recipe.task, loss_on=recipe.train.loss_on)
+        other = load_run(reference, dtype=dtype)
+        base = (other.model, other.tokenizer)
+    spec = task_spec(recipe.task)
     max_length = recipe.model.max_length
-    result: dict = {"task": recipe.task, "n": len(rows), "reference": reference or "base model"}
-    result["perplexity"] = {"base": perplexity(base, base_tok, task, rows, max_length, dtype),
-                            "tuned": perplexity(tuned, tokenizer, task, rows, max_length, dtype)}
-    result["primary"] = {"name": "perplexity", "value": result["perplexity"]["tuned"]["perplexity"]}
-    if recipe.task == "sft":
-        sample = rows[:samples]
-        refs = [next(m["content"] for m in reversed(r["messages"]) if m["role"] == "assistant") for r in sample]
-        tuned_out = _answers(tuned, tokenizer, sample, max_new_tokens)
-        base_out = _answers(base, base_tok, sample, max_new_tokens)
-        terms = glossary or sorted({r["term"] for r in rows if r.get("term")})
-        result["answers"] = {
-            "base": {**generation_metrics(base_out, refs), **term_metrics(base_out, refs, terms, forbidden)},
-            "tuned": {**generation_metrics(tuned_out, refs), **term_metrics(tuned_out, refs, terms, forbidden)},
-        }
-        boot = _rouge_delta(base_out, tuned_out, refs)
-        result["answers"]["rouge_l_delta"] = boot
-        result["answers"]["verdict"] = verdict("ROUGE-L", boot["delta"], boot["ci_low"], boot["ci_high"],
-                                               boot["p_value"])
-        result["side_by_side"] = [{"id": r.get("id"), "prompt": next(m["content"] for m in r["messages"]
-                                                                     if m["role"] == "user"),
-                                   "reference": ref, "base": b, "tuned": t}
-                                  for r, ref, b, t in zip(sample, refs, base_out, tuned_out, strict=True)]
-    if general_rows:
-        general = general_text(general_rows)
-        completion = CausalTask("completion")
-        result["forgetting"] = {
-            "text": "BBC News articles (general domain)", "n": len(general),
-            "base": perplexity(base, base_tok, completion, general, max_length, dtype),
-            "tuned": perplexity(tuned, tokenizer, completion, general, max_length, dtype)}
+
+    def score(model, tokenizer, task, part: list[dict]) -> dict:
+        return score_rows(model, task, tokenizer, part, max_length, dtype=dtype)
+
+    def answer(model, tokenizer, part: list[dict]) -> list[str]:
+        return _answers(model, tokenizer, part, max_new_tokens)
+
+    general = general_text(general_rows) if general_rows else []
+    x = GeneratorInputs(
+        rows=rows, tuned=(run.model, run.tokenizer), base=base, chat=spec.chat, score=score, answer=answer,
+        # a virtual-token run scores on full logits (its positions shift); the base model is scored the same way
+        task=spec.build(None, recipe.train, virtual_tokens=METHODS[recipe.method.name].virtual_tokens),
+        plain_text_task=task_spec("completion").build(None, recipe.train), general_rows=general,
+        general_text="BBC News articles (general domain)", samples=samples, glossary=glossary, forbidden=forbidden)
+    sections = run_evaluators(run.manifest.head, x)
+    result: dict = {"task": recipe.task, "n": len(rows), "reference": reference or "base model", **sections,
+                    "primary": {"name": "perplexity", "value": sections["perplexity"]["tuned"]["perplexity"]}}
+    if "answers" in sections:
+        result["side_by_side"] = [
+            {"id": r.get("id"), "prompt": next(m["content"] for m in r["messages"] if m["role"] == "user"),
+             "reference": ref, "base": b, "tuned": t}
+            for r, ref, b, t in zip(x.sample, x.references, x.answers["base"], x.answers["tuned"], strict=True)]
     return result
-
-
-def _rouge_delta(base_out: list[str], tuned_out: list[str], refs: list[str]) -> dict:
-    """Paired bootstrap of the mean ROUGE-L difference (tuned - base) over the same prompts."""
-    base_scores = np.array([rouge_l(b, r) for b, r in zip(base_out, refs, strict=True)])
-    tuned_scores = np.array([rouge_l(t, r) for t, r in zip(tuned_out, refs, strict=True)])
-    index = np.arange(len(refs))
-    return paired_bootstrap(lambda _, scores: float(scores.mean()), index, base_scores, tuned_scores)

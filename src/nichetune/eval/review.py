@@ -22,6 +22,8 @@ import numpy as np
 from ..atomic import atomic_write_text
 from ..data.readers import require_input
 from ..errors import DataValidationError, NichetuneError
+from ..run.paths import RunPaths
+from ..tasks import task_spec
 
 YES = {"1", "yes", "y", "correct", "true", "ok", "acceptable"}
 NO = {"0", "no", "n", "incorrect", "false", "wrong", "unacceptable"}
@@ -29,8 +31,8 @@ BANDS = ("low", "mid", "high")
 
 
 def _predictions(run_dir: Path) -> tuple[list[dict], dict]:
-    path = run_dir / "eval" / "predictions.jsonl"
-    metrics_path = run_dir / "eval" / "metrics.json"
+    path = RunPaths(run_dir).predictions
+    metrics_path = RunPaths(run_dir).eval_metrics
     if not path.is_file() or not metrics_path.is_file():
         raise NichetuneError(f"{run_dir} has not been evaluated", hint=f"run `nichetune eval {run_dir}` first")
     from ..data.readers import read_json_lines
@@ -83,7 +85,7 @@ def export_review(run_dir: str | Path, *, n: int = 100, graders: int = 2, out: s
     """Write a stratified sample of the run's evaluated outputs as CSV with empty grade columns."""
     run_dir = Path(run_dir)
     preds, metrics = _predictions(run_dir)
-    classification = metrics["task"] == "classification"
+    classification = task_spec(metrics["task"]).labelled
     if classification:
         field = slice_field or next((f for f in metrics.get("slices", {}) if f != "length"), None)
         bands = confidence_bands(np.array([p["confidence"] for p in preds]))
@@ -116,7 +118,7 @@ def export_review(run_dir: str | Path, *, n: int = 100, graders: int = 2, out: s
         for k, i in enumerate(picked):
             p = preds[i]
             write(k + 1, str(run_dir), p.get("id"), p["prompt"], p["reference"], p["tuned"], *[""] * graders, "")
-    path = Path(out) if out else run_dir / "eval" / "review.csv"
+    path = Path(out) if out else RunPaths(run_dir).review_sheet
     atomic_write_text(path, buf.getvalue())
     if len(picked) < n:
         print(f"only {len(picked)} evaluated outputs exist; all of them are in the sample"
@@ -183,7 +185,7 @@ def import_review(path: str | Path, run_dir: str | Path | None = None) -> dict:
     result = {"file": str(path), "items": len(items), "graders": graders,
               "agreement": agreement_section(items, grade_cols),
               "automatic_accuracy": sum(auto) / len(auto) if auto else None}
-    atomic_write_text(run_dir / "eval" / "review.json", json.dumps(result, indent=1) + "\n")
+    atomic_write_text(RunPaths(run_dir).review, json.dumps(result, indent=1) + "\n")
     from .run import render_report
 
     render_report(run_dir)

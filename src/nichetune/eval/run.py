@@ -8,14 +8,14 @@ from pathlib import Path
 
 from ..atomic import atomic_write_text
 from ..errors import NichetuneError
-
-METRICS = Path("eval") / "metrics.json"
-REPORT = "report.html"
+from ..run.paths import RunPaths
+from ..tasks import task_spec
 
 
 def _rows(run_dir: Path, data: str | None, task: str) -> tuple[list[dict], str]:
+    paths = RunPaths(run_dir)
     if data is None:
-        path = run_dir / "data" / "test.jsonl"
+        path = paths.split("test")
         if not path.is_file():
             raise NichetuneError(f"{run_dir} has no test split", hint="pass --data FILE with labelled rows")
         from ..data.readers import read_json_lines
@@ -23,9 +23,9 @@ def _rows(run_dir: Path, data: str | None, task: str) -> tuple[list[dict], str]:
         return read_json_lines(path), str(path)
     from ..data.rows import load_rows
 
-    loaded = load_rows(data, task=task, quarantine=run_dir / "eval" / "quarantine.jsonl")
+    loaded = load_rows(data, task=task, quarantine=paths.eval_quarantine)
     if loaded.report.quarantined:
-        print(f"{loaded.report.quarantined} rows of {data} quarantined in {run_dir / 'eval' / 'quarantine.jsonl'}")
+        print(f"{loaded.report.quarantined} rows of {data} quarantined in {paths.eval_quarantine}")
     return loaded.rows, str(data)
 
 
@@ -40,7 +40,7 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, *, alpha: float |
     ``alpha`` and ``target_accuracy`` default to the recipe's ``eval`` section; a recipe with
     ``eval.review: N`` also gets ``eval/review.csv`` with N items for expert review.
     """
-    from ..run.directory import read_run
+    from ..run.loading import read_run
 
     run_dir = Path(run_dir)
     manifest, recipe = read_run(run_dir)
@@ -54,7 +54,8 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, *, alpha: float |
             progress(f"[{time.perf_counter() - started:6.1f}s] {what}")
 
     step(f"scoring {len(rows)} rows")
-    if recipe.task == "classification":
+    spec = task_spec(recipe.task)
+    if spec.labelled:
         from .classify_run import evaluate_classification
 
         metrics = evaluate_classification(run_dir, rows, alpha=alpha, target_accuracy=target_accuracy,
@@ -69,7 +70,7 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, *, alpha: float |
     if latency:
         from .latency import measure_variants
 
-        sample = rows[: 200 if recipe.task == "classification" else 40]
+        sample = rows[: spec.eval_sample]
         metrics["latency"] = measure_variants(run_dir, sample, requests=latency_requests,
                                               progress=lambda v: step(f"latency and footprint: {v}"))
         metrics["deploy"] = recipe.deploy.model_dump()
@@ -78,8 +79,9 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, *, alpha: float |
         metrics["audit"] = audit_summary(run_dir, recipe)
     step("writing the report")
     predictions = metrics.pop("predictions", metrics.get("side_by_side", []))
-    atomic_write_text(run_dir / METRICS, json.dumps(metrics, indent=1) + "\n")
-    atomic_write_text(run_dir / "eval" / "predictions.jsonl", "".join(json.dumps(p) + "\n" for p in predictions))
+    paths = RunPaths(run_dir)
+    atomic_write_text(paths.eval_metrics, json.dumps(metrics, indent=1) + "\n")
+    atomic_write_text(paths.predictions, "".join(json.dumps(p) + "\n" for p in predictions))
     render_report(run_dir)
     if recipe.eval.review:
         from .review import export_review
@@ -92,9 +94,9 @@ def audit_summary(run_dir: Path, recipe) -> dict:
     """The data audit of the exact splits the run used, reduced to what the report shows."""
     from ..data.audit import audit_dataset
 
-    data = run_dir / "data"
-    others = [data / f"{name}.jsonl" for name in ("validation", "test") if (data / f"{name}.jsonl").is_file()]
-    report = audit_dataset(data / "train.jsonl", tests=others, task=recipe.task)
+    paths = RunPaths(run_dir)
+    others = [paths.split(name) for name in ("validation", "test") if paths.split(name).is_file()]
+    report = audit_dataset(paths.split("train"), tests=others, task=recipe.task)
     dup, pii = report["duplicates"], report["pii"]
     return {"warnings": report["warnings"], "train_rows": report["overview"].get("rows"),
             "splits": report["splits"], "overview": report["overview"],
@@ -106,15 +108,13 @@ def audit_summary(run_dir: Path, recipe) -> dict:
 
 def render_report(run_dir: str | Path) -> Path:
     """(Re-)render ``report.html`` from ``eval/metrics.json`` and the run's own files."""
-    from ..run.directory import read_run
-    from .report import render_classification, render_generation
+    from ..run.loading import read_run
+    from .report import render
 
-    run_dir = Path(run_dir)
-    if not (run_dir / METRICS).is_file():
-        raise NichetuneError(f"{run_dir} has not been evaluated", hint=f"run `nichetune eval {run_dir}` first")
-    manifest, _ = read_run(run_dir)
-    metrics = json.loads((run_dir / METRICS).read_text())
-    render = render_classification if metrics["task"] == "classification" else render_generation
-    html = render(run_dir, metrics, manifest)
-    atomic_write_text(run_dir / REPORT, html)
-    return run_dir / REPORT
+    paths = RunPaths(run_dir)
+    if not paths.eval_metrics.is_file():
+        raise NichetuneError(f"{paths.root} has not been evaluated", hint=f"run `nichetune eval {paths.root}` first")
+    manifest, _ = read_run(paths.root)
+    html = render(paths.root, json.loads(paths.eval_metrics.read_text()), manifest)
+    atomic_write_text(paths.report, html)
+    return paths.report

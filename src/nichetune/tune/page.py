@@ -25,9 +25,9 @@ def trials_table(study) -> list[dict]:
 
 
 def _history_plot(study, metric: str) -> str:
-    from ..eval.report import _figure, _png
+    from ..eval.plots import figure, png
 
-    fig, ax = _figure(6.0, 3.2)
+    fig, ax = figure(6.0, 3.2)
     done = [t for t in study.trials if t.value is not None]
     pruned = [t for t in study.trials if t.state.name == "PRUNED" and t.intermediate_values]
     if done:
@@ -45,7 +45,7 @@ def _history_plot(study, metric: str) -> str:
     ax.set_ylabel(f"validation {metric}")
     ax.grid(alpha=0.3)
     ax.legend()
-    return _png(fig)
+    return png(fig)
 
 
 def importances(study) -> dict[str, float]:
@@ -62,13 +62,13 @@ def importances(study) -> dict[str, float]:
 
 
 def _importance_plot(values: dict[str, float]) -> str:
-    from ..eval.report import _figure, _png
+    from ..eval.plots import figure, png
 
-    fig, ax = _figure(6.0, 0.4 * len(values) + 1.0)
+    fig, ax = figure(6.0, 0.4 * len(values) + 1.0)
     ax.barh(list(values), list(values.values()))
     ax.invert_yaxis()
     ax.set_xlabel("importance (fANOVA, share of the metric's variance)")
-    return _png(fig)
+    return png(fig)
 
 
 def write_outputs(study, recipe, folder: Path, metric: str, storage_url: str) -> dict:

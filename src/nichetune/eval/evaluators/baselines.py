@@ -1,0 +1,74 @@
+"""The tuned classifier against baselines on identical rows: majority class, TF-IDF + logistic regression,
+the zero-shot base model and prompted instruct models; paired bootstraps, McNemar and a verdict each."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+
+from ...html_report import esc, table
+from .base import Evaluator, register_evaluator
+from .inputs import ClassifierInputs
+
+ZERO_SHOT_BASE = "zero-shot-base"  # the stable id of the base model's own zero-shot baseline
+
+
+def baseline_predictions(x: ClassifierInputs) -> list[tuple[str, str, np.ndarray]]:
+    """``(stable id, display name, predictions)`` of every baseline that applies."""
+    from ..classify_run import prompted_baselines, tfidf_baseline, zero_shot
+
+    majority = Counter(r["label"] for r in x.train_rows).most_common(1)[0][0]
+    out = [("majority", "majority class", np.full(len(x.y), x.label2id[majority])),
+           ("tfidf-logreg", "TF-IDF + logistic regression", tfidf_baseline(x.train_rows, x.texts, x.label2id))]
+    if x.zero_shot and x.base_reference:
+        out.append((ZERO_SHOT_BASE, "zero-shot base model", zero_shot(x.base_reference, x.texts, x.labels)))
+        if x.shots_per_label:
+            out += prompted_baselines(x)
+    return out
+
+
+def evaluate(x: ClassifierInputs) -> list[dict]:
+    from ..classify_run import compare_predictions
+
+    return [{"id": bid, **compare_predictions(name, x.y, pred, x.pred, x.macro_f1, metric=x.metric)}
+            for bid, name, pred in baseline_predictions(x)]
+
+
+def scores(section: list[dict]) -> dict[str, float]:
+    """The tuned model's margin over each baseline on the verdict metric, and over the strongest one."""
+    deltas = {f"delta_{c['id']}": c["delta"] for c in section}
+    return {"min_delta": min(deltas.values(), default=0.0), **deltas}
+
+
+def _delta(boot: dict) -> str:
+    return f"{boot['delta']:+.3f} ({boot['ci_low']:+.3f} to {boot['ci_high']:+.3f})"
+
+
+def comparison_row(c: dict, m: dict) -> dict:
+    """One baseline comparison as a table row: both metrics' deltas with 95% CIs, and the verdict."""
+    f1 = c.get("bootstrap_macro_f1")
+    row = {"baseline": c["baseline"], "baseline accuracy": round(c["baseline_accuracy"], 4),
+           "tuned accuracy": round(m["accuracy"], 4), "accuracy delta (95% CI)": _delta(c["bootstrap"]),
+           "McNemar p": f"{c['mcnemar']['p_value']:.3g}", "baseline macro-F1": round(c["baseline_macro_f1"], 4),
+           "tuned macro-F1": round(m["macro_f1"], 4)}
+    if f1:
+        row["macro-F1 delta (95% CI)"] = _delta(f1)
+        row["bootstrap p"] = f"{f1['p_value']:.3g}"
+    return {**row, f"verdict on {c.get('metric', 'accuracy')}": c["verdict"]}
+
+
+def render(section: list[dict], report) -> list[tuple[str, str]]:
+    rows = [comparison_row(c, report.metrics["metrics"]) for c in section]
+    return [("Against baselines", table(rows, list(rows[0])) if rows else "")]
+
+
+def also_accuracy(c: dict) -> str:
+    """Where the verdict is on macro-F1, the accuracy verdict too, so neither is hidden."""
+    if c.get("metric", "accuracy") == "accuracy" or "accuracy_sentence" not in c:
+        return ""
+    return f' <span class="muted">On accuracy: {esc(c["accuracy_sentence"])}</span>'
+
+
+EVALUATOR = register_evaluator(Evaluator("comparisons", "Against baselines", "classification", "min_delta", True,
+                                         evaluate, scores, render))
