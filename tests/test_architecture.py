@@ -24,22 +24,21 @@ FORBIDDEN = {
     "nichetune.registry": ("train", "eval", "serve"),
     "nichetune.serve": ("train", "eval", "tune", "recommend", "data.audit"),
     "nichetune.monitor": ("serve",),
+    # eval, demo and tune reach training through the public API (nichetune.train_recipe), never its engine
+    "nichetune.demo": ("train",),
+    "nichetune.tune": ("train",),
+    # models is a floor below run: a run as a model reference is resolved above it (run/, infer/)
+    "nichetune.models": ("run", "train", "eval", "methods", "tasks"),
 }
 # the config classes the recipe composes (methods', tasks', data's FieldMap) and the checks it shares with
 # the CLI (split shares, readable regular files, regexes); nothing that loads or trains
 CONFIG_MAY_IMPORT = ("nichetune.methods.configs", "nichetune.tasks", "nichetune.data.schema", "nichetune.data.split",
                      "nichetune.data.readers", "nichetune.errors", "nichetune.patterns")
 
-# Arrows main still has (issue 14 removes them with the task registry and export/).
-KNOWN = {
-    ("nichetune.eval.generate_run", "nichetune.train.distributed"),
-    ("nichetune.eval.generate_run", "nichetune.train.loop"),
-    ("nichetune.eval.generate_run", "nichetune.train.tasks"),
-    ("nichetune.eval.latency", "nichetune.train.tasks"),
-}
-# package edges that close a cycle today: models.loading loads a run directory through run.directory
-# (the run-loading branch belongs above models, in run/ or infer/)
-KNOWN_BACK_EDGES = {("nichetune.models", "nichetune.run")}
+# Arrows main still has, each with the step that removes it: the test fails on any new one, and on a listed
+# one that is gone (so the list only shrinks). Issue 14 emptied both.
+KNOWN: set[tuple[str, str]] = set()
+KNOWN_BACK_EDGES: set[tuple[str, str]] = set()
 
 
 def module_name(path: Path, root: Path) -> str:
@@ -175,3 +174,37 @@ def test_a_planted_cycle_is_caught(tmp_path):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(text)
     assert package_cycles(module_graph(root)) == {frozenset({"nichetune.a", "nichetune.b"})}
+
+
+TASK_NAMES = {"classification", "sft", "completion", "causal"}
+
+
+def task_name_comparisons(root: Path) -> list[str]:
+    """``x == "classification"``-style comparisons (==, !=, in, not in) against a task name, outside tasks/."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        name = module_name(path, root)
+        if _under(name, "nichetune.tasks"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not isinstance(node, ast.Compare):
+                continue
+            operands = [node.left, *node.comparators]
+            literals = [c.value for o in operands for c in ([o] + list(getattr(o, "elts", [])))
+                        if isinstance(c, ast.Constant) and isinstance(c.value, str)]
+            if TASK_NAMES & set(literals):
+                found.append(f"{name}:{node.lineno}")
+    return found
+
+
+def test_no_module_outside_tasks_compares_a_task_name():
+    assert task_name_comparisons(SRC) == []
+
+
+def test_a_planted_task_comparison_is_caught(tmp_path):
+    root = tmp_path / "src"
+    (root / "nichetune" / "eval").mkdir(parents=True)
+    (root / "nichetune" / "__init__.py").write_text("")
+    (root / "nichetune" / "eval" / "x.py").write_text(
+        'def f(recipe):\n    return 200 if recipe.task in ("classification",) else 40\n')
+    assert task_name_comparisons(root) == ["nichetune.eval.x:2"]
