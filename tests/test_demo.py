@@ -69,3 +69,27 @@ def test_the_demo_jargon_recipe_is_the_shipped_one():
     shipped.pop("output_dir")
     shipped["data"].pop("limit")
     assert shipped == RECIPE
+
+
+def test_an_evaluation_written_before_baseline_ids_still_gives_the_verdict_vs_base(tmp_path):
+    """eval/metrics.json version 1 named baselines only by display text; reading it upgrades to stable ids."""
+    import json
+
+    from nichetune.eval.metrics_file import SCHEMA_VERSION, read_eval_metrics
+    from nichetune.run.manifest import Parameters, Result, RunManifest
+
+    old = {"task": "classification", "n": 10, "primary": {"name": "accuracy", "value": 0.8},
+           "metrics": {"accuracy": 0.8, "macro_f1": 0.7},
+           "comparisons": [{"baseline": "majority class", "verdict": "better", "delta": 0.5, "p_value": 0.001},
+                           {"baseline": "zero-shot base model", "verdict": "better", "delta": 0.25, "p_value": 0.02},
+                           {"baseline": "2-shot smollm2-135m-instruct", "verdict": "better", "delta": 0.1,
+                            "p_value": 0.3}]}
+    (tmp_path / "metrics.json").write_text(json.dumps(old))
+    metrics = read_eval_metrics(tmp_path / "metrics.json")
+    assert metrics["schema_version"] == SCHEMA_VERSION
+    assert [c["id"] for c in metrics["comparisons"]] == ["majority", "zero-shot-base", "k-shot-prompt"]
+    manifest = RunManifest.model_construct(parameters=Parameters(trainable=1, total=2, trainable_share=0.5),
+                                           result=Result(steps=1, train_seconds=1.0))
+    rows = summary_rows({"runs": {"r": {"manifest": manifest, "label": "x"}}, "metrics": metrics, "evaluated": "r"},
+                        {"runs": {}, "metrics": SKIPPED})
+    assert rows[0]["verdict vs base"] == "better (+0.250, p = 0.02)"

@@ -22,13 +22,14 @@ def train_or_reuse(recipe, *, fresh: bool, say) -> RunManifest:
 
 def evaluate_or_reuse(run_dir: Path, *, fresh: bool, say, **options) -> dict:
     """``eval/metrics.json``, reused when it is newer than the run's weights, else ``evaluate_run(**options)``."""
+    from ..eval.metrics_file import read_eval_metrics
     from ..eval.run import evaluate_run
 
     paths = RunPaths(run_dir)
     metrics = paths.eval_metrics
     if not fresh and metrics.is_file() and metrics.stat().st_mtime > paths.manifest.stat().st_mtime:
         say(f"reusing the evaluation in {metrics} (newer than the run; --fresh re-evaluates)")
-        return json.loads(metrics.read_text())
+        return read_eval_metrics(metrics)
     return evaluate_run(run_dir, progress=lambda text: say(f"  {text}"), **options)
 
 

@@ -10,6 +10,7 @@ from ..atomic import atomic_write_text
 from ..errors import NichetuneError
 from ..run.paths import RunPaths
 from ..tasks import task_spec
+from .metrics_file import read_eval_metrics, write_eval_metrics
 
 
 def _rows(run_dir: Path, data: str | None, task: str) -> tuple[list[dict], str]:
@@ -80,7 +81,7 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, *, alpha: float |
     step("writing the report")
     predictions = metrics.pop("predictions", metrics.get("side_by_side", []))
     paths = RunPaths(run_dir)
-    atomic_write_text(paths.eval_metrics, json.dumps(metrics, indent=1) + "\n")
+    write_eval_metrics(paths.eval_metrics, metrics)
     atomic_write_text(paths.predictions, "".join(json.dumps(p) + "\n" for p in predictions))
     render_report(run_dir)
     if recipe.eval.review:
@@ -115,6 +116,6 @@ def render_report(run_dir: str | Path) -> Path:
     if not paths.eval_metrics.is_file():
         raise NichetuneError(f"{paths.root} has not been evaluated", hint=f"run `nichetune eval {paths.root}` first")
     manifest, _ = read_run(paths.root)
-    html = render(paths.root, json.loads(paths.eval_metrics.read_text()), manifest)
+    html = render(paths.root, read_eval_metrics(paths.eval_metrics), manifest)
     atomic_write_text(paths.report, html)
     return paths.report
