@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from nichetune.eval.classification import classification_metrics, most_confused_pairs
 from nichetune.eval.slices import accuracy, length_bucket, slice_metrics
 from nichetune.stats.calibration import (
     TemperatureScaler,
@@ -18,6 +17,7 @@ from nichetune.stats.calibration import (
     reliability_bins,
     softmax,
 )
+from nichetune.stats.classification import classification_metrics, most_confused_pairs
 from nichetune.stats.conformal import SplitConformal, selective_curve, set_metrics, threshold_for_accuracy
 from nichetune.stats.significance import mcnemar, paired_bootstrap, verdict
 

@@ -17,6 +17,7 @@ from . import (
     data_cmd,
     demo_cmd,
     eval_cmd,
+    export_cmd,
     generate_cmd,
     models_cmd,
     recommend_cmd,
@@ -25,8 +26,8 @@ from . import (
     tune_cmd,
 )
 
-VERBS = (models_cmd, data_cmd, recommend_cmd, train_cmd, tune_cmd, eval_cmd, compare_cmd, review_cmd, generate_cmd,
-         classify_cmd, demo_cmd)
+VERBS = (models_cmd, data_cmd, recommend_cmd, train_cmd, tune_cmd, eval_cmd, compare_cmd, review_cmd, export_cmd,
+         generate_cmd, classify_cmd, demo_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

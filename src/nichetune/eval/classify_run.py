@@ -13,25 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from ..data.readers import read_json_lines
+from ..stats.classification import classification_metrics
 from ..stats.significance import mcnemar, paired_bootstrap, verdict
-from .classification import classification_metrics
+from ..tasks.scoring import classifier_logits as head_logits
 from .evaluators import ClassifierInputs, run_evaluators
 from .slices import accuracy
-
-
-def head_logits(model, tokenizer, texts: list[str], *, max_length: int, batch_size: int = 32) -> np.ndarray:
-    """(N, C) logits from a classification head, batched by length, no gradients."""
-    import torch
-
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    out = np.zeros((len(texts), model.config.num_labels), dtype=np.float64)
-    with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            batch = tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length,
-                              return_tensors="pt").to(next(model.parameters()).device)
-            out[idx] = model(**batch).logits.float().cpu().numpy()
-    return out
 
 
 def tfidf_baseline(train: list[dict], test_texts: list[str], label2id: dict[str, int]) -> np.ndarray:

@@ -1,8 +1,9 @@
 """Latency and footprint of the ways a run can be served, each beside its quality.
 
 Variants: the base model, the tuned model as trained (base + adapter), and every export format
-that applies to the run's method (``nichetune.export.FORMATS``: merged, merged in bf16, merged with
-int8 dynamic linear layers): latency measures exactly what export produces. Each variant is
+that applies to the run (``nichetune.export`` formats: merged, bf16, int8, and for encoder classifiers
+ONNX and int8 ONNX in onnxruntime): latency writes each with export's own writer and measures the
+loaded folder, exactly what ``nichetune export`` ships. Each variant is
 measured in its own freshly spawned process, one after the other, so its peak memory is its own
 and no two processes compete for the cores.
 
@@ -21,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..export import FORMATS, export_model
 from ..export.formats import folder_mb
+from ..export.registry import FORMATS
 
 VARIANTS = ("base", "tuned", *FORMATS)
 
@@ -45,52 +46,58 @@ def _peak_rss_mb() -> float:
     return int(line.split()[1]) / 1024
 
 
-def _load(run_dir: Path, variant: str):
-    """(model, tokenizer, size on disk in MB, note) for one variant."""
+def _load(run_dir: Path, variant: str, folder: Path | None):
+    """(runner, size on disk in MB, note) for one variant; an export variant loads its written ``folder``."""
     import torch
 
+    from ..export.formats import torch_runner
     from ..methods.registry import METHODS
     from ..models.heads import HEADS
     from ..models.loading import load_causal_lm, load_encoder
     from ..run.loading import base_model, load_run, read_run
 
     manifest, recipe = read_run(run_dir)
+    max_length = recipe.model.max_length
+    if variant in FORMATS:
+        return FORMATS[variant].load(folder, manifest.head, max_length), folder_mb(folder), FORMATS[variant].note
     base = base_model(manifest, recipe)
     base_mb = folder_mb(base.path)
     if variant == "base":  # a fresh head does not exist before training: time the bare encoder
-        loader = load_encoder if HEADS[manifest.head].fresh else load_causal_lm
-        model, tok = loader(base, dtype="fp32", device="cpu")
-        return model.eval(), tok, base_mb, "the untuned base model"
+        fresh = HEADS[manifest.head].fresh
+        model, tok = (load_encoder if fresh else load_causal_lm)(base, dtype="fp32", device="cpu")
+        runner = torch_runner(model, tok, "causal", max_length)
+        if fresh:
+            runner.logits = lambda texts: _encoder_forward(model, tok, texts, max_length)
+        return runner, base_mb, "the untuned base model"
     run = load_run(run_dir, dtype=torch.float32)
-    if variant != "tuned":
-        model, size, note = export_model(run, variant)
-        return model, run.tokenizer, size, note
-    whole = METHODS[run.manifest.method_name].whole_model
+    runner = torch_runner(run.model, run.tokenizer, manifest.head, max_length)
+    whole = METHODS[manifest.method_name].whole_model
     weights = run.paths.weights(whole)
     if whole:
-        return run.model, run.tokenizer, folder_mb(weights), "the whole tuned model"
-    return (run.model, run.tokenizer, base_mb + folder_mb(weights),
-            f"base + {folder_mb(weights):.1f} MB {run.manifest.method_name} adapter")
+        return runner, folder_mb(weights), "the whole tuned model"
+    return runner, base_mb + folder_mb(weights), f"base + {folder_mb(weights):.1f} MB {manifest.method_name} adapter"
 
 
-def _classify_timings(model, tok, texts: list[str], max_length: int, requests: int, batch: int) -> dict:
+def _encoder_forward(model, tok, texts: list[str], max_length: int):
     import torch
 
-    def forward(items):
-        enc = tok(items, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-        with torch.inference_mode():
-            return model(**enc)
+    enc = tok(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    with torch.inference_mode():
+        model(**enc)
+    return np.zeros((len(texts), 1))
 
+
+def _classify_timings(logits, texts: list[str], requests: int, batch: int) -> dict:
     for t in texts[:3]:
-        forward([t])
+        logits([t])
     single = []
     for t in (texts * (requests // max(1, len(texts)) + 1))[:requests]:
         start = time.perf_counter()
-        forward([t])
+        logits([t])
         single.append(time.perf_counter() - start)
     start = time.perf_counter()
     for i in range(0, len(texts), batch):
-        forward(texts[i : i + batch])
+        logits(texts[i : i + batch])
     return {**percentiles(single), "throughput": len(texts) / (time.perf_counter() - start),
             "throughput_unit": "texts/s", "batch_size": batch}
 
@@ -121,24 +128,24 @@ def _generate_timings(model, tok, prompts: list[str], requests: int, batch: int,
             "throughput_unit": "generated tokens/s", "batch_size": len(items), "new_tokens": new_tokens}
 
 
-def _quality(model, tok, recipe, manifest, rows: list[dict], variant: str) -> dict | None:
+def _quality(runner, recipe, manifest, rows: list[dict], variant: str) -> dict | None:
     from ..tasks import task_spec
     from ..tasks.scoring import score_rows
-    from .classify_run import head_logits
 
     spec = task_spec(recipe.task)
     if spec.labelled:
         if variant == "base":
             return None  # a bare encoder has no head: its zero-shot accuracy is in the baselines
-        logits = head_logits(model, tok, [r["text"] for r in rows], max_length=recipe.model.max_length)
+        logits = runner.logits([r["text"] for r in rows])
         y = np.array([manifest.labels.index(r["label"]) for r in rows])
         return {"accuracy": float((logits.argmax(1) == y).mean()), "rows": len(rows)}
     task = spec.build(None, recipe.train)
-    ppl = score_rows(model, task, tok, rows, recipe.model.max_length)
+    ppl = score_rows(runner.model, task, runner.tokenizer, rows, recipe.model.max_length)
     return {"perplexity": ppl["perplexity"], "rows": len(rows)}
 
 
-def measure(run_dir: Path, variant: str, rows: list[dict], *, requests: int, batch: int, new_tokens: int) -> dict:
+def measure(run_dir: Path, variant: str, rows: list[dict], *, requests: int, batch: int, new_tokens: int,
+            folder: Path | None = None) -> dict:
     """Measure one variant in this process (run it in a fresh one: see :func:`measure_variants`)."""
     from ..run.loading import read_run
     from ..tasks import task_spec
@@ -146,18 +153,16 @@ def measure(run_dir: Path, variant: str, rows: list[dict], *, requests: int, bat
     manifest, recipe = read_run(run_dir)
     before = _rss_mb()
     start = time.perf_counter()
-    model, tok, disk_mb, note = _load(run_dir, variant)
+    runner, disk_mb, note = _load(run_dir, variant, folder)
     load_s = time.perf_counter() - start
     loaded = _rss_mb()
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
     if task_spec(recipe.task).labelled:
-        timings = _classify_timings(model, tok, [r["text"] for r in rows], recipe.model.max_length, requests, batch)
+        timings = _classify_timings(runner.logits, [r["text"] for r in rows], requests, batch)
     else:
         prompts = [next(m["content"] for m in r["messages"] if m["role"] == "user") if "messages" in r
                    else r["text"][:400] for r in rows]
-        timings = _generate_timings(model, tok, prompts, requests, batch, new_tokens)
-    quality = _quality(model, tok, recipe, manifest, rows, variant)
+        timings = _generate_timings(runner.model, runner.tokenizer, prompts, requests, batch, new_tokens)
+    quality = _quality(runner, recipe, manifest, rows, variant)
     return {"variant": variant, "note": note, "load_s": load_s, "disk_mb": disk_mb,
             "memory_mb": loaded - before, "peak_rss_mb": _peak_rss_mb(), **timings, "quality": quality}
 
@@ -173,21 +178,43 @@ def _in_fresh_process(fn, *args, **kwargs):
 
 
 def measure_variants(run_dir: str | Path, rows: list[dict], *, requests: int = 20, batch: int = 16,
-                     new_tokens: int = 32, variants: tuple[str, ...] = VARIANTS, progress=None) -> list[dict]:
-    """Measure every variant that applies to the run, each in a fresh process, one at a time."""
-    from ..run.loading import read_run
+                     new_tokens: int = 32, variants: tuple[str, ...] | None = None, progress=None) -> list[dict]:
+    """Measure every variant that applies to the run, each in a fresh process, one at a time.
+
+    Export variants are written first (by this process, with export's own writers) into a temporary
+    folder; each measuring process only loads its folder, so load time and memory are the export's.
+    """
+    import tempfile
+
+    from ..run.loading import load_run
 
     run_dir = Path(run_dir)
-    _, recipe = read_run(run_dir)
-    method = recipe.method.name
-    variants = tuple(v for v in variants if v not in FORMATS or FORMATS[v].applies_to(method))
+    run = load_run(run_dir)
+    m = run.manifest
+    wanted = variants or VARIANTS
+    variants = tuple(v for v in wanted if v not in FORMATS or FORMATS[v].applies_to(m.method_name, m.head,
+                                                                                     m.base_model.architectures))
     results = []
-    for variant in variants:
-        if progress:
-            progress(variant)
-        try:
-            results.append(_in_fresh_process(measure, run_dir, variant, rows,
-                                             requests=requests, batch=batch, new_tokens=new_tokens))
-        except Exception as exc:  # noqa: BLE001  (a variant that fails is reported, the others still measured)
-            results.append({"variant": variant, "error": f"{type(exc).__name__}: {exc}"})
+    with tempfile.TemporaryDirectory() as tmp:
+        folders: dict[str, Path] = {}
+        for variant in variants:
+            if variant in FORMATS:
+                try:
+                    folders[variant] = Path(tmp) / variant
+                    folders[variant].mkdir()
+                    FORMATS[variant].write(run, folders[variant], run.recipe.model.max_length)
+                except Exception as exc:  # noqa: BLE001  (reported in its row; the others are still measured)
+                    folders[variant] = exc
+        del run
+        for variant in variants:
+            if progress:
+                progress(variant)
+            if isinstance(folders.get(variant), Exception):
+                results.append({"variant": variant, "error": f"export failed: {folders[variant]}"})
+                continue
+            try:
+                results.append(_in_fresh_process(measure, run_dir, variant, rows, requests=requests, batch=batch,
+                                                 new_tokens=new_tokens, folder=folders.get(variant)))
+            except Exception as exc:  # noqa: BLE001  (a variant that fails is reported, the others still measured)
+                results.append({"variant": variant, "error": f"{type(exc).__name__}: {exc}"})
     return results

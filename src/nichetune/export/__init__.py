@@ -1,9 +1,25 @@
-"""Turning a finished run into what is served: the adapter merged, bf16 weights, int8 linear layers.
+"""Turning a finished run into what is shipped: merged, bf16, int8, ONNX (and int8 ONNX) exports, each a
+folder with its own manifest and a parity report against the run (``export_run``).
 
-Each form is an ``ExportFormat`` in ``FORMATS``; ``eval``'s latency section measures exactly these.
+Light on import: ``nichetune.export.onnx_runtime`` must load without torch.
 """
 
-from .formats import FORMATS, ExportFormat, export_model
-from .merged import merge_run
+from __future__ import annotations
 
-__all__ = ["FORMATS", "ExportFormat", "export_model", "merge_run"]
+from importlib import import_module
+
+_LAZY = {
+    "FORMATS": "nichetune.export.registry",
+    "ExportFormat": "nichetune.export.formats",
+    "export_run": "nichetune.export.export",
+    "merge_run": "nichetune.export.merged",
+    "read_export": "nichetune.export.export",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'nichetune.export' has no attribute {name!r}")

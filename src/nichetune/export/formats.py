@@ -1,16 +1,24 @@
-"""The forms a run can be exported in, as a registry: what each builds from a loaded run and what it needs."""
+"""The forms a run is exported in, as a registry: how each is written to a folder and loaded back.
+
+Every format writes a self-contained folder (weights, tokenizer, config) that ``load`` reads without the
+run; parity (``export.parity``) and ``eval``'s latency both use exactly these two functions.
+"""
 
 from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
+from ..errors import NichetuneError
 from ..methods.registry import METHODS
+from ..models.heads import HEADS
+from ..registries import add_unique
 from ..run.loading import LoadedRun
 from .merged import merged_model
-from .quantize import int8_dynamic, state_mb, to_bf16
 
 
 def folder_mb(path: Path) -> float:
@@ -19,46 +27,148 @@ def folder_mb(path: Path) -> float:
     return sum(p.stat().st_size for p in files) / 2**20
 
 
-def saved_mb(model) -> float:
-    """Size on disk of ``model`` saved as safetensors."""
-    with tempfile.TemporaryDirectory() as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        return folder_mb(Path(tmp))
+@dataclass
+class Runner:
+    """An export loaded for inference. ``logits(texts)`` for classifiers; ``model`` + ``tokenizer`` when it is
+    a torch model (scoring and generation go through them)."""
+
+    logits: Callable[[list[str]], np.ndarray] | None = None
+    model: object = None
+    tokenizer: object = None
 
 
 @dataclass(frozen=True)
 class ExportFormat:
-    """One export: ``build(run) -> model``, its size in MB, and what it is.
+    """One export form.
 
-    ``needs_merge``: only for methods that merge into the weights. ``same_as_tuned_for_whole_models``: a
-    whole-model run (full, freeze) already is this form, so measuring it again adds nothing.
+    Attributes:
+        name: what ``nichetune export --to`` takes.
+        note: one line for people.
+        heads: the model heads it can hold.
+        write: ``write(run, folder, max_length)`` writes the export's files into an empty ``folder``.
+        load: ``load(folder, head, max_length) -> Runner``.
+        needs_merge: built from the merged model, so only for methods that merge.
+        same_as_tuned_for_whole_models: a full/freeze run already is this form (latency skips it).
+        requires: importable modules it needs, and the extra that installs them.
+        refuse: ``refuse(base architectures) -> reason or None`` for models the format cannot hold.
     """
 
     name: str
     note: str
-    build: Callable[[LoadedRun], object]
-    size_mb: Callable[[object], float]
+    heads: frozenset[str]
+    write: Callable[[LoadedRun, Path, int], None]
+    load: Callable[[Path, str, int], Runner]
     needs_merge: bool = True
     same_as_tuned_for_whole_models: bool = False
+    requires: tuple[str, ...] = ()
+    refuse: Callable[[list[str]], str | None] = field(default=lambda architectures: None)
+    # logits computed the way a deployment runs them (e.g. in a process without torch), for parity
+    isolated_logits: Callable[[Path, list[str]], np.ndarray] | None = None
 
-    def applies_to(self, method_name: str) -> bool:
+    def applies_to(self, method_name: str, head: str, architectures: list[str]) -> bool:
         method = METHODS[method_name]
-        if self.needs_merge and not method.mergeable:
+        if head not in self.heads or (self.needs_merge and not method.mergeable) or self.refuse(architectures):
             return False
         return not (self.same_as_tuned_for_whole_models and method.whole_model)
 
+    def check(self, run: LoadedRun) -> None:
+        """Raises NichetuneError with the reason when this run cannot be exported in this form."""
+        import importlib.util
 
-FORMATS: dict[str, ExportFormat] = {f.name: f for f in (
-    ExportFormat("merged", "adapter folded into the weights", merged_model, saved_mb,
-                 same_as_tuned_for_whole_models=True),
-    ExportFormat("merged-bf16", "merged, weights in bf16", lambda run: to_bf16(merged_model(run)), saved_mb),
-    ExportFormat("int8-dynamic", "merged, linear layers int8 per channel (dynamic)",
-                 lambda run: int8_dynamic(merged_model(run)), state_mb),
-)}
+        method = METHODS[run.recipe.method.name]
+        if self.needs_merge and not method.mergeable:
+            raise NichetuneError(f"{method.name} cannot be exported as {self.name}: {method.cannot_merge}",
+                                 hint="serve the run directory itself (base model + adapter)")
+        if run.manifest.head not in self.heads:
+            raise NichetuneError(f"{self.name} holds {' or '.join(sorted(self.heads))} models, and this run is a "
+                                 f"{run.manifest.task} run", hint=f"formats for it: {', '.join(formats_for(run))}")
+        missing = [m for m in self.requires if importlib.util.find_spec(m) is None]
+        if missing:
+            raise NichetuneError(f"{self.name} export needs {', '.join(missing)}",
+                                 hint="pip install 'nichetune[export]'")
+        reason = self.refuse(run.manifest.base_model.architectures)
+        if reason:
+            raise NichetuneError(f"{self.name}: {reason}", hint=f"formats for it: {', '.join(formats_for(run))}")
 
 
-def export_model(run: LoadedRun, name: str):
-    """``(model, size in MB, note)`` of export ``name`` of a loaded run."""
-    fmt = FORMATS[name]
-    model = fmt.build(run)
-    return model, fmt.size_mb(model), fmt.note
+FORMATS: dict[str, ExportFormat] = {}
+
+
+def register_format(fmt: ExportFormat) -> ExportFormat:
+    return add_unique(FORMATS, fmt.name, fmt, "export format")
+
+
+def formats_for(run: LoadedRun) -> list[str]:
+    m = run.manifest
+    return [f.name for f in FORMATS.values() if f.applies_to(m.method_name, m.head, m.base_model.architectures)]
+
+
+# --- torch forms: safetensors folders transformers loads ---------------------------------------------------------
+
+def torch_runner(model, tokenizer, head: str, max_length: int) -> Runner:
+    """A torch model as a Runner; a classifier also gets ``logits(texts)``."""
+    from ..tasks.scoring import classifier_logits
+
+    model.eval()
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if HEADS[head].fresh:
+        return Runner(logits=lambda texts: classifier_logits(model, tokenizer, texts, max_length=max_length),
+                      model=model, tokenizer=tokenizer)
+    return Runner(model=model, tokenizer=tokenizer)
+
+
+def _load_pretrained(dtype_name: str):
+    def load(folder: Path, head: str, max_length: int) -> Runner:
+        import torch
+        from transformers import AutoTokenizer
+
+        model = HEADS[head].auto().from_pretrained(folder, dtype=getattr(torch, dtype_name), use_safetensors=True)
+        return torch_runner(model, AutoTokenizer.from_pretrained(folder), head, max_length)
+    return load
+
+
+def _write_merged(run: LoadedRun, folder: Path, max_length: int) -> None:
+    merged_model(run).save_pretrained(folder, safe_serialization=True)
+    run.tokenizer.save_pretrained(folder)
+
+
+def _write_bf16(run: LoadedRun, folder: Path, max_length: int) -> None:
+    import torch
+
+    merged_model(run).to(torch.bfloat16).save_pretrained(folder, safe_serialization=True)
+    run.tokenizer.save_pretrained(folder)
+
+
+# Llama-style MLP output projections see activation outliers that int8 activations cannot hold; the
+# output layer and a fresh classifier head stay in full precision too.
+INT8_SKIP = ("down_proj", "lm_head", "classifier", "score")
+
+
+def _write_int8(run: LoadedRun, folder: Path, max_length: int) -> None:
+    """Linear layers with int8 weights (per channel) and int8 activations (per token, dynamic), through torchao
+    as transformers integrates it: the folder is safetensors and loads back already quantized."""
+    import torch
+    from torchao.quantization import Int8DynamicActivationInt8WeightConfig
+    from transformers import TorchAoConfig
+
+    with tempfile.TemporaryDirectory() as tmp:
+        merged_model(run).save_pretrained(tmp, safe_serialization=True)
+        skip = sorted({n.rsplit(".", 1)[-1] for n, _ in run.model.named_modules() if n.endswith(INT8_SKIP)}
+                      | {s for s in INT8_SKIP})
+        config = TorchAoConfig(Int8DynamicActivationInt8WeightConfig(), modules_to_not_convert=skip)
+        quantized = HEADS[run.manifest.head].auto().from_pretrained(tmp, quantization_config=config,
+                                                                     dtype=torch.float32)
+        quantized.save_pretrained(folder, safe_serialization=True)
+    run.tokenizer.save_pretrained(folder)
+
+
+TORCH_HEADS = frozenset(HEADS)
+MERGED = register_format(ExportFormat("merged", "adapter folded into the weights (safetensors, fp32)", TORCH_HEADS,
+                                      _write_merged, _load_pretrained("float32"),
+                                      same_as_tuned_for_whole_models=True))
+BF16 = register_format(ExportFormat("bf16", "merged, weights in bf16", TORCH_HEADS, _write_bf16,
+                                    _load_pretrained("bfloat16")))
+INT8 = register_format(ExportFormat("int8", "merged, linear layers int8 per channel with dynamic int8 activations "
+                                    "(torchao)", TORCH_HEADS, _write_int8, _load_pretrained("float32"),
+                                    requires=("torchao",)))

@@ -21,9 +21,12 @@ def refuse_unmergeable(method_name: str) -> None:
 
 
 def merged_model(run: LoadedRun):
-    """The run's model with its method folded into plain weights (identical outputs)."""
+    """A copy of the run's model with its method folded into plain weights (identical outputs); the run's own
+    model is left as it was (parity compares against it)."""
+    import copy
+
     refuse_unmergeable(run.recipe.method.name)
-    return merge_adapted(run.model, run.recipe.method)
+    return merge_adapted(copy.deepcopy(run.model), run.recipe.method)
 
 
 def merge_run(run_dir: str | Path, out: str | Path) -> Path:

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import fcntl
 import os
-import platform
 import shutil
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -17,12 +15,12 @@ from pathlib import Path
 
 import yaml
 
-from .. import __version__
 from ..atomic import atomic_dir
 from ..errors import NichetuneError
 from ..hashing import sha256_file, write_manifest
 from ..methods.registry import METHODS
 from ..methods.storage import save_adapted
+from ..versions import git_commit, package_versions
 from .manifest import RunManifest, write_manifest_file
 from .paths import RECIPE, RUN_ENTRIES, RunPaths
 
@@ -149,27 +147,6 @@ def save_final(model, tokenizer, recipe, head: str, run_dir: Path) -> Path:
     return target
 
 
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).parent)
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"nichetune": __version__, "python": platform.python_version()}
-    for pkg in ("torch", "transformers", "peft", "accelerate", "safetensors", "tokenizers"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
-    return out
-
-
 def write_run_manifest(run_dir: Path, info: dict) -> RunManifest:
     """``manifest.json``: everything needed to trust and reproduce the run; its presence means complete."""
     paths = RunPaths(run_dir)
@@ -183,6 +160,6 @@ def write_run_manifest(run_dir: Path, info: dict) -> RunManifest:
                 artifacts[path.relative_to(run_dir).as_posix()] = sha256_file(path)
     manifest = RunManifest.model_validate({
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-        "code": {"git_commit": _git_commit(), **_versions()}, **info, "artifacts": artifacts})
+        "code": {"git_commit": git_commit(), **package_versions()}, **info, "artifacts": artifacts})
     write_manifest_file(paths.manifest, manifest)
     return manifest

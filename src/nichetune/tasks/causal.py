@@ -50,7 +50,7 @@ class CausalTask:
     def collate(self, items: list[Item], pad_id: int) -> dict[str, torch.Tensor]:
         return collate_causal(items, pad_id)
 
-    def _scored(self, model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def scored(self, model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, V) logits and (N,) targets for the N supervised positions of the batch."""
         inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "position_ids")}
         targets = batch["labels"][:, 1:]  # (B, T-1)
@@ -73,12 +73,12 @@ class CausalTask:
         return logits, targets[keep]
 
     def loss_sum(self, model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, float]:
-        logits, targets = self._scored(model, batch)
+        logits, targets = self.scored(model, batch)
         return token_loss_sum(logits, targets, self.label_smoothing), float(targets.numel())
 
     def eval_sums(self, model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """(3,) float64: NLL sum, supervised tokens, tokens predicted correctly (argmax)."""
-        logits, targets = self._scored(model, batch)
+        logits, targets = self.scored(model, batch)
         nll = token_loss_sum(logits, targets)
         correct = (logits.argmax(-1) == targets).sum()
         return torch.tensor([float(nll), float(targets.numel()), float(correct)], dtype=torch.float64)

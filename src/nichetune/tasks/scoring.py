@@ -43,3 +43,19 @@ def score_rows(model, task, tokenizer, rows: list[dict], max_length: int, *, bat
     """Encode ``rows`` as held-out data (no packing) and ``score`` them."""
     items = task.items(task.encode(rows, tokenizer, max_length, train=False), max_length, False)
     return score(model, task, items, batch_size=batch_size, pad_id=tokenizer.pad_token_id, device=device, dtype=dtype)
+
+
+def classifier_logits(model, tokenizer, texts: list[str], *, max_length: int, batch_size: int = 32):
+    """(N, C) float64 logits of a sequence classifier on ``texts``, batched by length, no gradients."""
+    import numpy as np
+
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out = np.zeros((len(texts), model.config.num_labels), dtype=np.float64)
+    device = next(model.parameters()).device
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            batch = tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length,
+                              return_tensors="pt").to(device)
+            out[idx] = model(**batch).logits.float().cpu().numpy()
+    return out

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...html_report import esc, table
-from ..classification import confusion_matrix, most_confused_pairs
+from ...stats.classification import confusion_matrix, most_confused_pairs
 from .base import Evaluator, register_evaluator
 from .inputs import ClassifierInputs
 

@@ -67,7 +67,7 @@ class ClassifierInputs:
 
     def macro_f1(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
         """Macro-F1 over the run's full label list (the definition every comparison uses)."""
-        from ..classification import classification_metrics
+        from ...stats.classification import classification_metrics
 
         return classification_metrics(y_true, y_pred, self.labels)["macro_f1"]
 

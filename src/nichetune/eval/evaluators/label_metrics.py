@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ...html_report import table
-from ..classification import classification_metrics
+from ...stats.classification import classification_metrics
 from .base import Evaluator, register_evaluator
 from .inputs import ClassifierInputs
 

@@ -1,0 +1,58 @@
+"""Run an ONNX export with onnxruntime and the ``tokenizers`` library only: no torch, no transformers.
+
+This is what a deployment without torch runs; parity runs it in a separate process and checks that torch
+was never imported there.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+SETTINGS = "onnx.json"  # written by the exporter: file, inputs, labels, pad id, max length
+
+
+class OnnxClassifier:
+    """``logits(texts) -> (N, C) float64`` from ``folder``'s ``model.onnx`` and ``tokenizer.json``."""
+
+    def __init__(self, folder: str | Path, *, threads: int | None = None) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        folder = Path(folder)
+        self.settings = json.loads((folder / SETTINGS).read_text())
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(folder / self.settings["file"]), options,
+                                            providers=["CPUExecutionProvider"])
+        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self.tokenizer.enable_truncation(self.settings["max_length"])
+        self.tokenizer.enable_padding(pad_id=self.settings["pad_id"], pad_token=self.settings["pad_token"])
+
+    @property
+    def labels(self) -> list[str]:
+        return self.settings["labels"]
+
+    def logits(self, texts: list[str], batch_size: int = 32):
+        import numpy as np
+
+        out = np.zeros((len(texts), len(self.labels)), dtype=np.float64)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            encodings = self.tokenizer.encode_batch([texts[i] for i in idx])
+            fields = {"input_ids": "ids", "attention_mask": "attention_mask", "token_type_ids": "type_ids"}
+            feed = {name: np.array([getattr(e, fields[name]) for e in encodings], dtype=np.int64)
+                    for name in self.settings["inputs"]}
+            out[idx] = self.session.run(None, feed)[0]
+        return out
+
+
+def main() -> int:
+    """stdin: ``{"folder": ..., "texts": [...]}``; stdout: ``{"logits": [[...]], "torch_imported": bool}``."""
+    request = json.loads(sys.stdin.read())
+    logits = OnnxClassifier(request["folder"]).logits(request["texts"])
+    print(json.dumps({"logits": logits.tolist(), "torch_imported": "torch" in sys.modules}))
+    return 0

@@ -1,0 +1,137 @@
+"""Parity of an export with the run it came from, on the run's held-out rows.
+
+Classifiers: the largest logit difference, the headline metric (accuracy or macro-F1) of both on the test
+split with the change and a paired-bootstrap 95% interval, and how often they predict the same label.
+Language models: the largest difference of next-token logits on the supervised positions, token accuracy
+(pooled over rows, bootstrapped over rows) and perplexity of both. Both: size on disk, load time and
+single-request latency. An export whose metric drops by more than ``tolerance`` points fails.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..data.readers import read_json_lines
+from ..stats.classification import classification_metrics
+from ..stats.significance import paired_bootstrap
+from ..tasks import task_spec
+from .formats import ExportFormat, Runner, folder_mb
+
+VERDICT_METRICS = ("accuracy", "macro_f1")
+
+
+def held_out_rows(run, limit: int | None) -> tuple[list[dict], str]:
+    for split in ("test", "validation"):
+        path = run.paths.split(split)
+        if path.is_file():
+            rows = read_json_lines(path)
+            return (rows[:limit] if limit else rows), split
+    raise FileNotFoundError(f"{run.paths.root} keeps no test or validation rows to check parity on")
+
+
+def _latency(call, items: list, requests: int) -> dict:
+    call(items[:1])  # warm-up
+    seconds = []
+    for item in (items * (requests // max(1, len(items)) + 1))[:requests]:
+        start = time.perf_counter()
+        call([item])
+        seconds.append(time.perf_counter() - start)
+    ms = np.asarray(seconds) * 1000
+    return {"p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)), "requests": requests}
+
+
+def classifier_parity(run, runner: Runner, export_logits: np.ndarray, rows: list[dict], metric: str) -> dict:
+    from ..tasks.scoring import classifier_logits
+
+    labels = run.manifest.labels
+    texts = [r["text"] for r in rows]
+    y = np.array([labels.index(r["label"]) for r in rows])
+    source = classifier_logits(run.model, run.tokenizer, texts, max_length=run.recipe.model.max_length)
+
+    def score(y_true, pred) -> float:
+        return classification_metrics(y_true, pred, labels)[metric]
+
+    src_pred, exp_pred = source.argmax(1), export_logits.argmax(1)
+    boot = paired_bootstrap(score, y, src_pred, exp_pred)
+    return {"metric": metric, "source": score(y, src_pred), "export": score(y, exp_pred), "change": boot["delta"],
+            "ci_low": boot["ci_low"], "ci_high": boot["ci_high"],
+            "max_logit_diff": float(np.abs(source - export_logits).max()),
+            "same_prediction": float((src_pred == exp_pred).mean())}
+
+
+def _per_row(model, task, tokenizer, rows: list[dict], max_length: int):
+    """Per row: (N_i, V) logits on the supervised positions, and (tokens, correct, nll)."""
+    import torch
+
+    from ..tasks.loss import token_loss_sum
+
+    out = []
+    with torch.inference_mode():
+        for item in task.items(task.encode(rows, tokenizer, max_length, train=False), max_length, False):
+            batch = task.collate([item], tokenizer.pad_token_id)
+            logits, targets = task.scored(model, batch)
+            logits = logits.float()
+            out.append((logits, (float(targets.numel()), float((logits.argmax(-1) == targets).sum()),
+                                 float(token_loss_sum(logits, targets)))))
+    return out
+
+
+def causal_parity(run, runner: Runner, rows: list[dict]) -> dict:
+    spec = task_spec(run.recipe.task)
+    task = spec.build(None, run.recipe.train)
+    max_length = run.recipe.model.max_length
+    source = _per_row(run.model, task, run.tokenizer, rows, max_length)
+    export = _per_row(runner.model, task, runner.tokenizer, rows, max_length)
+    diff = max(float((a[0] - b[0]).abs().max()) for a, b in zip(source, export, strict=True))
+    tokens = np.array([s[1][0] for s in source])
+    src_correct, exp_correct = np.array([s[1][1] for s in source]), np.array([e[1][1] for e in export])
+
+    def pooled(total, correct) -> float:
+        return float(correct.sum() / max(total.sum(), 1.0))
+
+    boot = paired_bootstrap(pooled, tokens, src_correct, exp_correct)
+
+    def perplexity(part) -> float:
+        return float(np.exp(sum(p[1][2] for p in part) / max(sum(p[1][0] for p in part), 1.0)))
+
+    return {"metric": "token_accuracy", "source": pooled(tokens, src_correct), "export": pooled(tokens, exp_correct),
+            "change": boot["delta"], "ci_low": boot["ci_low"], "ci_high": boot["ci_high"], "max_logit_diff": diff,
+            "perplexity": {"source": perplexity(source), "export": perplexity(export)}}
+
+
+def parity_report(run, fmt: ExportFormat, folder: Path, *, tolerance: float = 0.5, rows_limit: int | None = None,
+                  requests: int = 20) -> dict:
+    """Load ``folder`` as ``fmt`` does and compare it with ``run`` on the run's held-out rows.
+
+    ``tolerance`` is in points (0.5 = half a percentage point of accuracy, macro-F1 or token accuracy).
+    """
+    rows, split = held_out_rows(run, rows_limit)
+    max_length = run.recipe.model.max_length
+    start = time.perf_counter()
+    runner = fmt.load(folder, run.manifest.head, max_length)
+    load_s = time.perf_counter() - start
+    if task_spec(run.recipe.task).labelled:
+        texts = [r["text"] for r in rows]
+        isolated = fmt.isolated_logits
+        export_logits = isolated(folder, texts) if isolated else runner.logits(texts)
+        metric = run.recipe.eval.metric if run.recipe.eval.metric in VERDICT_METRICS else "accuracy"
+        quality = classifier_parity(run, runner, export_logits, rows, metric)
+        latency = _latency(runner.logits, texts, requests)
+        quality["ran_without_torch"] = bool(isolated)
+    else:
+        quality = causal_parity(run, runner, rows)
+        spec = task_spec(run.recipe.task)
+        task = spec.build(None, run.recipe.train)
+
+        def forward(batch_rows):
+            _per_row(runner.model, task, runner.tokenizer, batch_rows, max_length)
+
+        latency = _latency(forward, rows, requests)
+    passed = quality["change"] >= -tolerance / 100
+    return {"status": "passed" if passed else "failed", "tolerance_points": tolerance, "split": split,
+            "rows": len(rows), **quality, "disk_mb": folder_mb(folder), "load_s": load_s, **latency,
+            "reason": None if passed else (f"{quality['metric']} dropped by {-100 * quality['change']:.2f} points "
+                                           f"(tolerance {tolerance:g})")}

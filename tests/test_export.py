@@ -1,0 +1,137 @@
+"""`nichetune export`: every format round-trips with a parity report that can fail, a manifest that detects
+tampering, ONNX that runs in onnxruntime without torch on any batch size and length, and clear refusals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nichetune.cli import main
+from nichetune.config.recipe import load_recipe
+from nichetune.errors import NichetuneError
+from nichetune.hashing import MANIFEST_NAME
+from nichetune.train.run import train
+from tiny_data import chat_rows, review_rows, write_jsonl
+
+
+def _train(root: Path, model_dir: Path, task: str, method: dict, rows) -> Path:
+    data = write_jsonl(root / f"{task}.jsonl", rows)
+    recipe = load_recipe(data={
+        "task": task, "output_dir": str(root / f"run-{task}-{method['name']}"),
+        "model": {"name": str(model_dir), "max_length": 64}, "data": {"train": str(data)}, "method": method,
+        "train": {"epochs": 3, "batch_size": 8, "lr": 2e-2, "precision": "fp32"}})
+    train(recipe)
+    return Path(recipe.output_dir)
+
+
+@pytest.fixture(scope="module")
+def cls_run(tmp_path_factory, tiny_bert_dir) -> Path:
+    return _train(tmp_path_factory.mktemp("export-cls"), tiny_bert_dir, "classification",
+                  {"name": "lora", "r": 4, "target_modules": ["query", "value", "dense"]},
+                  review_rows(120, seed=2, own=3, noise=2))
+
+
+@pytest.fixture(scope="module")
+def lm_run(tmp_path_factory, tiny_llama_dir) -> Path:
+    return _train(tmp_path_factory.mktemp("export-lm"), tiny_llama_dir, "sft", {"name": "lora", "r": 4},
+                  chat_rows(40))
+
+
+@pytest.mark.parametrize("fmt", ["merged", "bf16", "int8", "onnx", "onnx-int8"])
+def test_each_classifier_export_passes_parity_and_seals_its_folder(cls_run, tmp_path, fmt):
+    out = tmp_path / fmt
+    assert main(["export", str(cls_run), "--to", fmt, "--out", str(out)]) == 0
+    manifest = json.loads((out / MANIFEST_NAME).read_text())
+    parity = json.loads((out / "parity.json").read_text())
+    assert manifest["kind"] == "nichetune-export" and manifest["status"] == parity["status"] == "passed"
+    assert manifest["source"]["run"] == str(cls_run.resolve()) and manifest["tools"]["torch"]
+    assert set(manifest["files"]) == {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()} - {
+        MANIFEST_NAME}
+    assert parity["rows"] == json.loads((cls_run / "manifest.json").read_text())["data"]["rows"]["test"]
+    assert parity["change"] >= -0.005 and parity["ci_low"] <= parity["change"] <= parity["ci_high"]
+    exact = {"merged": 1e-4, "onnx": 1e-3}  # the same fp32 arithmetic, up to kernel order
+    if fmt in exact:
+        assert parity["max_logit_diff"] < exact[fmt] and parity["same_prediction"] == 1.0
+    assert parity["ran_without_torch"] == fmt.startswith("onnx")
+    assert not list(out.parent.glob(".*.partial"))
+
+
+def test_onnx_axes_are_dynamic_and_match_the_merged_model(cls_run, tmp_path):
+    from nichetune.export.onnx import logits_without_torch
+    from nichetune.export.registry import FORMATS
+
+    for fmt in ("merged", "onnx"):
+        assert main(["export", str(cls_run), "--to", fmt, "--out", str(tmp_path / fmt)]) == 0
+    torch_model = FORMATS["merged"].load(tmp_path / "merged", "classification", 64)
+    texts = ["the drug helped", "nausea " * 40, "ok", "it was fine but the headache came back at night", "x y"]
+    for batch in (texts[:1], texts[1:2], texts):  # batch sizes 1 and 5, lengths 3 to 64 tokens
+        expected = torch_model.logits(batch)
+        assert np.abs(logits_without_torch(tmp_path / "onnx", batch) - expected).max() < 1e-3
+
+
+def test_a_broken_export_fails_parity_and_is_marked_failed(cls_run, tmp_path, monkeypatch, capsys):
+    """A planted fault: the export's classifier head is scrambled after writing."""
+    from safetensors.torch import load_file, save_file
+
+    from nichetune.export import formats
+
+    original = formats.FORMATS["merged"]
+
+    def broken_write(run, folder, max_length):
+        original.write(run, folder, max_length)
+        weights = load_file(str(folder / "model.safetensors"))
+        head = next(k for k in weights if k.startswith("classifier") and k.endswith("weight"))
+        weights[head] = weights[head].flip(0)  # the labels' rows swapped: the model now answers wrongly
+        save_file(weights, str(folder / "model.safetensors"), metadata={"format": "pt"})
+
+    from dataclasses import replace
+
+    monkeypatch.setitem(formats.FORMATS, "merged", replace(original, write=broken_write))
+    out = tmp_path / "broken"
+    assert main(["export", str(cls_run), "--to", "merged", "--out", str(out)]) == 1
+    assert "export failed parity" in capsys.readouterr().err
+    manifest = json.loads((out / MANIFEST_NAME).read_text())
+    assert manifest["status"] == "failed" and "dropped by" in manifest["parity"]["reason"]
+    assert manifest["parity"]["change"] < -0.005
+
+
+def test_language_model_exports_and_refusals(lm_run, tmp_path, capsys):
+    for fmt in ("merged", "int8"):
+        assert main(["export", str(lm_run), "--to", fmt, "--out", str(tmp_path / fmt), "--rows", "8"]) == 0
+        parity = json.loads((tmp_path / fmt / "parity.json").read_text())
+        assert parity["metric"] == "token_accuracy" and parity["status"] == "passed"
+        assert parity["perplexity"]["export"] == pytest.approx(parity["perplexity"]["source"], rel=0.02)
+    merged = json.loads((tmp_path / "merged" / "parity.json").read_text())
+    assert merged["max_logit_diff"] < 1e-3 and merged["change"] == 0.0
+    assert main(["export", str(lm_run), "--to", "onnx", "--out", str(tmp_path / "onnx")]) == 1
+    err = capsys.readouterr().err
+    assert "onnx holds classification models" in err and "merged, bf16, int8" in err
+    assert not (tmp_path / "onnx").exists()
+
+
+def test_unmergeable_methods_unknown_formats_and_foreign_folders_are_refused(tmp_path, tiny_bert_dir, cls_run):
+    from nichetune.export.export import export_run, read_export
+
+    adapter = _train(tmp_path, tiny_bert_dir, "classification", {"name": "adapter", "bottleneck": 4},
+                     review_rows(40, seed=3, own=3, noise=2))
+    with pytest.raises(NichetuneError, match="adapter cannot be exported as merged: it adds computation"):
+        export_run(adapter, "merged", tmp_path / "m", progress=None)
+    with pytest.raises(NichetuneError, match="unknown export format 'tflite'"):
+        export_run(cls_run, "tflite", tmp_path / "t", progress=None)
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    with pytest.raises(NichetuneError, match="not an export folder; nothing was changed"):
+        export_run(cls_run, "merged", foreign, progress=None)
+    assert (foreign / "notes.txt").read_text() == "keep me"
+    out = tmp_path / "ok"
+    export_run(cls_run, "bf16", out, progress=None)
+    with pytest.raises(NichetuneError, match="already holds an export"):
+        export_run(cls_run, "bf16", out, progress=None)
+    assert read_export(out, deep=True)["format"] == "bf16"
+    (out / "config.json").write_text((out / "config.json").read_text() + " ")
+    with pytest.raises(NichetuneError, match="does not match its manifest"):
+        read_export(out, deep=True)
