@@ -57,3 +57,17 @@ def chromium(tmp_path):
         return res.stdout
 
     return dump_dom
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The test PostgreSQL database (``NICHETUNE_TEST_POSTGRES``, a SQLAlchemy URL) that .ci/run starts with
+    scripts/start_postgres.sh. Skipped where it is not set, except under CI or ``NICHETUNE_REQUIRE_POSTGRES=1``,
+    where the registry must be tested against a real server."""
+    url = os.environ.get("NICHETUNE_TEST_POSTGRES")
+    if not url:
+        if os.environ.get("CI") == "true" or os.environ.get("NICHETUNE_REQUIRE_POSTGRES") == "1":
+            pytest.fail("NICHETUNE_TEST_POSTGRES is not set, and CI requires the PostgreSQL registry tests "
+                        "(NICHETUNE_TEST_POSTGRES=$(bash scripts/start_postgres.sh))")
+        pytest.skip("no PostgreSQL server (set NICHETUNE_TEST_POSTGRES=$(bash scripts/start_postgres.sh))")
+    return url

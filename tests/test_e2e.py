@@ -76,8 +76,22 @@ def test_demo_quick_runs_the_lifecycle_and_reuses_finished_work(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     summary = json.loads((out / "demo-summary.json").read_text())
     assert summary["failures"] == [] and summary["mode"] == "quick"
-    assert "step 12/12: evaluate against the base model" in res.stderr
+    assert "step 12/15: evaluate against the base model" in res.stderr
     assert "done prepare the embedded model smollm2-135m-instruct" in res.stderr
+
+    # shipped: every export passed parity, the registry holds both with the champion rolled back, cards exist
+    exports = summary["exports"]
+    assert set(exports["drug-reviews"]) == {"merged", "int8", "onnx"}
+    assert set(exports["foldoc"]) == {"merged", "int8", "gguf"}
+    assert all(p["status"] == "passed" for by in exports.values() for p in by.values())
+    assert exports["drug-reviews"]["onnx"]["max_logit_diff"] < 1e-3
+    registry = summary["registry"]
+    assert [(e["from_version"], e["to_version"], e["action"]) for e in registry["history"]] == [
+        (None, 1, "set"), (1, 2, "set"), (2, 1, "rollback")]
+    assert {m["name"]: m["aliases"] for m in registry["models"]} == {"drug-reviews": {"champion": 1},
+                                                                    "foldoc-jargon": {"champion": 1}}
+    card = (out / "cards" / "drug-reviews-1.md").read_text()
+    assert "## Evaluation evidence" in card and "export parity (onnx): passed" in card
 
     # one index page linking both reports, which exist and carry their headline numbers
     links = _links((out / "index.html").read_text())
@@ -121,6 +135,7 @@ def test_demo_quick_runs_the_lifecycle_and_reuses_finished_work(tmp_path):
     again = nichetune("demo", "--quick", "--out-dir", str(out), cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stderr.count("reusing the finished run") == 4 and "reusing the evaluation" in again.stderr
+    assert again.stderr.count("exported from this run; --fresh exports again") == 6
     assert stamps == {name: (out / "runs" / name / "manifest.json").stat().st_mtime for name in rows}
     assert json.loads((out / "demo-summary.json").read_text())["summary"] == summary["summary"]
 

@@ -239,7 +239,7 @@ def test_sft_eval_compares_with_the_base_model_on_identical_prompts(tmp_path, ti
     html = (tmp_path / "run" / "report.html").read_text()
     assert f'id="headline-perplexity">{ppl["tuned"]["perplexity"]:.3f}<' in html
     by = {r["variant"]: r for r in metrics["latency"]}
-    assert list(by) == ["base", "tuned", "merged", "bf16", "int8"]  # ONNX export is for encoder classifiers
+    assert list(by) == ["base", "tuned", "merged", "bf16", "int8", "gguf"]  # ONNX is for encoder classifiers
     assert by["tuned"]["throughput_unit"] == "generated tokens/s" and by["tuned"]["new_tokens"] == 32
     assert by["merged"]["quality"]["perplexity"] == pytest.approx(by["tuned"]["quality"]["perplexity"], rel=1e-4)
     assert by["base"]["quality"]["perplexity"] > by["tuned"]["quality"]["perplexity"]

@@ -35,9 +35,12 @@ def cls_run(tmp_path_factory, tiny_bert_dir) -> Path:
 
 
 @pytest.fixture(scope="module")
-def lm_run(tmp_path_factory, tiny_llama_dir) -> Path:
-    return _train(tmp_path_factory.mktemp("export-lm"), tiny_llama_dir, "sft", {"name": "lora", "r": 4},
-                  chat_rows(40))
+def lm_run(tmp_path_factory) -> Path:
+    """A tiny Llama with a byte-level BPE tokenizer, as GGUF's gpt2 tokenizer model holds."""
+    from tiny_models import build_tiny_llama
+
+    model = build_tiny_llama(tmp_path_factory.mktemp("tiny-llama-bpe"), bpe=True)
+    return _train(tmp_path_factory.mktemp("export-lm"), model, "sft", {"name": "lora", "r": 4}, chat_rows(40))
 
 
 @pytest.mark.parametrize("fmt", ["merged", "bf16", "int8", "onnx", "onnx-int8"])
@@ -99,16 +102,20 @@ def test_a_broken_export_fails_parity_and_is_marked_failed(cls_run, tmp_path, mo
 
 
 def test_language_model_exports_and_refusals(lm_run, tmp_path, capsys):
-    for fmt in ("merged", "int8"):
+    for fmt in ("merged", "int8", "gguf"):
         assert main(["export", str(lm_run), "--to", fmt, "--out", str(tmp_path / fmt), "--rows", "8"]) == 0
         parity = json.loads((tmp_path / fmt / "parity.json").read_text())
         assert parity["metric"] == "token_accuracy" and parity["status"] == "passed"
         assert parity["perplexity"]["export"] == pytest.approx(parity["perplexity"]["source"], rel=0.02)
     merged = json.loads((tmp_path / "merged" / "parity.json").read_text())
     assert merged["max_logit_diff"] < 1e-3 and merged["change"] == 0.0
+    assert merged["greedy"]["same_answers"] == merged["greedy"]["prompts"] == 4  # every test row's question
+    # GGUF: f16 weights read back through transformers' GGUF loader, tokenizer rebuilt from the file
+    gguf = json.loads((tmp_path / "gguf" / "parity.json").read_text())
+    assert gguf["max_logit_diff"] < 0.05 and gguf["greedy"]["same_answers"] == 4
     assert main(["export", str(lm_run), "--to", "onnx", "--out", str(tmp_path / "onnx")]) == 1
     err = capsys.readouterr().err
-    assert "onnx holds classification models" in err and "merged, bf16, int8" in err
+    assert "onnx holds classification models" in err and "merged, bf16, int8, gguf" in err
     assert not (tmp_path / "onnx").exists()
 
 

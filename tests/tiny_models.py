@@ -1,4 +1,5 @@
-"""Tiny models built in code for unit tests: a word-level tokenizer, a 2-layer Llama, 2-layer BERTs."""
+"""Tiny models built in code for unit tests: a word-level (or byte-level BPE) tokenizer, a 2-layer Llama,
+2-layer BERTs."""
 
 from __future__ import annotations
 
@@ -44,11 +45,28 @@ def train_tokenizer(folder: Path, *, chat: bool):
     return fast
 
 
-def build_tiny_llama(folder: Path) -> Path:
+def train_bpe_tokenizer(folder: Path):
+    """A byte-level BPE chat tokenizer (the kind GGUF's gpt2 tokenizer model holds)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(CORPUS * 2, trainers.BpeTrainer(
+        vocab_size=400, special_tokens=SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", bos_token="<|im_start|>",
+                                   eos_token="<|im_end|>", model_max_length=128)
+    fast.chat_template = CHATML
+    fast.save_pretrained(folder)
+    return fast
+
+
+def build_tiny_llama(folder: Path, *, bpe: bool = False) -> Path:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    tok = train_tokenizer(folder, chat=True)
+    tok = train_bpe_tokenizer(folder) if bpe else train_tokenizer(folder, chat=True)
     torch.manual_seed(0)
     config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,

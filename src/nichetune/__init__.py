@@ -31,6 +31,8 @@ _LAZY = {
     "load_run": "nichetune.run.loading",
     "read_run": "nichetune.run.loading",
     "merge_run": "nichetune.export.merged",
+    "export_run": "nichetune.export.export",
+    "open_registry": "nichetune.registry.store",
     "recommend_recipe": ("nichetune.recommend", "recommend"),
     "Constraints": "nichetune.recommend.evidence",
     "evaluate_run": "nichetune.eval.run",

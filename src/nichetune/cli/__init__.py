@@ -21,13 +21,14 @@ from . import (
     generate_cmd,
     models_cmd,
     recommend_cmd,
+    registry_cmd,
     review_cmd,
     train_cmd,
     tune_cmd,
 )
 
 VERBS = (models_cmd, data_cmd, recommend_cmd, train_cmd, tune_cmd, eval_cmd, compare_cmd, review_cmd, export_cmd,
-         generate_cmd, classify_cmd, demo_cmd)
+         registry_cmd, generate_cmd, classify_cmd, demo_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

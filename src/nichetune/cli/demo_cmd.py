@@ -14,7 +14,9 @@ def register(sub) -> None:
         "data on a CPU, train it beside full fine-tuning and a frozen-body head-only run, and evaluate "
         "(calibration, conformal sets, condition slices, TF-IDF and zero-shot baselines). Part 2, computing "
         "jargon: LoRA instruction tuning of SmolLM2 on FOLDOC split by term, checked against the base model. "
-        "Ends with a summary table and OUT/index.html linking both reports. A step that fails says how to fix "
+        "Part 3, ship: exports (merged, int8, ONNX, GGUF) each checked for parity, registered with a champion alias "
+        "that is promoted and rolled back, and model cards. Ends with a summary table and OUT/index.html "
+        "linking both reports. A step that fails says how to fix "
         "it and the demo carries on; a second run reuses prepared models, data and finished runs.")
     p.add_argument("--quick", action="store_true", help="a reduced version: fewer rows, shorter inputs, a few steps")
     p.add_argument("--out-dir", default="demo-out", help="where the demo writes everything (default demo-out/)")
@@ -24,11 +26,15 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from ..demo import run_demo
-    from ..demo.summary import COLUMNS
+    from ..demo.summary import COLUMNS, EXPORT_COLUMNS, export_rows
 
     summary = run_demo(args.out_dir, quick=args.quick, fresh=args.fresh)
     print()
     print_table(summary["summary"], COLUMNS)
+    exported = export_rows(summary.get("exports") or {})
+    if exported:
+        print()
+        print_table(exported, EXPORT_COLUMNS)
     if args.quick:
         print("quick mode checks that every step works; its few training steps say little about the models "
               "(`nichetune demo` without --quick runs the real comparison)")

@@ -7,14 +7,14 @@ from .output import print_json, print_table
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "export", help="export a run (merged, bf16, int8, onnx, onnx-int8) with a parity report",
+        "export", help="export a run (merged, bf16, int8, onnx, onnx-int8, gguf) with a parity report",
         description="Writes the run in a form to ship, then checks it against the run on the run's held-out "
         "rows: largest logit difference, the task metric with its change and a paired-bootstrap interval, "
         "size, load time and latency. An export whose metric drops by more than --tolerance points is "
         "written but marked failed (exit status 1). The folder carries a manifest with the sha256 of every "
         "file, the source run and the tool versions.")
     p.add_argument("run_dir", help="a finished run directory")
-    p.add_argument("--to", required=True, help="merged | bf16 | int8 | onnx | onnx-int8")
+    p.add_argument("--to", required=True, help="merged | bf16 | int8 | onnx | onnx-int8 | gguf")
     p.add_argument("--out", required=True, help="the export folder to create")
     p.add_argument("--tolerance", type=float, default=0.5, help="largest metric drop allowed, in points")
     p.add_argument("--rows", type=int, help="check parity on the first N held-out rows only (default: all)")

@@ -13,7 +13,8 @@ def print_json(data) -> None:
     print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
-def print_table(rows: Sequence[dict], columns: Sequence[str], file=sys.stdout) -> None:
+def print_table(rows: Sequence[dict], columns: Sequence[str], file=None) -> None:
+    file = file or sys.stdout  # looked up per call: a redirected stdout (capture, redirect_stdout) is honoured
     if not rows:
         print("(none)", file=file)
         return
@@ -25,8 +26,9 @@ def print_table(rows: Sequence[dict], columns: Sequence[str], file=sys.stdout) -
 
 
 @contextmanager
-def status(message: str, file=sys.stderr) -> Iterator[None]:
-    """Print ``message``, then ``done`` or ``FAILED`` with the elapsed time."""
+def status(message: str, file=None) -> Iterator[None]:
+    """Print ``message``, then ``done`` or ``FAILED`` with the elapsed time (on stderr unless ``file``)."""
+    file = file or sys.stderr
     start = time.perf_counter()
     print(f"... {message}", file=file, flush=True)
     try:

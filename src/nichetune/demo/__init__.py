@@ -1,7 +1,8 @@
 """``nichetune demo``: the whole domain fine-tuning lifecycle on the embedded models and datasets.
 
 Part 1 (drug reviews) goes from raw data to a recommended, trained, calibrated and compared
-classifier; part 2 (computing jargon) instruction-tunes SmolLM2 and checks it against its base.
+classifier; part 2 (computing jargon) instruction-tunes SmolLM2 and checks it against its base;
+part 3 (ship) exports both with parity reports and registers them with an alias history and model cards.
 Both end in reports that one index page links, with a summary table. Prepared models, exported
 data and finished runs of an identical recipe are reused on a second run.
 """
@@ -13,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import jargon, medical
+from . import jargon, medical, ship
 from .steps import SKIPPED, Steps
 from .summary import index_html, markdown_table, summary_rows
 
@@ -31,6 +32,7 @@ class Budget:
     general_rows: int              # BBC articles both language models score (forgetting)
     latency: bool
     latency_requests: int = 20
+    parity_rows: int = 64          # held-out FOLDOC rows each language-model export is checked on
 
 
 FULL = Budget("full", medical=(), recommended=("train.epochs=4",), comparison=("train.epochs=2",),
@@ -38,7 +40,7 @@ FULL = Budget("full", medical=(), recommended=("train.epochs=4",), comparison=("
 QUICK = Budget("quick", medical=("data.limit=200", "data.eval_limit=100", "model.max_length=96"),
                recommended=("train.epochs=3",), comparison=("train.epochs=2",),
                jargon=("data.limit=24", "data.eval_limit=12", "model.max_length=96", "train.max_steps=3"),
-               samples=2, general_rows=6, latency=False)
+               samples=2, general_rows=6, latency=False, parity_rows=8)
 MODELS = ("minilm-l6", "smollm2-135m-instruct")
 
 
@@ -49,7 +51,7 @@ def run_demo(out: str | Path = "demo-out", *, quick: bool = False, fresh: bool =
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     budget = QUICK if quick else FULL
-    steps = Steps(total=len(MODELS) + medical.STEPS + jargon.STEPS, **({"out": log} if log else {}))
+    steps = Steps(total=len(MODELS) + medical.STEPS + jargon.STEPS + ship.STEPS, **({"out": log} if log else {}))
     steps.say(f"nichetune demo ({budget.name}): writing to {out}/")
     prepared = [steps.run(f"prepare the embedded model {name}", lambda n=name: _prepare(n),
                           command=f"nichetune models prepare {name}") for name in MODELS]
@@ -57,14 +59,17 @@ def run_demo(out: str | Path = "demo-out", *, quick: bool = False, fresh: bool =
              if prepared[0] is not SKIPPED else {"runs": {}, "report": out / "missing"},
              "jargon": jargon.run_jargon(steps, out, budget, fresh=fresh)
              if prepared[1] is not SKIPPED else {"runs": {}, "report": out / "missing"}}
+    shipped = ship.run_ship(steps, out, budget, parts["medical"], parts["jargon"], fresh=fresh)
     seconds = time.perf_counter() - steps.started
     rows = summary_rows(parts["medical"], parts["jargon"])
     page = index_html(out, rows, parts["medical"], parts["jargon"], steps.failures, steps.commands, seconds,
-                      budget.name)
+                      budget.name, shipped=shipped)
     atomic_write_text(out / "index.html", page)
     summary = {"mode": budget.name, "seconds": round(seconds, 1), "summary": rows, "failures": steps.failures,
                "commands": steps.commands, "reports": {k: str(p["report"]) for k, p in parts.items()},
-               "audit": _plain(parts["medical"].get("audit"))}
+               "audit": _plain(parts["medical"].get("audit")),
+               "exports": {k: _plain(v) for k, v in shipped["exports"].items()},
+               "registry": _plain(shipped["registry"])}
     atomic_write_text(out / "demo-summary.json", json.dumps(summary, indent=1, default=str) + "\n")
     atomic_write_text(out / "summary.md", markdown_table(rows) + "\n")
     return summary

@@ -63,8 +63,27 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+EXPORT_COLUMNS = ["model", "format", "parity", "metric", "change (95% CI)", "max logit diff", "size MB", "p50 ms"]
+
+
+def export_rows(exports: dict) -> list[dict]:
+    """One row per export the demo made, with its parity evidence."""
+    rows = []
+    for model, by_format in exports.items():
+        if not isinstance(by_format, dict):
+            continue
+        for fmt, p in by_format.items():
+            rows.append({"model": model, "format": fmt, "parity": p["status"],
+                         "metric": f"{p['metric']} {p['export']:.4f}",
+                         "change (95% CI)": f"{100 * p['change']:+.2f} pt ({100 * p['ci_low']:+.2f} to "
+                                            f"{100 * p['ci_high']:+.2f})",
+                         "max logit diff": f"{p['max_logit_diff']:.1e}", "size MB": round(p["disk_mb"], 1),
+                         "p50 ms": round(p["p50_ms"], 1)})
+    return rows
+
+
 def index_html(out: Path, rows: list[dict], medical: dict, jargon: dict, failures: list[dict], commands: list[dict],
-               seconds: float, mode: str) -> str:
+               seconds: float, mode: str, shipped: dict | None = None) -> str:
     def link(path, text: str) -> str:
         path = Path(path)
         if not path.is_file():
@@ -85,9 +104,17 @@ def index_html(out: Path, rows: list[dict], medical: dict, jargon: dict, failure
     caveat = ("<p class='warn'>Quick mode trains on a few hundred rows for a few steps at short lengths: it checks "
               "that every step of the lifecycle works, not how good the models get. <code>make demo</code> runs the "
               "full version.</p>" if mode == "quick" else "")
+    shipping = ""
+    if shipped:
+        registry = shipped.get("registry")
+        cards = "".join(f"<li>{link(path, f'Model card: {ref}')}</li>" for ref, path in registry["cards"].items()) \
+            if isinstance(registry, dict) else ""
+        shipping = (table(export_rows(shipped.get("exports", {})), EXPORT_COLUMNS)
+                    + (f"<ul>{cards}</ul>" if cards else "<p class='muted'>(the registry step did not run)</p>"))
     return page("nichetune demo", [
         ("Reports", caveat + reports),
         ("Summary", table(rows, COLUMNS)),
+        ("Shipped: exports with parity evidence, registry, model cards", shipping),
         ("Problems", problems),
         ("The commands behind each step", f"<ol>{cmd}</ol>"),
     ], subtitle=f"{mode} demo, {seconds / 60:.1f} minutes on this machine")

@@ -79,6 +79,36 @@ def _per_row(model, task, tokenizer, rows: list[dict], max_length: int):
     return out
 
 
+GREEDY_PROMPTS = 5
+GREEDY_TOKENS = 16
+
+
+def _prompts(rows: list[dict]) -> list[str]:
+    """A fixed prompt set from the held-out rows: each chat row's question, or a completion row's opening."""
+    out = []
+    for row in rows[:GREEDY_PROMPTS]:
+        if "messages" in row:
+            out.append(next(m["content"] for m in row["messages"] if m["role"] == "user"))
+        else:
+            out.append(" ".join(row["text"].split()[:24]))
+    return out
+
+
+def greedy_answers(model, tokenizer, prompts: list[str], chat: bool) -> list[str]:
+    import torch
+
+    from ..infer.generate import chat_input_ids
+
+    answers = []
+    with torch.inference_mode():
+        for prompt in prompts:
+            ids = chat_input_ids(tokenizer, prompt) if chat else tokenizer(prompt, return_tensors="pt").input_ids
+            out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=GREEDY_TOKENS,
+                                 do_sample=False, top_p=None, top_k=None, pad_token_id=tokenizer.pad_token_id)
+            answers.append(tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True))
+    return answers
+
+
 def causal_parity(run, runner: Runner, rows: list[dict]) -> dict:
     spec = task_spec(run.recipe.task)
     task = spec.build(None, run.recipe.train)
@@ -97,9 +127,16 @@ def causal_parity(run, runner: Runner, rows: list[dict]) -> dict:
     def perplexity(part) -> float:
         return float(np.exp(sum(p[1][2] for p in part) / max(sum(p[1][0] for p in part), 1.0)))
 
+    prompts = _prompts(rows)
+    source_answers = greedy_answers(run.model, run.tokenizer, prompts, spec.chat)
+    export_answers = greedy_answers(runner.model, runner.tokenizer, prompts, spec.chat)
+    same = [a == b for a, b in zip(source_answers, export_answers, strict=True)]
     return {"metric": "token_accuracy", "source": pooled(tokens, src_correct), "export": pooled(tokens, exp_correct),
             "change": boot["delta"], "ci_low": boot["ci_low"], "ci_high": boot["ci_high"], "max_logit_diff": diff,
-            "perplexity": {"source": perplexity(source), "export": perplexity(export)}}
+            "perplexity": {"source": perplexity(source), "export": perplexity(export)},
+            "greedy": {"prompts": len(prompts), "new_tokens": GREEDY_TOKENS, "same_answers": sum(same),
+                       "examples": [{"prompt": p, "source": a, "export": b}
+                                    for p, a, b in zip(prompts, source_answers, export_answers, strict=True)]}}
 
 
 def parity_report(run, fmt: ExportFormat, folder: Path, *, tolerance: float = 0.5, rows_limit: int | None = None,
