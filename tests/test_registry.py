@@ -187,3 +187,24 @@ def test_lineage_and_card_through_the_cli(sources, tmp_path, capsys):
     assert main(["registry", "list", "--root", root, "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == [{"name": "drug", "versions": 2, "latest": 2,
                                                     "aliases": {"champion": 1}}]
+
+
+def test_the_mlflow_mirror_holds_the_same_versions_and_aliases(sources, tmp_path):
+    """Registered against a local sqlite:/// MLflow store: versions carry their nichetune number and
+    manifest sha256; the champion alias follows every move, the rollback included."""
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    registry = Registry(tmp_path / "registry", mlflow_uri=uri)
+    one = registry.register(sources["export"], "drug")
+    two = registry.register(sources["run"], "drug")
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    mirrored = {mv.tags["nichetune_version"]: mv for mv in client.search_model_versions("name='drug'")}
+    assert set(mirrored) == {"1", "2"} and mirrored["1"].tags["manifest_sha256"] == one["manifest_sha256"]
+    assert mirrored["2"].source == two["path"] and mirrored["2"].tags["kind"] == "run"
+    registry.set_alias("drug@1", "champion")
+    registry.set_alias("drug@2", "champion")
+    assert client.get_model_version_by_alias("drug", "champion").tags["nichetune_version"] == "2"
+    registry.rollback("drug", "champion")
+    assert client.get_model_version_by_alias("drug", "champion").tags["nichetune_version"] == "1"
+    registry.close()

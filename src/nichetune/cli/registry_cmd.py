@@ -18,6 +18,8 @@ def register(sub) -> None:
         v = verbs.add_parser(name, help=help_text, description=help_text)
         v.add_argument("--root", help="the registry folder (default $NICHETUNE_REGISTRY or ./registry)")
         v.add_argument("--db", help="catalogue database URL (default SQLite in the registry folder)")
+        v.add_argument("--mlflow", help="also mirror versions and aliases into this MLflow registry URI "
+                                        "(e.g. sqlite:///mlflow.db; the mlflow extra)")
         v.add_argument("--json", action="store_true", help="print JSON")
         return v
 
@@ -65,7 +67,7 @@ def register(sub) -> None:
 def _registry(args):
     from ..registry import open_registry
 
-    return open_registry(args.root, args.db)
+    return open_registry(args.root, args.db, args.mlflow)
 
 
 def _show_row(row: dict) -> dict:

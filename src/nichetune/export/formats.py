@@ -64,6 +64,8 @@ class ExportFormat:
     refuse: Callable[[list[str]], str | None] = field(default=lambda architectures: None)
     # logits computed the way a deployment runs them (e.g. in a process without torch), for parity
     isolated_logits: Callable[[Path, list[str]], np.ndarray] | None = None
+    # greedy answers from the format's own runtime where installed (llama.cpp for GGUF), for parity
+    native_check: Callable[[Path, list[str], int], dict] | None = None
 
     def applies_to(self, method_name: str, head: str, architectures: list[str]) -> bool:
         method = METHODS[method_name]

@@ -112,6 +112,31 @@ def _load(folder: Path, head: str, max_length: int) -> Runner:
     return torch_runner(model, tokenizer, head, max_length)
 
 
+LLAMA_CPP = "llama-simple"  # llama.cpp's minimal greedy generator: llama-simple -m FILE -n N PROMPT
+
+
+def llama_cpp_answers(folder: Path, prompts: list[str], new_tokens: int) -> dict:
+    """Greedy continuations from llama.cpp itself where it is installed; else say that it is not.
+
+    The prompts are given as rendered text (chat template already applied), so both sides see the same
+    tokens; llama-simple prints the prompt followed by the continuation on stdout.
+    """
+    import shutil
+    import subprocess
+
+    binary = shutil.which(LLAMA_CPP)
+    if binary is None:
+        return {"ran": False, "why": f"llama.cpp is not installed ({LLAMA_CPP} not on PATH)"}
+    answers = []
+    for prompt in prompts:
+        proc = subprocess.run([binary, "-m", str(folder / FILE), "-n", str(new_tokens), prompt],
+                              capture_output=True, text=True, timeout=300)
+        if proc.returncode != 0:
+            return {"ran": False, "why": f"{LLAMA_CPP} failed: {(proc.stderr.strip().splitlines() or ['?'])[-1]}"}
+        answers.append(proc.stdout.split(prompt, 1)[-1])
+    return {"ran": True, "answers": answers}
+
+
 GGUF = register_format(ExportFormat("gguf", "merged, one GGUF file (f16 weights) for llama.cpp and transformers",
                                     frozenset({"causal"}), _write, _load, requires=("gguf",),
-                                    refuse=_refuse_non_llama))
+                                    refuse=_refuse_non_llama, native_check=llama_cpp_answers))

@@ -94,22 +94,27 @@ def _prompts(rows: list[dict]) -> list[str]:
     return out
 
 
+def _prompt_ids(tokenizer, prompt: str, chat: bool):
+    from ..infer.generate import chat_input_ids
+
+    return chat_input_ids(tokenizer, prompt) if chat else tokenizer(prompt, return_tensors="pt").input_ids
+
+
 def greedy_answers(model, tokenizer, prompts: list[str], chat: bool) -> list[str]:
     import torch
-
-    from ..infer.generate import chat_input_ids
 
     answers = []
     with torch.inference_mode():
         for prompt in prompts:
-            ids = chat_input_ids(tokenizer, prompt) if chat else tokenizer(prompt, return_tensors="pt").input_ids
+            ids = _prompt_ids(tokenizer, prompt, chat)
             out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=GREEDY_TOKENS,
                                  do_sample=False, top_p=None, top_k=None, pad_token_id=tokenizer.pad_token_id)
             answers.append(tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True))
     return answers
 
 
-def causal_parity(run, runner: Runner, rows: list[dict]) -> dict:
+def causal_parity(run, runner: Runner, rows: list[dict], fmt: ExportFormat | None = None,
+                  folder: Path | None = None) -> dict:
     spec = task_spec(run.recipe.task)
     task = spec.build(None, run.recipe.train)
     max_length = run.recipe.model.max_length
@@ -131,10 +136,18 @@ def causal_parity(run, runner: Runner, rows: list[dict]) -> dict:
     source_answers = greedy_answers(run.model, run.tokenizer, prompts, spec.chat)
     export_answers = greedy_answers(runner.model, runner.tokenizer, prompts, spec.chat)
     same = [a == b for a, b in zip(source_answers, export_answers, strict=True)]
+    native = None
+    if fmt is not None and fmt.native_check is not None:
+        rendered = [run.tokenizer.decode(_prompt_ids(run.tokenizer, p, spec.chat)[0]) for p in prompts]
+        native = fmt.native_check(folder, rendered, GREEDY_TOKENS)
+        if native.get("ran"):
+            native["same_answers"] = sum(a.strip() == b.strip()
+                                         for a, b in zip(native.pop("answers"), source_answers, strict=True))
     return {"metric": "token_accuracy", "source": pooled(tokens, src_correct), "export": pooled(tokens, exp_correct),
             "change": boot["delta"], "ci_low": boot["ci_low"], "ci_high": boot["ci_high"], "max_logit_diff": diff,
             "perplexity": {"source": perplexity(source), "export": perplexity(export)},
             "greedy": {"prompts": len(prompts), "new_tokens": GREEDY_TOKENS, "same_answers": sum(same),
+                       **({"native_runtime": native} if native is not None else {}),
                        "examples": [{"prompt": p, "source": a, "export": b}
                                     for p, a, b in zip(prompts, source_answers, export_answers, strict=True)]}}
 
@@ -159,7 +172,7 @@ def parity_report(run, fmt: ExportFormat, folder: Path, *, tolerance: float = 0.
         latency = _latency(runner.logits, texts, requests)
         quality["ran_without_torch"] = bool(isolated)
     else:
-        quality = causal_parity(run, runner, rows)
+        quality = causal_parity(run, runner, rows, fmt, folder)
         spec = task_spec(run.recipe.task)
         task = spec.build(None, run.recipe.train)
 

@@ -101,15 +101,21 @@ def _stage_export(folder: Path, staging: Path) -> dict:
 
 
 class Registry:
-    """A registry at ``root`` (folders) with its catalogue at ``url`` (default SQLite in ``root``)."""
+    """A registry at ``root`` (folders) with its catalogue at ``url`` (default SQLite in ``root``); with
+    ``mlflow_uri``, versions and alias moves are mirrored into that MLflow model registry too."""
 
-    def __init__(self, root: str | Path, url: str | None = None) -> None:
+    def __init__(self, root: str | Path, url: str | None = None, *, mlflow_uri: str | None = None) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.url = url or f"sqlite:///{(self.root / 'registry.db').resolve()}"
         kwargs = {"connect_args": {"timeout": 60}} if self.url.startswith("sqlite") else {"pool_pre_ping": True}
         self.engine = sa.create_engine(self.url, **kwargs)
         self.schema_version = schema.migrate(self.engine)
+        self.mirror = None
+        if mlflow_uri:
+            from .mlflow_mirror import MlflowMirror
+
+            self.mirror = MlflowMirror(mlflow_uri)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -133,7 +139,10 @@ class Registry:
                                      hint="register a run directory (after train) or an export folder")
             write_manifest(staging, extra={"kind": "nichetune-registry-version", "name": name,
                                            "source": str(source.resolve()), **{k: info[k] for k in ("kind", "format")}})
-            return self._commit(name, staging, source, info, _who(who), note)
+            row = self._commit(name, staging, source, info, _who(who), note)
+            if self.mirror is not None:
+                row["mlflow_version"] = self.mirror.register(row)
+            return row
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
@@ -231,6 +240,8 @@ class Registry:
             event = {"name": name, "alias": alias, "action": action, "from_version": current, "to_version": version,
                      "who": _who(who), "at": _now(), "why": why}
             conn.execute(schema.alias_events.insert().values(**event))
+        if self.mirror is not None:
+            self.mirror.set_alias(name, alias, version)
         return event
 
     def rollback(self, name: str, alias: str, *, who: str | None = None, why: str = "") -> dict:
@@ -280,7 +291,9 @@ class Registry:
         return row
 
 
-def open_registry(root: str | Path | None = None, url: str | None = None) -> Registry:
-    """The registry at ``root`` (default: $NICHETUNE_REGISTRY or ./registry) and ``url`` ($NICHETUNE_REGISTRY_DB)."""
+def open_registry(root: str | Path | None = None, url: str | None = None, mlflow_uri: str | None = None) -> Registry:
+    """The registry at ``root`` (default: $NICHETUNE_REGISTRY or ./registry), ``url`` ($NICHETUNE_REGISTRY_DB)
+    and, when given, an MLflow mirror at ``mlflow_uri`` ($NICHETUNE_REGISTRY_MLFLOW)."""
     root = root or os.environ.get("NICHETUNE_REGISTRY") or "registry"
-    return Registry(root, url or os.environ.get("NICHETUNE_REGISTRY_DB"))
+    return Registry(root, url or os.environ.get("NICHETUNE_REGISTRY_DB"),
+                    mlflow_uri=mlflow_uri or os.environ.get("NICHETUNE_REGISTRY_MLFLOW"))
