@@ -75,7 +75,7 @@ def test_an_evaluation_written_before_baseline_ids_still_gives_the_verdict_vs_ba
     """eval/metrics.json version 1 named baselines only by display text; reading it upgrades to stable ids."""
     import json
 
-    from nichetune.eval.metrics_file import SCHEMA_VERSION, read_eval_metrics
+    from nichetune.run.evaluation import SCHEMA_VERSION, read_eval_metrics
     from nichetune.run.manifest import Parameters, Result, RunManifest
 
     old = {"task": "classification", "n": 10, "primary": {"name": "accuracy", "value": 0.8},

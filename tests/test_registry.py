@@ -55,6 +55,9 @@ def test_versions_aliases_history_and_rollback(registry, sources):
     two = registry.register(sources["run"], "drug", who="ben")
     assert (one["version"], one["kind"], one["format"]) == (1, "export", "bf16")
     assert (two["version"], two["kind"]) == (2, "run")
+    kept = {p.relative_to(two["path"]).as_posix() for p in Path(two["path"]).rglob("*.jsonl")}
+    assert kept == {"run/metrics.jsonl"}  # the run's record keeps data manifests, never the rows
+    assert (Path(two["path"]) / "run" / "data" / "train.jsonl.manifest.json").is_file()
     assert registry.resolve("drug")["version"] == 2  # a bare name is the latest version
     registry.set_alias("drug@1", "champion", who="ana", why="first release")
     registry.set_alias("drug@2", "champion", who="ben", why="adapter run is smaller")

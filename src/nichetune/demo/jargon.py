@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from ..run.paths import RunPaths
 from .runs import evaluate_or_reuse, train_or_reuse
 from .steps import SKIPPED, Steps
 
@@ -41,7 +42,7 @@ def run_jargon(steps: Steps, out: Path, budget, *, fresh: bool) -> dict:
     recipe_file.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(recipe_file, HEADER + yaml.safe_dump({**RECIPE, "output_dir": str(run_dir)}, sort_keys=False))
     overrides = list(budget.jargon)
-    result: dict = {"runs": {}, "report": run_dir / "report.html"}
+    result: dict = {"runs": {}, "report": RunPaths(run_dir).report}
     manifest = steps.run(
         "LoRA instruction tuning of smollm2-135m-instruct on a few hundred FOLDOC pairs (split by term)",
         lambda: train_or_reuse(load_recipe(recipe_file, overrides), fresh=fresh, say=steps.say),

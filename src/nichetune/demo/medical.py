@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..run.paths import RunPaths
 from .runs import compare_or_reuse, evaluate_or_reuse, train_or_reuse
 from .steps import SKIPPED, Steps
 
@@ -76,7 +77,7 @@ def run_medical(steps: Steps, out: Path, budget, *, fresh: bool) -> dict:
         lambda: _compare_all(main_dir, run_root, result["runs"], fresh, steps.say), needs=(main,),
         command=" && ".join([f"nichetune compare {run_root / n} base" for n in COMPARISONS]
                             + [f"nichetune compare {main_dir} {run_root / n}" for n in COMPARISONS]))
-    result["evaluated"], result["report"] = main_dir.name, main_dir / "report.html"
+    result["evaluated"], result["report"] = main_dir.name, RunPaths(main_dir).report
     return result
 
 

@@ -22,8 +22,8 @@ def train_or_reuse(recipe, *, fresh: bool, say) -> RunManifest:
 
 def evaluate_or_reuse(run_dir: Path, *, fresh: bool, say, **options) -> dict:
     """``eval/metrics.json``, reused when it is newer than the run's weights, else ``evaluate_run(**options)``."""
-    from ..eval.metrics_file import read_eval_metrics
     from ..eval.run import evaluate_run
+    from ..run.evaluation import read_eval_metrics
 
     paths = RunPaths(run_dir)
     metrics = paths.eval_metrics

@@ -19,11 +19,12 @@ def _export_or_reuse(run_dir: Path, fmt: str, out: Path, *, fresh: bool, rows: i
     from ..errors import NichetuneError
     from ..export.export import export_run, read_export
     from ..hashing import sha256_file
+    from ..run.paths import RunPaths
 
     if not fresh and out.is_dir():
         try:
             manifest = read_export(out)
-            if manifest["source"]["run_manifest_sha256"] == sha256_file(run_dir / "manifest.json") \
+            if manifest["source"]["run_manifest_sha256"] == sha256_file(RunPaths(run_dir).manifest) \
                     and manifest["format"] == fmt:
                 say(f"  reusing {out} (exported from this run; --fresh exports again)")
                 return manifest

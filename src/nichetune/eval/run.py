@@ -8,9 +8,9 @@ from pathlib import Path
 
 from ..atomic import atomic_write_text
 from ..errors import NichetuneError
+from ..run.evaluation import read_eval_metrics, write_eval_metrics
 from ..run.paths import RunPaths
 from ..tasks import task_spec
-from .metrics_file import read_eval_metrics, write_eval_metrics
 
 
 def _rows(run_dir: Path, data: str | None, task: str) -> tuple[list[dict], str]:

@@ -10,6 +10,8 @@ from pathlib import Path
 import yaml
 
 from ..html_report import esc, page
+from ..run.evaluation import read_eval_metrics
+from ..run.paths import RunPaths
 from .lineage import lineage, lineage_text
 
 
@@ -19,9 +21,9 @@ def _read(path: Path):
     return yaml.safe_load(path.read_text()) if path.suffix == ".yaml" else json.loads(path.read_text())
 
 
-def _sources(record: Path) -> list[str]:
+def _sources(record: RunPaths) -> list[str]:
     out = []
-    for path in sorted((record / "data").glob("*.manifest.json")):
+    for path in sorted(record.data.glob("*.manifest.json")):
         data = json.loads(path.read_text())
         for source in data.get("sources", []):
             notes = ", ".join(f"{k}: {v}" for k, v in source.items() if k in ("licence", "consent") and v)
@@ -35,10 +37,10 @@ def _sources(record: Path) -> list[str]:
 def card_sections(row: dict) -> list[tuple[str, list[str]]]:
     """(heading, lines) of the card."""
     folder = Path(row["path"])
-    record = folder / "run"
-    run = _read(record / "manifest.json") or {}
-    recipe = _read(record / "recipe.yaml") or {}
-    metrics = _read(record / "eval" / "metrics.json") or {}
+    record = RunPaths(folder / "run")  # the run's record, kept in the run's layout
+    run = _read(record.manifest) or {}
+    recipe = _read(record.recipe) or {}
+    metrics = read_eval_metrics(record.eval_metrics) if record.eval_metrics.is_file() else {}
     parity = _read(folder / "model" / "parity.json")
     labels = run.get("labels")
     task = row["task"]

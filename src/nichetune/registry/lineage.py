@@ -6,22 +6,24 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..run.paths import RunPaths
+
 
 def lineage(row: dict) -> list[dict]:
     """Steps from the version to its data, each ``{"level", "what", "sha256", "detail"}``."""
     folder = Path(row["path"])
     steps = [{"level": 0, "what": f"{row['name']}@{row['version']} ({row['kind']} {row['format']})",
               "sha256": row["manifest_sha256"], "detail": f"registered from {row['source']}"}]
-    record = folder / "run"
-    if not (record / "manifest.json").is_file():
+    record = RunPaths(folder / "run")  # the run's record, kept in the run's layout
+    if not record.finished:
         return steps
-    run = json.loads((record / "manifest.json").read_text())
+    run = json.loads(record.manifest.read_text())
     steps.append({"level": 1, "what": f"run {run.get('task')} {run.get('method', {}).get('name')} on "
                                       f"{run.get('base_model', {}).get('reference')}",
                   "sha256": None, "detail": f"finished {run.get('finished')}, seed {run.get('seed')}"})
     artifacts = run.get("artifacts", {})
     for split in ("train", "validation", "test"):
-        data_manifest = record / "data" / f"{split}.jsonl.manifest.json"
+        data_manifest = record.split_manifest(split)
         if not data_manifest.is_file():
             continue
         data = json.loads(data_manifest.read_text())

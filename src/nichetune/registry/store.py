@@ -22,12 +22,11 @@ import sqlalchemy as sa
 from ..errors import NichetuneError
 from ..hashing import MANIFEST_NAME, sha256_file, verify_manifest, write_manifest
 from ..models.safety import refuse_pickle
+from ..run.evaluation import read_eval_metrics
+from ..run.paths import RunPaths
 from . import schema
 from .names import Ref, check_name, inside, parse_ref
 
-RUN_RECORD = ("manifest.json", "recipe.yaml", "metrics.jsonl", "report.html")
-RUN_RECORD_GLOBS = ("data/*.manifest.json", "data/*.fingerprint.json", "eval/metrics.json", "eval/compare-*.json",
-                    "eval/review.json")
 ATTEMPTS = 20
 
 
@@ -45,20 +44,16 @@ def _who(who: str | None) -> str:
 
 
 def _copy_run_record(run_dir: Path, dest: Path) -> None:
-    """The run's evidence without its rows or checkpoints: what the card and lineage read."""
-    for name in RUN_RECORD:
-        if (run_dir / name).is_file():
-            shutil.copy2(run_dir / name, dest / name)
-    for pattern in RUN_RECORD_GLOBS:
-        for path in sorted(run_dir.glob(pattern)):
-            target = dest / path.relative_to(run_dir)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, target)
+    """The run's evidence without its rows or checkpoints (``RunPaths.record``): what the card and lineage read;
+    ``dest`` keeps the run's layout, so ``RunPaths(dest)`` reads it."""
+    for path in RunPaths(run_dir).record():
+        target = dest / path.relative_to(run_dir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
 
 
 def _stage_run(run_dir: Path, staging: Path) -> dict:
     from ..run.loading import read_run
-    from ..run.paths import RunPaths
 
     manifest, recipe = read_run(run_dir)
     from ..methods.registry import METHODS
@@ -72,8 +67,8 @@ def _stage_run(run_dir: Path, staging: Path) -> dict:
     shutil.copytree(weights, staging / "model")
     (staging / "run").mkdir()
     _copy_run_record(run_dir, staging / "run")
-    metrics_path = run_dir / "eval" / "metrics.json"
-    headline = json.loads(metrics_path.read_text()).get("primary") if metrics_path.is_file() else None
+    metrics_path = RunPaths(run_dir).eval_metrics
+    headline = read_eval_metrics(metrics_path).get("primary") if metrics_path.is_file() else None
     return {"kind": "run", "format": "run", "task": manifest.task, "method": manifest.method_name,
             "base_model": manifest.base_model.reference, "weights": weights.name,
             "summary": {"headline": headline, "test": manifest.result.test, "status": "trained"}}
@@ -90,8 +85,8 @@ def _stage_export(folder: Path, staging: Path) -> dict:
     shutil.copytree(folder, staging / "model")
     run_dir = Path(manifest["source"]["run"])
     (staging / "run").mkdir()
-    if (run_dir / "manifest.json").is_file():
-        if sha256_file(run_dir / "manifest.json") != manifest["source"]["run_manifest_sha256"]:
+    if RunPaths(run_dir).finished:
+        if sha256_file(RunPaths(run_dir).manifest) != manifest["source"]["run_manifest_sha256"]:
             raise NichetuneError(f"{run_dir} changed since {folder} was exported from it",
                                  hint="export the run again, then register the new export")
         _copy_run_record(run_dir, staging / "run")
@@ -132,7 +127,7 @@ class Registry:
         try:
             if (source / MANIFEST_NAME).is_file():
                 info = _stage_export(source, staging)
-            elif (source / "manifest.json").is_file():
+            elif RunPaths(source).finished:
                 info = _stage_run(source, staging)
             else:
                 raise NichetuneError(f"{source} is neither a finished run nor an export",

@@ -62,6 +62,21 @@ class RunPaths:
         """The rows of split ``name`` (train, validation, test) as the run used them."""
         return self.data / f"{name}.jsonl"
 
+    def split_manifest(self, name: str) -> Path:
+        """The provenance manifest of split ``name`` (sha256, rows, sources, lineage; no rows)."""
+        return self.data / f"{name}.jsonl.manifest.json"
+
+    def record(self) -> list[Path]:
+        """The run's evidence without its rows, weights or checkpoints: what a registry keeps beside a model."""
+        files = [self.manifest, self.recipe, self.metrics, self.report, self.eval_metrics, self.review,
+                 *sorted(self.data.glob("*.manifest.json")), *sorted(self.data.glob("*.fingerprint.json")),
+                 *self.comparisons()]
+        return [f for f in files if f.is_file()]
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.root / "tensorboard"
+
     def weights(self, whole_model: bool) -> Path:
         """``model/`` for a whole saved model, ``adapter/`` for what is loaded on top of the base."""
         return self.root / WEIGHTS[whole_model]

@@ -23,7 +23,7 @@ class Tracker:
             except ImportError:
                 raise NichetuneError("train.tracking asks for tensorboard, which is not installed",
                                      hint="pip install 'nichetune[track]'") from None
-            self._tb = SummaryWriter(log_dir=str(run_dir / "tensorboard"))
+            self._tb = SummaryWriter(log_dir=str(RunPaths(run_dir).tensorboard))
         if "mlflow" in backends:
             try:
                 import mlflow
