@@ -17,8 +17,6 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
-
 
 def rss_mb() -> float:
     with open("/proc/self/statm") as f:
@@ -37,20 +35,15 @@ def peak_of(run_dir: str, folder: str | None, requests: int) -> float:
 
 
 def timings(call, items: list, requests: int, batch: int) -> dict:
-    call(items[:1])
-    single = []
-    for item in (items * (requests // max(1, len(items)) + 1))[:requests]:
-        start = time.perf_counter()
-        call([item])
-        single.append(time.perf_counter() - start)
+    from nichetune.timing import percentiles, single_requests
+
+    single = percentiles(single_requests(call, items, requests))
     start = time.perf_counter()
     done = 0
     for i in range(0, min(len(items), 4 * batch), batch):
         call(items[i : i + batch])
         done += len(items[i : i + batch])
-    ms = np.asarray(single) * 1000
-    return {"p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
-            "throughput": done / (time.perf_counter() - start)}
+    return {"p50_ms": single["p50_ms"], "p95_ms": single["p95_ms"], "throughput": done / (time.perf_counter() - start)}
 
 
 def load_forms(run_dir: Path, exports: list[Path], requests: int, *, with_run: bool = True):

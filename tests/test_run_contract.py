@@ -99,3 +99,15 @@ def test_run_manifest_is_what_train_returns(tmp_path, tiny_bert_dir):
     run = load_run(tmp_path / "run")
     assert run.manifest == manifest and run.paths.root == tmp_path / "run" and run.recipe.task == "classification"
     assert not run.model.training
+
+
+def test_single_request_timing_warms_up_then_times_each_request_alone():
+    from nichetune.timing import percentiles, single_requests
+
+    calls = []
+    seconds = single_requests(calls.append, ["a", "b"], 5, warmup=2)
+    assert calls == [["a"], ["b"], ["a"], ["b"], ["a"], ["b"], ["a"]]  # 2 warm-ups, then 5 cycling
+    assert len(seconds) == 5 and all(s >= 0 for s in seconds)
+    summary = percentiles([0.001, 0.002, 0.003, 0.004])
+    assert summary["p50_ms"] == pytest.approx(2.5) and summary["mean_ms"] == pytest.approx(2.5)
+    assert summary["requests"] == 4 and summary["p99_ms"] == pytest.approx(3.97)

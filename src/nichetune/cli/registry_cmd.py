@@ -123,24 +123,22 @@ def run_show(args) -> int:
     return 0
 
 
-def run_alias(args) -> int:
-    event = _registry(args).set_alias(args.ref, args.alias, who=args.who, why=args.why)
+def _print_move(args, event: dict) -> int:
     if args.json:
         print_json(event)
-    else:
-        was = f" (was {event['from_version']})" if event["from_version"] else ""
-        print(f"{event['name']}@{event['alias']} -> version {event['to_version']}{was}")
+        return 0
+    moved = "rolled back to" if event["action"] == "rollback" else "->"
+    was = f" (was {event['from_version']})" if event["from_version"] else ""
+    print(f"{event['name']}@{event['alias']} {moved} version {event['to_version']}{was}")
     return 0
+
+
+def run_alias(args) -> int:
+    return _print_move(args, _registry(args).set_alias(args.ref, args.alias, who=args.who, why=args.why))
 
 
 def run_rollback(args) -> int:
-    event = _registry(args).rollback(args.name, args.alias, who=args.who, why=args.why)
-    if args.json:
-        print_json(event)
-    else:
-        print(f"{event['name']}@{event['alias']} rolled back to version {event['to_version']} "
-              f"(was {event['from_version']})")
-    return 0
+    return _print_move(args, _registry(args).rollback(args.name, args.alias, who=args.who, why=args.why))
 
 
 def run_history(args) -> int:

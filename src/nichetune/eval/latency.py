@@ -24,14 +24,9 @@ import numpy as np
 
 from ..export.formats import folder_mb
 from ..export.registry import FORMATS
+from ..timing import percentiles, single_requests
 
 VARIANTS = ("base", "tuned", *FORMATS)
-
-
-def percentiles(seconds: list[float]) -> dict:
-    ms = np.asarray(seconds) * 1000
-    return {"p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
-            "p99_ms": float(np.percentile(ms, 99)), "mean_ms": float(ms.mean()), "requests": len(ms)}
 
 
 def _rss_mb() -> float:
@@ -88,13 +83,7 @@ def _encoder_forward(model, tok, texts: list[str], max_length: int):
 
 
 def _classify_timings(logits, texts: list[str], requests: int, batch: int) -> dict:
-    for t in texts[:3]:
-        logits([t])
-    single = []
-    for t in (texts * (requests // max(1, len(texts)) + 1))[:requests]:
-        start = time.perf_counter()
-        logits([t])
-        single.append(time.perf_counter() - start)
+    single = single_requests(logits, texts, requests, warmup=3)
     start = time.perf_counter()
     for i in range(0, len(texts), batch):
         logits(texts[i : i + batch])
@@ -115,12 +104,7 @@ def _generate_timings(model, tok, prompts: list[str], requests: int, batch: int,
             model.generate(**enc, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
                            top_p=None, top_k=None, pad_token_id=tok.pad_token_id)
 
-    run(prompts[:1])
-    single = []
-    for p in (prompts * (requests // max(1, len(prompts)) + 1))[:requests]:
-        start = time.perf_counter()
-        run([p])
-        single.append(time.perf_counter() - start)
+    single = single_requests(run, prompts, requests)
     items = prompts[:batch]
     start = time.perf_counter()
     run(items)

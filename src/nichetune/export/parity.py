@@ -18,6 +18,7 @@ from ..data.readers import read_json_lines
 from ..stats.classification import classification_metrics
 from ..stats.significance import paired_bootstrap
 from ..tasks import task_spec
+from ..timing import percentiles, single_requests
 from .formats import ExportFormat, Runner, folder_mb
 
 VERDICT_METRICS = ("accuracy", "macro_f1")
@@ -33,14 +34,8 @@ def held_out_rows(run, limit: int | None) -> tuple[list[dict], str]:
 
 
 def _latency(call, items: list, requests: int) -> dict:
-    call(items[:1])  # warm-up
-    seconds = []
-    for item in (items * (requests // max(1, len(items)) + 1))[:requests]:
-        start = time.perf_counter()
-        call([item])
-        seconds.append(time.perf_counter() - start)
-    ms = np.asarray(seconds) * 1000
-    return {"p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)), "requests": requests}
+    timed = percentiles(single_requests(call, items, requests))
+    return {k: timed[k] for k in ("p50_ms", "p95_ms", "requests")}
 
 
 def classifier_parity(run, runner: Runner, export_logits: np.ndarray, rows: list[dict], metric: str) -> dict:
