@@ -88,3 +88,30 @@ def test_a_killed_search_resumes_and_two_workers_share_one_study(tmp_path, tiny_
     finished = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
     assert states[0] == "FAIL" and len(finished) >= 4  # the killed trial failed; the study still reached 4
     assert len({t.user_attrs["worker"] for t in finished}) == 2  # both workers ran trials of the one study
+
+
+def test_a_trial_reaped_by_another_worker_does_not_end_this_worker(tmp_path, tiny_bert_dir, monkeypatch):
+    """Under load a worker's heartbeat can come late; another worker then fails its running trial and
+    retries it, and this worker's own tell is refused. The worker must carry on with the study."""
+    import optuna
+
+    from nichetune.config.recipe import load_recipe
+    from nichetune.tune.search import run_search
+
+    real = optuna.study.Study.optimize
+    calls = []
+
+    def optimize_once_reaped(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            try:
+                raise optuna.exceptions.UpdateFinishedTrialError("Trial#0 has already finished")
+            except optuna.exceptions.UpdateFinishedTrialError:
+                raise ValueError("Cannot tell a FAIL trial.") from None
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(optuna.study.Study, "optimize", optimize_once_reaped)
+    said = []
+    result = run_search(load_recipe(_recipe(tmp_path, str(tiny_bert_dir), trials=2)), progress=said.append)
+    assert len(calls) == 2 and any("marked failed by another worker" in s for s in said)
+    assert sum(t["state"] == "complete" for t in result["trials"]) == 2

@@ -87,6 +87,15 @@ def _storage(url: str | None, folder: Path, heartbeat: int):
                       heartbeat_stale_trial_callback=RetryFailedTrialCallback(max_retry=1)), url
 
 
+def _reaped(exc: BaseException, optuna) -> bool:
+    """Whether ``exc`` (or what it arose from) says the trial was already finished by someone else."""
+    while exc is not None:
+        if isinstance(exc, optuna.exceptions.UpdateFinishedTrialError) or "Cannot tell a FAIL trial" in str(exc):
+            return True
+        exc = exc.__context__
+    return False
+
+
 def run_search(recipe: Recipe, *, trials: int | None = None, timeout: float | None = None,
                storage: str | None = None, study_name: str | None = None, progress=print, on_step=None) -> dict:
     """Run (or resume, or join) the study until it holds ``trials`` finished trials; write the outputs.
@@ -131,11 +140,22 @@ def run_search(recipe: Recipe, *, trials: int | None = None, timeout: float | No
         return float(value)
 
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    done = sum(t.state in finished for t in study.trials)
-    if done < target:
-        callbacks = [optuna.study.MaxTrialsCallback(target, states=finished)]
-        study.optimize(objective, n_trials=target - done, timeout=timeout, callbacks=callbacks,
-                       catch=(NichetuneError,))
+    callbacks = [optuna.study.MaxTrialsCallback(target, states=finished)]
+    for _ in range(max(1, 2 * target)):
+        done = sum(t.state in finished for t in study.trials)
+        if done >= target:
+            break
+        try:
+            study.optimize(objective, n_trials=target - done, timeout=timeout, callbacks=callbacks,
+                           catch=(NichetuneError,))
+            break
+        except (optuna.exceptions.UpdateFinishedTrialError, ValueError) as exc:
+            # another worker found this worker's heartbeat late and failed its running trial (retrying it);
+            # this worker's result can no longer be recorded, so it carries on with the study
+            if not _reaped(exc, optuna):
+                raise
+            progress(f"a trial of this worker was marked failed by another worker (its heartbeat came late): "
+                     f"{exc}; it is retried, and this worker carries on")
     from .page import write_outputs
 
     return write_outputs(study, recipe, folder, metric, url)
