@@ -114,4 +114,4 @@ def test_a_trial_reaped_by_another_worker_does_not_end_this_worker(tmp_path, tin
     said = []
     result = run_search(load_recipe(_recipe(tmp_path, str(tiny_bert_dir), trials=2)), progress=said.append)
     assert len(calls) == 2 and any("marked failed by another worker" in s for s in said)
-    assert sum(t["state"] == "complete" for t in result["trials"]) == 2
+    assert sum(t["state"] in ("complete", "pruned") for t in result["trials"]) == 2  # pruning depends on the sampler
