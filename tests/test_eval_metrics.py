@@ -176,7 +176,8 @@ def test_verdict_on_macro_f1_when_the_recipe_picks_it():
     """Always answering the big class keeps accuracy but loses macro-F1: the verdict follows the chosen metric."""
     from sklearn.metrics import f1_score
 
-    from nichetune.eval.classify_run import compare_predictions, macro_f1_for
+    from nichetune.eval.classify_run import compare_predictions
+    from nichetune.stats.classification import macro_f1_for
 
     rng = np.random.default_rng(3)
     y = np.where(rng.random(300) < 0.8, 0, np.where(rng.random(300) < 0.5, 1, 2))

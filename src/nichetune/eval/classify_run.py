@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 
 from ..data.readers import read_json_lines
-from ..stats.classification import classification_metrics
 from ..stats.significance import mcnemar, paired_bootstrap, verdict
 from ..tasks.scoring import classifier_logits as head_logits
 from .evaluators import ClassifierInputs, run_evaluators
@@ -29,15 +28,6 @@ def tfidf_baseline(train: list[dict], test_texts: list[str], label2id: dict[str,
                          LogisticRegression(max_iter=2000, C=10.0))
     pipe.fit([r["text"] for r in train], [label2id[r["label"]] for r in train])
     return pipe.predict(test_texts)
-
-
-def macro_f1_for(labels: list[str]):
-    """``macro_f1(y_true, y_pred)`` over the run's full label list (absent labels count as zero F1)."""
-
-    def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-        return classification_metrics(y_true, y_pred, labels)["macro_f1"]
-
-    return macro_f1
 
 
 VERDICT_METRICS = {"accuracy": "accuracy", "macro_f1": "macro-F1"}

@@ -44,7 +44,8 @@ def _classifier_predictions(run_dir: str | Path, texts: list[str], labels: list[
 
 
 def _compare_classification(run_dir: Path, reference: str, rows: list[dict], manifest, recipe) -> dict:
-    from .classify_run import compare_predictions, headline_metric, macro_f1_for, zero_shot
+    from ..stats.classification import macro_f1_for
+    from .classify_run import compare_predictions, headline_metric, zero_shot
     from .slices import accuracy
 
     labels = manifest.labels

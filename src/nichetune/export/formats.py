@@ -156,9 +156,7 @@ def _write_int8(run: LoadedRun, folder: Path, max_length: int) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         merged_model(run).save_pretrained(tmp, safe_serialization=True)
-        skip = sorted({n.rsplit(".", 1)[-1] for n, _ in run.model.named_modules() if n.endswith(INT8_SKIP)}
-                      | {s for s in INT8_SKIP})
-        config = TorchAoConfig(Int8DynamicActivationInt8WeightConfig(), modules_to_not_convert=skip)
+        config = TorchAoConfig(Int8DynamicActivationInt8WeightConfig(), modules_to_not_convert=list(INT8_SKIP))
         quantized = HEADS[run.manifest.head].auto().from_pretrained(tmp, quantization_config=config,
                                                                      dtype=torch.float32)
         quantized.save_pretrained(folder, safe_serialization=True)

@@ -53,11 +53,10 @@ def _copy_run_record(run_dir: Path, dest: Path) -> None:
 
 
 def _stage_run(run_dir: Path, staging: Path) -> dict:
+    from ..methods.registry import METHODS
     from ..run.loading import read_run
 
-    manifest, recipe = read_run(run_dir)
-    from ..methods.registry import METHODS
-
+    manifest, _ = read_run(run_dir)
     weights = RunPaths(run_dir).weights(METHODS[manifest.method_name].whole_model)
     refuse_pickle(weights, "the run's weights")
     problems = verify_manifest(weights)
@@ -266,7 +265,10 @@ class Registry:
     def verify(self, ref: str) -> list[str]:
         """Problems with a version's files (sha256 of every file against its manifest, and the manifest's own
         sha256 against the catalogue); empty means verified."""
-        row = self.resolve(ref)
+        return self._problems(self.resolve(ref))
+
+    @staticmethod
+    def _problems(row: dict) -> list[str]:
         folder = Path(row["path"])
         if not (folder / MANIFEST_NAME).is_file():
             return [f"{folder} is missing its manifest"]
@@ -278,7 +280,7 @@ class Registry:
     def open(self, ref: str) -> dict:
         """A version ready to load: verified (sha256) and free of pickle files."""
         row = self.resolve(ref)
-        problems = self.verify(ref)
+        problems = self._problems(row)
         if problems:
             raise NichetuneError(f"{row['name']}@{row['version']} failed verification: {'; '.join(problems[:3])}",
                                  hint="its files were changed after registration; register the source again")

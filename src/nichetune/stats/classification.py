@@ -49,3 +49,12 @@ def most_confused_pairs(confusion: list[list[int]], labels: list[str], top: int 
     pairs = [{"true": labels[i], "predicted": labels[j], "count": int(cm[i, j])}
              for i in range(len(labels)) for j in range(len(labels)) if i != j and cm[i, j] > 0]
     return sorted(pairs, key=lambda p: -p["count"])[:top]
+
+
+def macro_f1_for(labels: list[str]):
+    """``macro_f1(y_true, y_pred)`` over the run's full label list (absent labels count as zero F1)."""
+
+    def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+        return classification_metrics(y_true, y_pred, labels)["macro_f1"]
+
+    return macro_f1

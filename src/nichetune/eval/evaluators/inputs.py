@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ...stats.calibration import TemperatureScaler, softmax
+from ...stats.classification import macro_f1_for
 
 
 @dataclass
@@ -65,11 +66,10 @@ class ClassifierInputs:
     def probs_val_cal(self) -> np.ndarray:
         return self.scaler.predict_proba(self.logits_val)
 
-    def macro_f1(self, y_true: np.ndarray, y_pred: np.ndarray) -> float:
-        """Macro-F1 over the run's full label list (the definition every comparison uses)."""
-        from ...stats.classification import classification_metrics
-
-        return classification_metrics(y_true, y_pred, self.labels)["macro_f1"]
+    @functools.cached_property
+    def macro_f1(self):
+        """``macro_f1(y_true, y_pred)`` over the run's full label list (the definition every comparison uses)."""
+        return macro_f1_for(self.labels)
 
 
 @dataclass
