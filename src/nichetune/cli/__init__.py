@@ -19,16 +19,18 @@ from . import (
     eval_cmd,
     export_cmd,
     generate_cmd,
+    keys_cmd,
     models_cmd,
     recommend_cmd,
     registry_cmd,
     review_cmd,
+    serve_cmd,
     train_cmd,
     tune_cmd,
 )
 
 VERBS = (models_cmd, data_cmd, recommend_cmd, train_cmd, tune_cmd, eval_cmd, compare_cmd, review_cmd, export_cmd,
-         registry_cmd, generate_cmd, classify_cmd, demo_cmd)
+         registry_cmd, generate_cmd, classify_cmd, keys_cmd, serve_cmd, demo_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,8 +8,9 @@ from .output import add_safety_flags, print_json
 def register(sub) -> None:
     p = sub.add_parser(
         "classify", help="classify texts with a trained classifier or zero-shot with --labels",
-        description="A model or run with a classification head uses its own labels. A base causal LM "
-        "scores each --labels entry by likelihood; a bare encoder compares embeddings.")
+        description="A model or run with a classification head uses its own labels; an evaluated classifier run "
+        "answers with temperature-scaled probabilities, its conformal prediction set and whether to abstain. "
+        "A base causal LM scores each --labels entry by likelihood; a bare encoder compares embeddings.")
     p.add_argument("model", help="run directory, model folder, embedded name or hub id")
     p.add_argument("texts", nargs="+", help="one or more texts")
     p.add_argument("--labels", help="comma-separated candidate labels (needed for base models)")
@@ -30,11 +31,14 @@ def run(args) -> int:
                      calibrate=not args.no_calibrate,
                      allow_pickle=args.allow_pickle, trust_remote_code=args.trust_remote_code)
     if args.json:
-        print_json([{"text": t, "label": p.label, "scores": p.scores, "method": p.method}
+        print_json([{"text": t, "label": p.label, "scores": p.scores, "method": p.method,
+                     "prediction_set": p.prediction_set, "abstain": p.abstain, "abstain_reason": p.abstain_reason}
                     for t, p in zip(args.texts, preds, strict=True)])
         return 0
     for text, pred in zip(args.texts, preds, strict=True):
         shown = text if len(text) <= 70 else text[:67] + "..."
         scores = "  ".join(f"{k}={v:.3f}" for k, v in pred.scores.items())
-        print(f"{pred.label}\t{scores}\t[{pred.method}]\t{shown}")
+        judged = "" if pred.prediction_set is None else (
+            f"\tset={{{','.join(pred.prediction_set)}}}" + ("\tABSTAIN" if pred.abstain else ""))
+        print(f"{pred.label}\t{scores}{judged}\t[{pred.method}]\t{shown}")
     return 0

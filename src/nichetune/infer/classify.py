@@ -8,16 +8,25 @@ from dataclasses import dataclass
 from ..errors import NichetuneError
 from ..models.loading import load_encoder
 from ..models.resolve import ResolvedModel
-from .loading import load_causal_lm, load_sequence_classifier, resolve
+from ..run.loading import read_run
+from .calibrated import calibrated_predictions, read_calibration
+from .loading import load_causal_lm, load_sequence_classifier, resolve, run_folder
 
 
 @dataclass(frozen=True)
 class Prediction:
-    """The predicted label and a probability for every label, highest first."""
+    """The predicted label and a probability for every label, highest first.
+
+    A classifier run that was evaluated also gives its conformal ``prediction_set`` and whether to ``abstain``
+    (see ``infer.calibrated``); its scores are then temperature-scaled.
+    """
 
     label: str
     scores: dict[str, float]
     method: str
+    prediction_set: list[str] | None = None
+    abstain: bool = False
+    abstain_reason: str | None = None
 
 
 def _softmax(values):
@@ -31,16 +40,27 @@ def _ranked(labels: list[str], probs: list[float], method: str) -> Prediction:
     return Prediction(label=next(iter(scores)), scores=scores, method=method)
 
 
+def head_labels(model) -> list[str]:
+    """A sequence classifier's labels in logit order."""
+    id2label = {int(k): v for k, v in model.config.id2label.items()}
+    return [id2label[i] for i in range(len(id2label))]
+
+
 def _with_head(resolved: ResolvedModel, texts: list[str], device: str) -> list[Prediction]:
-    import torch
+    from ..tasks.scoring import classifier_logits
 
     model, tokenizer = load_sequence_classifier(resolved, device=device)
-    id2label = {int(k): v for k, v in model.config.id2label.items()}
-    labels = [id2label[i] for i in range(len(id2label))]
-    batch = tokenizer(texts, padding=True, truncation=True, return_tensors="pt").to(model.device)
-    with torch.inference_mode():
-        probs = torch.softmax(model(**batch).logits.float(), dim=-1).tolist()
-    return [_ranked(labels, p, "classifier head") for p in probs]
+    run_dir = run_folder(resolved)
+    calibration = read_calibration(run_dir) if run_dir else None
+    max_length = read_run(run_dir)[1].model.max_length if run_dir else tokenizer.model_max_length
+    logits = classifier_logits(model, tokenizer, texts, max_length=min(max_length, 100_000))
+    method = "classifier head" + (", temperature-scaled" if calibration else "")
+    out = []
+    for answer in calibrated_predictions(logits, head_labels(model), calibration):
+        ranked = _ranked(list(answer["probabilities"]), list(answer["probabilities"].values()), method)
+        out.append(Prediction(ranked.label, ranked.scores, method, answer["prediction_set"], answer["abstain"],
+                              answer["abstain_reason"]))
+    return out
 
 
 def _by_label_likelihood(resolved, texts, names, verbalised, dtype, device, calibrate: bool,

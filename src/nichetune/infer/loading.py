@@ -19,6 +19,11 @@ def resolve(model: str | Path | ResolvedModel, **safety: bool) -> ResolvedModel:
     return resolve_model(model, **safety)
 
 
+def run_folder(resolved: ResolvedModel) -> Path | None:
+    """The run directory a resolved reference came from (its ``model/`` or ``adapter/`` folder's parent)."""
+    return resolved.path.parent if resolved.source == "run" else None
+
+
 def _load(plain_loader, model, dtype: str, device: str, allow_pickle: bool, trust_remote_code: bool):
     resolved = resolve(model, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
     if resolved.source == "run" and resolved.path.name == "adapter":

@@ -52,24 +52,35 @@ def base_model(manifest: RunManifest, recipe) -> ResolvedModel:
                          allow_pickle=recipe.model.allow_pickle, trust_remote_code=recipe.model.trust_remote_code)
 
 
-def load_run(run_dir: str | Path, *, dtype=None) -> LoadedRun:
+def load_run(run_dir: str | Path, *, dtype=None, weights: str | Path | None = None) -> LoadedRun:
     """Load a finished run's model (base + adapter, or the whole model) and its tokenizer.
 
-    The weights are checked against their sha256 manifest (sizes) and refused if any file is a pickle.
+    ``weights`` names the weights folder when it is not the run's own (a registry keeps a run's record and its
+    weights side by side). The weights are checked against their sha256 manifest (sizes) and refused if any file
+    is a pickle.
 
     Example:
         >>> run = load_run("runs/bbc-news-lora")  # doctest: +SKIP
         >>> run.model, run.tokenizer, run.manifest.result.test
     """
-    import transformers
-
-    from ..models.safety import check_safetensors, refuse_pickle
-    from ..models.task_model import load_base
-
     paths = RunPaths(run_dir)
     manifest, recipe = read_run(paths.root)
     method = METHODS[recipe.method.name]
-    folder = paths.weights(method.whole_model)
+    folder = Path(weights) if weights is not None else paths.weights(method.whole_model)
+    tokenizer = checked_weights(folder)
+    model = load_adapted(lambda: run_base(manifest, recipe), recipe.method, manifest.head, folder)
+    if dtype is not None:
+        model = model.to(dtype)
+    return LoadedRun(model.eval(), tokenizer, manifest, recipe, paths)
+
+
+def checked_weights(folder: Path):
+    """Check a run's weights folder (no pickle, safetensors headers, sizes against its manifest) and return the
+    tokenizer saved with it (the training template)."""
+    import transformers
+
+    from ..models.safety import check_safetensors, refuse_pickle
+
     refuse_pickle(folder, "the run's weights")  # never rest safety on a loader's default
     for file in folder.glob("*.safetensors"):
         check_safetensors(file)
@@ -77,18 +88,18 @@ def load_run(run_dir: str | Path, *, dtype=None) -> LoadedRun:
     if problems:
         raise NichetuneError(f"{folder} does not match its manifest: {'; '.join(problems[:3])}",
                              hint="the run's weights were changed or are incomplete; retrain with --fresh")
-    tokenizer = transformers.AutoTokenizer.from_pretrained(folder)  # saved with the run: the training template
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
 
-    def base():
-        return load_base(base_model(manifest, recipe), manifest.head, manifest.labels,
-                         allow_pickle=recipe.model.allow_pickle, trust_remote_code=recipe.model.trust_remote_code)
 
-    model = load_adapted(base, recipe.method, manifest.head, folder)
-    if dtype is not None:
-        model = model.to(dtype)
-    return LoadedRun(model.eval(), tokenizer, manifest, recipe, paths)
+def run_base(manifest: RunManifest, recipe):
+    """The fresh base model a run's adapter loads on top of (fp32, with the run's head and labels)."""
+    from ..models.task_model import load_base
+
+    return load_base(base_model(manifest, recipe), manifest.head, manifest.labels,
+                     allow_pickle=recipe.model.allow_pickle, trust_remote_code=recipe.model.trust_remote_code)
 
 
 def is_adapter_run(folder: str | Path) -> bool:

@@ -1,0 +1,88 @@
+"""The HTTP app: FastAPI routes composed with the ASGI layers (keys, body cap, concurrency gate, metrics).
+
+``create_app(config)`` builds it; ``serve(config)`` runs it under uvicorn (one process, or ``workers`` processes
+that each load their own models).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import asynccontextmanager
+
+from ..errors import NichetuneError
+from .config import ServeConfig
+from .errors import install_handlers
+from .keys import KeyRing
+from .middleware import BodyLimit, ConcurrencyGate, RequestMetrics, RequireKey
+from .state import ServerState
+from .targets import parse_targets
+
+CONFIG_ENV = "NICHETUNE_SERVE_CONFIG"
+log = logging.getLogger("nichetune.serve")
+
+
+def create_app(config: ServeConfig):
+    """The server as an ASGI app (models load on first use, or at startup with ``config.preload``).
+
+    Raises:
+        NichetuneError: a target or the key file is unusable.
+    """
+    from fastapi import FastAPI
+
+    from .routes import include_all, walk
+
+    keys = KeyRing.from_file(config.api_keys)
+    targets = {t.name: t for t in parse_targets(config.targets, registry_root=config.registry)}
+
+    @asynccontextmanager
+    async def lifespan(app):
+        if config.preload:
+            for name in targets:
+                state.pool.load(name)
+        yield
+        state.close()
+
+    app = FastAPI(title="nichetune", version="1", docs_url=None, redoc_url=None, openapi_url=None,
+                  lifespan=lifespan)
+    state = ServerState(config, targets)
+    app.state.server = state
+    install_handlers(app)
+    include_all(app)
+    routes = {path for _, path in walk(app.routes) if "{" not in path}
+    # added innermost first: a request meets the key check, then the body cap, the gate, and the metrics
+    app.add_middleware(RequestMetrics, metrics=state.metrics, routes=routes)
+    app.add_middleware(ConcurrencyGate, limit=config.concurrency, metrics=state.metrics)
+    app.add_middleware(BodyLimit, limit=config.max_body_bytes)
+    app.add_middleware(RequireKey, keys=keys)
+    return app
+
+
+def app_from_env():
+    """The app for ``uvicorn --factory`` worker processes: the config comes as JSON in ``$NICHETUNE_SERVE_CONFIG``."""
+    return create_app(ServeConfig.model_validate_json(os.environ[CONFIG_ENV]))
+
+
+def serve(config: ServeConfig) -> None:
+    """Run the server in the foreground until SIGINT/SIGTERM (then in-flight requests finish).
+
+    Raises:
+        NichetuneError: a target or the key file is unusable, or the host is not loopback and not meant to be.
+    """
+    import uvicorn
+
+    app = create_app(config)  # fail here, before binding a port, when a target or the key file is wrong
+    common = dict(host=config.host, port=config.port, log_level="info", timeout_graceful_shutdown=30,
+                  server_header=False)
+    if config.workers > 1:
+        os.environ[CONFIG_ENV] = config.model_dump_json()
+        del app
+        uvicorn.run("nichetune.serve.app:app_from_env", factory=True, workers=config.workers, **common)
+    else:
+        uvicorn.run(app, **common)
+
+
+def check_host(config: ServeConfig, allow_public: bool) -> None:
+    if not config.loopback_only and not allow_public:
+        raise NichetuneError(f"--host {config.host} would expose the server beyond this machine",
+                             hint="pass --public as well to mean it (keys are still required on every route)")

@@ -1,0 +1,39 @@
+"""``POST /v1/chat/completions``: the model's own chat template, optionally streamed as server-sent events."""
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+
+from ..completing import Shape, answer, stream
+from ..errors import ApiError
+from ..generation import chat_prompt_ids
+from ..schemas import ChatRequest
+from . import state
+
+router = APIRouter()
+
+CHAT = Shape(
+    prefix="chatcmpl", object="chat.completion", chunk_object="chat.completion.chunk",
+    choice=lambda k, text, finish: {"index": k, "message": {"role": "assistant", "content": text},
+                                    "finish_reason": finish, "logprobs": None},
+    delta=lambda k, text, finish, first: {"index": k, "delta": ({"role": "assistant", "content": ""} if first
+                                                                else {"content": text} if text else {}),
+                                          "finish_reason": finish, "logprobs": None})
+
+
+@router.post("/v1/chat/completions")
+async def chat_completions(body: ChatRequest, request: Request):
+    s = state(request)
+    target = s.target(body.model, "chat")
+    messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in body.messages]
+
+    def make_ids(tokenizer):
+        if not tokenizer.chat_template:
+            raise ApiError(400, f"{target.name} has no chat template; send plain text to /v1/completions",
+                           code="no_chat_template", param="model")
+        return [chat_prompt_ids(tokenizer, messages)]
+
+    logged = {"messages": messages}
+    if body.stream:
+        events = await stream(s, request, target, body, make_ids, CHAT, logged)
+        return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    return await answer(s, request, target, body, make_ids, CHAT, logged)

@@ -1,0 +1,70 @@
+"""Request bodies, as OpenAI's API defines them (fields nichetune does not use are accepted and ignored), plus
+``/v1/classify``. The OpenAPI spec the server publishes is generated from these."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class TextPart(BaseModel):
+    type: Literal["text"]
+    text: str
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[TextPart] | None = None
+
+    def text(self) -> str:
+        if isinstance(self.content, list):
+            return "".join(p.text for p in self.content)
+        return self.content or ""
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    include_usage: bool = False
+
+
+class _Sampling(_Request):
+    model: str = Field(min_length=1, max_length=200)
+    max_tokens: int | None = Field(None, ge=1)
+    temperature: float = Field(1.0, ge=0, le=2)
+    top_p: float = Field(1.0, gt=0, le=1)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    n: int = Field(1, ge=1, le=8)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+
+    def stops(self) -> tuple[str, ...]:
+        items = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
+        return tuple(s for s in items if s)[:4]
+
+
+class ChatRequest(_Sampling):
+    messages: list[Message] = Field(min_length=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+
+
+class CompletionRequest(_Sampling):
+    prompt: str | list[str]
+    max_tokens: int | None = Field(16, ge=1)  # OpenAI's default for /v1/completions
+
+
+class EmbeddingRequest(_Request):
+    model: str = Field(min_length=1, max_length=200)
+    input: str | list[str]
+    encoding_format: Literal["float", "base64"] = "float"
+
+
+class ClassifyRequest(_Request):
+    model: str = Field(min_length=1, max_length=200)
+    input: str | list[str] = Field(description="one text or a batch of texts")

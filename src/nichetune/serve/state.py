@@ -1,0 +1,140 @@
+"""What every route reads: the model pool, the micro-batchers, metrics, the prediction log and the worker threads.
+
+``run_model_work`` is the one way a route runs model code: in a worker thread, with the request's deadline and
+its client watched, so a timeout answers 504 and a client that went away stops the work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from ..hardware import pick_dtype
+from ..models.heads import HEADS
+from .batching import MicroBatcher
+from .config import ServeConfig
+from .errors import ApiError
+from .generation import Cancel
+from .metrics import BATCH_BUCKETS, LATENCY_BUCKETS, Metrics
+from .pool import ModelPool, PoolFull
+from .targets import Target
+
+
+def dtype_for(config: ServeConfig):
+    def pick(target: Target):
+        import torch
+
+        if target.head == "encoder" or HEADS[target.head].fresh:
+            return torch.float32  # served probabilities must equal `nichetune classify`
+        return pick_dtype(config.dtype, "cpu")
+    return pick
+
+
+def _metrics(pool: ModelPool, state: ServerState) -> Metrics:
+    m = Metrics()
+    m.counter("nichetune_requests_total", "HTTP requests by route and status")
+    m.histogram("nichetune_request_seconds", "HTTP request duration by route", LATENCY_BUCKETS)
+    m.counter("nichetune_rejected_total", "requests refused by a limit, by reason")
+    m.counter("nichetune_generated_tokens_total", "completion tokens generated, by model")
+    m.counter("nichetune_prompt_tokens_total", "prompt tokens read, by model")
+    m.counter("nichetune_stopped_total", "requests stopped early, by reason")
+    m.counter("nichetune_classified_texts_total", "texts classified, by model")
+    m.histogram("nichetune_classify_batch_texts", "texts per micro-batched classifier forward pass", BATCH_BUCKETS)
+    m.gauge("nichetune_models_loaded", "models loaded now", lambda: len(pool.loaded))
+    m.gauge("nichetune_model_bytes", "parameter bytes held by loaded models", pool.used_bytes)
+    m.gauge("nichetune_model_memory_budget_bytes", "the memory budget for loaded models", lambda: pool.budget)
+    m.gauge("nichetune_model_loads_total", "model loads since start", lambda: pool.loads)
+    m.gauge("nichetune_model_evictions_total", "least-recently-used evictions since start", lambda: pool.evictions)
+    m.gauge("nichetune_prediction_log_dropped_total", "prediction log records dropped (queue full or write failed)",
+            lambda: state.log.dropped if state.log else 0)
+    return m
+
+
+@dataclass
+class ServerState:
+    config: ServeConfig
+    targets: dict[str, Target]
+    pool: ModelPool = field(init=False)
+    metrics: Metrics = field(init=False)
+    executor: ThreadPoolExecutor = field(init=False)
+    log: object = None
+    batchers: dict[str, MicroBatcher] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.pool = ModelPool(list(self.targets.values()), self.config.memory_budget_mb * 2**20,
+                              dtype_for(self.config))
+        self.metrics = _metrics(self.pool, self)
+        self.executor = ThreadPoolExecutor(max_workers=max(4, min(32, len(self.targets) * 2)),
+                                           thread_name_prefix="nichetune-model")
+        if self.config.prediction_log:
+            from ..prediction_log import PredictionLog
+
+            self.log = PredictionLog(self.config.prediction_log, mask_pii=self.config.log_pii == "mask")
+
+    def target(self, name: str, capability: str) -> Target:
+        target = self.targets.get(name)
+        if target is None:
+            raise ApiError(404, f"the model {name!r} is not served here; see GET /v1/models", code="model_not_found",
+                           param="model")
+        if capability not in target.capabilities:
+            raise ApiError(400, f"{name} is a {target.head} model and cannot answer {capability} requests; it "
+                                f"answers {', '.join(target.capabilities)}", code="unsupported_for_model",
+                           param="model")
+        return target
+
+    def batcher(self, name: str, run_batch) -> MicroBatcher:
+        if name not in self.batchers:
+            self.batchers[name] = MicroBatcher(run_batch, self.executor, self.config.batch_size,
+                                               lambda n: self.metrics.observe("nichetune_classify_batch_texts", n))
+        return self.batchers[name]
+
+    def record(self, request, *, model: str, route: str, status: int, started: float, request_body, response_body):
+        if self.log is None:
+            return
+        key = request.scope.get("state", {}).get("api_key")
+        self.log.write(request_id=getattr(request.state, "request_id", uuid.uuid4().hex), model=model, route=route,
+                       status=status, latency_ms=1000 * (time.perf_counter() - started), request=request_body,
+                       response=response_body, key_name=key.name if key else None)
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        if self.log is not None:
+            self.log.close()
+
+
+async def watch(request, future: asyncio.Future, cancel: Cancel) -> None:
+    """Wait for ``future`` while watching the client and the deadline.
+
+    Raises:
+        ApiError: 504 when the deadline passed (the work is told to stop and its slot is freed).
+    """
+    while not future.done():
+        await asyncio.wait({future}, timeout=0.1)
+        if future.done():
+            break
+        if time.monotonic() > cancel.deadline:
+            cancel.cancel("timeout")
+            raise ApiError(504, "the request ran past the server's time limit", code="timeout")
+        if await request.is_disconnected():
+            cancel.cancel("client gone")
+            raise ApiError(499, "the client went away", code="client_closed")
+
+
+async def run_model_work(state: ServerState, request, fn, cancel: Cancel | None = None):
+    """Run blocking ``fn()`` in a model thread under the request's deadline; pool errors become 503."""
+    cancel = cancel or Cancel(deadline=time.monotonic() + state.config.timeout_s)
+    loop = asyncio.get_running_loop()
+    future = loop.run_in_executor(state.executor, fn)
+    try:
+        await watch(request, future, cancel)
+        return future.result()
+    except PoolFull as exc:
+        raise ApiError(503, exc.message + (f" ({exc.hint})" if exc.hint else ""), code="memory_budget",
+                       headers={"Retry-After": "5"}) from exc
+    except ApiError as exc:
+        if exc.code in ("timeout", "client_closed"):
+            state.metrics.inc("nichetune_stopped_total", reason=cancel.reason or exc.code)
+        raise
