@@ -38,6 +38,10 @@ _LAZY = {
     "evaluate_run": "nichetune.eval.run",
     "compare": "nichetune.eval.compare",
     "run_demo": "nichetune.demo",
+    "ServeConfig": "nichetune.serve.config",
+    "create_app": "nichetune.serve.app",
+    "create_key": "nichetune.serve.keys",
+    "read_predictions": "nichetune.prediction_log",
 }
 
 __all__ = ["__version__", *_LAZY]

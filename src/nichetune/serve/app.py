@@ -52,7 +52,7 @@ def create_app(config: ServeConfig):
     routes = {path for _, path in walk(app.routes) if "{" not in path}
     # added innermost first: a request meets the key check, then the body cap, the gate, and the metrics
     app.add_middleware(RequestMetrics, metrics=state.metrics, routes=routes)
-    app.add_middleware(ConcurrencyGate, limit=config.concurrency, metrics=state.metrics)
+    app.add_middleware(ConcurrencyGate, limit=config.concurrency, counter=state)
     app.add_middleware(BodyLimit, limit=config.max_body_bytes)
     app.add_middleware(RequireKey, keys=keys)
     return app

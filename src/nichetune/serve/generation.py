@@ -31,6 +31,9 @@ class Cancel:
         return self.event.is_set()
 
 
+GREEDY_BELOW = 1e-3
+
+
 @dataclass(frozen=True)
 class Sampling:
     max_tokens: int
@@ -99,8 +102,9 @@ def generate_one(model, tokenizer, input_ids, sampling: Sampling, cancel: Cancel
             return torch.full((input_ids.shape[0],), pieces.hit_stop or cancel.stopped, dtype=torch.bool)
 
     if sampling.seed is not None:
-        torch.manual_seed(sampling.seed)
-    sample = sampling.temperature > 0
+        torch.manual_seed(sampling.seed % 2**63)  # any integer a client sends is a valid, repeatable seed
+    # the limit of temperature -> 0 is greedy decoding; dividing logits by a tiny temperature overflows to inf
+    sample = sampling.temperature >= GREEDY_BELOW
     options = ({"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": None}
                if sample else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None})
     with torch.inference_mode():
@@ -134,4 +138,16 @@ def chat_prompt_ids(tokenizer, messages: list[dict]):
 
 
 def text_prompt_ids(tokenizer, prompt: str):
-    return tokenizer(prompt, return_tensors="pt").input_ids
+    """(1, T) ids of a plain prompt; an empty prompt starts from the beginning-of-text token, as OpenAI's does."""
+    import torch
+
+    ids = tokenizer(prompt, return_tensors="pt").input_ids
+    if ids.shape[1] == 0:
+        start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+        if start is None:
+            from .errors import ApiError
+
+            raise ApiError(422, "the prompt is empty and this model has no start token", code="empty_prompt",
+                           param="prompt")
+        ids = torch.tensor([[start]])
+    return ids

@@ -85,24 +85,24 @@ class ConcurrencyGate:
     """At most ``limit`` model requests at once; the next gets 429 with Retry-After at once.
 
     The slot is held until the response (a stream included) has been sent, and freed however the request ends.
+    ``counter.in_flight`` is the number held now (read by ``/metrics``).
     """
 
-    def __init__(self, app, limit: int, metrics, gated=lambda path: path.startswith("/v1/") and path != "/v1/models"):
-        self.app, self.limit, self.metrics, self.gated = app, limit, metrics, gated
-        self.active = 0
+    def __init__(self, app, limit: int, counter, gated=lambda path: path.startswith("/v1/") and path != "/v1/models"):
+        self.app, self.limit, self.counter, self.gated = app, limit, counter, gated
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or not self.gated(scope["path"]):
             return await self.app(scope, receive, send)
-        if self.active >= self.limit:
-            self.metrics.inc("nichetune_rejected_total", reason="concurrency")
+        if self.counter.in_flight >= self.limit:
+            self.counter.metrics.inc("nichetune_rejected_total", reason="concurrency")
             return await send_error(send, 429, f"the server is at its limit of {self.limit} concurrent requests; "
                                                "retry shortly", "too_many_requests", {"Retry-After": "1"})
-        self.active += 1
+        self.counter.in_flight += 1
         try:
             await self.app(scope, receive, send)
         finally:
-            self.active -= 1
+            self.counter.in_flight -= 1
 
 
 class RequestMetrics:

@@ -33,6 +33,20 @@ def dtype_for(config: ServeConfig):
     return pick
 
 
+def _tasks() -> int:
+    try:
+        return len(asyncio.all_tasks())
+    except RuntimeError:  # read outside the event loop
+        return 0
+
+
+def _rss() -> int:
+    import os
+
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
 def _metrics(pool: ModelPool, state: ServerState) -> Metrics:
     m = Metrics()
     m.counter("nichetune_requests_total", "HTTP requests by route and status")
@@ -43,6 +57,9 @@ def _metrics(pool: ModelPool, state: ServerState) -> Metrics:
     m.counter("nichetune_stopped_total", "requests stopped early, by reason")
     m.counter("nichetune_classified_texts_total", "texts classified, by model")
     m.histogram("nichetune_classify_batch_texts", "texts per micro-batched classifier forward pass", BATCH_BUCKETS)
+    m.gauge("nichetune_in_flight", "model requests running now", lambda: state.in_flight)
+    m.gauge("nichetune_event_loop_tasks", "asyncio tasks alive in the server's event loop", _tasks)
+    m.gauge("process_resident_memory_bytes", "resident memory of the server process", _rss)
     m.gauge("nichetune_models_loaded", "models loaded now", lambda: len(pool.loaded))
     m.gauge("nichetune_model_bytes", "parameter bytes held by loaded models", pool.used_bytes)
     m.gauge("nichetune_model_memory_budget_bytes", "the memory budget for loaded models", lambda: pool.budget)
@@ -61,6 +78,7 @@ class ServerState:
     metrics: Metrics = field(init=False)
     executor: ThreadPoolExecutor = field(init=False)
     log: object = None
+    in_flight: int = 0
     batchers: dict[str, MicroBatcher] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

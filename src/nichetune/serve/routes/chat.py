@@ -30,7 +30,11 @@ async def chat_completions(body: ChatRequest, request: Request):
         if not tokenizer.chat_template:
             raise ApiError(400, f"{target.name} has no chat template; send plain text to /v1/completions",
                            code="no_chat_template", param="model")
-        return [chat_prompt_ids(tokenizer, messages)]
+        try:
+            return [chat_prompt_ids(tokenizer, messages)]
+        except Exception as exc:  # jinja2's TemplateError and what a template raises on purpose
+            raise ApiError(400, f"{target.name}'s chat template refused these messages: {exc}",
+                           code="chat_template_error", param="messages") from exc
 
     logged = {"messages": messages}
     if body.stream:
