@@ -143,7 +143,7 @@ async def stream(state: ServerState, request, target, body, make_ids, shape: Sha
 
     async def events_out():
         future = loop.run_in_executor(state.executor, work)
-        done_all, texts, completion = False, [], 0
+        done_all, texts, completion = False, {}, 0
         try:
             while True:
                 try:
@@ -158,10 +158,10 @@ async def stream(state: ServerState, request, target, body, make_ids, shape: Sha
                 if kind == "start":
                     yield _sse({**base, "choices": [shape.delta(event[1], None, None, True)], **extra})
                 elif kind == "piece":
+                    texts[event[1]] = texts.get(event[1], "") + event[2]
                     yield _sse({**base, "choices": [shape.delta(event[1], event[2], None, False)], **extra})
                 elif kind == "done":
                     g: Generated = event[2]
-                    texts.append(g.text)
                     completion += g.completion_tokens
                     if g.finish_reason != "cancelled":
                         yield _sse({**base, "choices": [shape.delta(event[1], None, g.finish_reason, False)],
@@ -192,6 +192,6 @@ async def stream(state: ServerState, request, target, body, make_ids, shape: Sha
                 cancel.cancel("client gone")
                 state.metrics.inc("nichetune_stopped_total", reason="client gone")
             state.record(request, model=target.name, route=request.url.path, status=200 if done_all else 499,
-                         started=started, request_body=logged, response_body=texts)
+                         started=started, request_body=logged, response_body=[texts[k] for k in sorted(texts)])
             del future
     return events_out()

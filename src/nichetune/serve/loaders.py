@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .targets import Target
+from .targets import ENCODER, Target
 
 
 def load_shared_adapter(target: Target, shared: Any | None, dtype) -> tuple[Any, Any]:
@@ -47,6 +47,6 @@ def load_export(target: Target) -> tuple[Any, Any, Any]:
 def load_model(target: Target, dtype) -> tuple[Any, Any]:
     from ..models import loading
 
-    loader = loading.load_causal_lm if target.head == "causal" else loading.load_encoder
+    loader = loading.load_encoder if target.head == ENCODER else loading.load_causal_lm
     name = {"bfloat16": "bf16", "float16": "fp16"}.get(str(dtype).removeprefix("torch."), "fp32")
     return loader(str(target.weights), dtype=name, device="cpu")

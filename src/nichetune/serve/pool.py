@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import NichetuneError
-from ..export.formats import folder_mb
 from .targets import Target
 
 
@@ -37,6 +36,15 @@ def model_bytes(model) -> int:
             seen.add(ptr)
             total += t.untyped_storage().nbytes()
     return total
+
+
+WEIGHT_SUFFIXES = (".safetensors", ".onnx", ".gguf")
+
+
+def weight_file_bytes(folder: Path) -> int:
+    """Bytes of the weight files in ``folder`` (tokenizer and config files left out)."""
+    return sum(p.stat().st_size for p in Path(folder).glob("*") if p.suffix in WEIGHT_SUFFIXES) if Path(
+        folder).is_dir() else 0
 
 
 @dataclass
@@ -175,11 +183,12 @@ class ModelPool:
         return ("own", target.name)
 
     def _estimate(self, target: Target) -> int:
-        size = folder_mb(target.weights) * 2**20
+        """Bytes a load will add, from the weight files (and the base's, when its group is not loaded yet)."""
+        size = weight_file_bytes(target.weights)
         key = self._group_key(target)
         if key[0] == "peft" and key not in self.groups:
-            size += folder_mb(Path(key[1])) * 2**20 if Path(key[1]).is_dir() else 0
-        return int(size)
+            size += weight_file_bytes(Path(key[1]))
+        return size
 
     def _make_room(self, need: int, keep: str) -> None:
         if need > self.budget:
@@ -206,6 +215,9 @@ class ModelPool:
             group.members.discard(name)
             if group.shared and group.members:
                 group.model.delete_adapter(name)
+                with self._state:  # the base now holds only the others' adapters: recount what it alone keeps
+                    others = sum(self.loaded[m].bytes for m in group.members if m in self.loaded)
+                    group.bytes = model_bytes(group.model) - others
             else:
                 self.groups.pop(group.key, None)
                 group.model = None
@@ -234,7 +246,7 @@ class ModelPool:
             model, tokenizer, logits = (*load_own_run(target, self.dtype_for(target)), None)
         else:
             model, tokenizer, logits = (*load_model(target, self.dtype_for(target)), None)
-        size = model_bytes(model) if model is not None else int(folder_mb(target.weights) * 2**20)
+        size = model_bytes(model) if model is not None else weight_file_bytes(target.weights)
         group = Group(key, model, shared=False, members={target.name}, bytes=size)
         self.groups[key] = group
         return Loaded(target, group, model, tokenizer, logits=logits)

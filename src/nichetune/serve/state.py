@@ -20,14 +20,14 @@ from .errors import ApiError
 from .generation import Cancel
 from .metrics import BATCH_BUCKETS, LATENCY_BUCKETS, Metrics
 from .pool import ModelPool, PoolFull
-from .targets import Target
+from .targets import ENCODER, Target
 
 
 def dtype_for(config: ServeConfig):
     def pick(target: Target):
         import torch
 
-        if target.head == "encoder" or HEADS[target.head].fresh:
+        if target.head == ENCODER or HEADS[target.head].fresh:
             return torch.float32  # served probabilities must equal `nichetune classify`
         return pick_dtype(config.dtype, "cpu")
     return pick
@@ -135,10 +135,13 @@ async def watch(request, future: asyncio.Future, cancel: Cancel) -> None:
             break
         if time.monotonic() > cancel.deadline:
             cancel.cancel("timeout")
-            raise ApiError(504, "the request ran past the server's time limit", code="timeout")
-        if await request.is_disconnected():
+        elif await request.is_disconnected():
             cancel.cancel("client gone")
             raise ApiError(499, "the client went away", code="client_closed")
+        if cancel.reason == "timeout":
+            break
+    if cancel.reason == "timeout":  # noticed here or by the work itself, which then ended early
+        raise ApiError(504, "the request ran past the server's time limit", code="timeout")
 
 
 async def run_model_work(state: ServerState, request, fn, cancel: Cancel | None = None):

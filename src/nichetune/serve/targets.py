@@ -16,6 +16,7 @@ from ..infer.calibrated import Calibration, read_calibration
 from ..models.heads import HEADS
 from ..run.paths import RunPaths
 
+ENCODER = "encoder"  # the head of a bare encoder served for embeddings (not a training head)
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$")
 
 
@@ -53,7 +54,7 @@ class Target:
 
     @property
     def capabilities(self) -> list[str]:
-        if self.head == "encoder":
+        if self.head == ENCODER:
             return ["embeddings"]
         caps = ["classify", "embeddings"] if HEADS[self.head].fresh else ["chat", "completions"]
         if self.export_format == "onnx" or self.export_format == "onnx-int8":
@@ -123,7 +124,7 @@ def _from_model(ref: str, name: str, spec: str) -> Target:
         raise NichetuneError(f"{spec} is a classifier without a nichetune run record",
                              hint="serve the run it came from, so probabilities carry its calibration")
     else:
-        head = "encoder"
+        head = ENCODER
     return Target(name=name, kind="model", weights=resolved.path, record=None, head=head, reference=spec,
                   max_length=int(resolved.config.get("max_position_embeddings") or 512))
 
