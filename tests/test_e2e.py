@@ -76,7 +76,7 @@ def test_demo_quick_runs_the_lifecycle_and_reuses_finished_work(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     summary = json.loads((out / "demo-summary.json").read_text())
     assert summary["failures"] == [] and summary["mode"] == "quick"
-    assert "step 12/15: evaluate against the base model" in res.stderr
+    assert "step 12/16: evaluate against the base model" in res.stderr
     assert "done prepare the embedded model smollm2-135m-instruct" in res.stderr
 
     # shipped: every export passed parity, the registry holds both with the champion rolled back, cards exist
@@ -92,6 +92,20 @@ def test_demo_quick_runs_the_lifecycle_and_reuses_finished_work(tmp_path):
                                                                     "foldoc-jargon": {"champion": 1}}
     card = (out / "cards" / "drug-reviews-1.md").read_text()
     assert "## Evaluation evidence" in card and "export parity (onnx): passed" in card
+
+    # served: the champions answered through the openai client; the ONNX champion and the LoRA run it was
+    # exported from give the same calibrated answers, and every request went to the prediction log
+    served = summary["served"]
+    assert all(c["answer"].strip() for c in served["chat"]) and served["chat"][1]["pieces"] > 1
+    onnx, lora = served["classify"]["drug-reviews"], served["classify"]["drug-reviews-lora"]
+    for a, b in zip(onnx, lora, strict=True):
+        assert a["label"] == b["label"] and a["prediction_set"] == b["prediction_set"]
+        assert max(abs(a["probabilities"][k] - b["probabilities"][k]) for k in a["probabilities"]) < 1e-3
+    from nichetune.prediction_log import read_predictions
+
+    logged = read_predictions(out / "serve" / "predictions.sqlite")
+    assert [r["route"] for r in logged].count("/v1/classify") == 2 and len(logged) == 4
+    assert "Served: the champions answering" in (out / "index.html").read_text()
 
     # one index page linking both reports, which exist and carry their headline numbers
     links = _links((out / "index.html").read_text())

@@ -44,13 +44,17 @@ def runs(tmp_path_factory, tiny_bert_dir, tiny_llama_dir) -> dict[str, Path]:
     evaluate_run(reviews, zero_shot=False, latency=False, audit=False, progress=lambda *a, **k: None)
     other = _train(root, tiny_bert_dir, "classification", review_rows(120, seed=9, own=3, noise=1), "other", seed=1)
     chat = _train(root, tiny_llama_dir, "sft", chat_rows(40), "chat")
-    return {"reviews": reviews, "other": other, "chat": chat, "encoder": tiny_bert_dir, "raw": tiny_llama_dir}
+    from nichetune.export.export import export_run
+
+    export_run(reviews, "merged", root / "reviews-merged", rows=20)
+    return {"reviews": reviews, "other": other, "chat": chat, "encoder": tiny_bert_dir, "raw": tiny_llama_dir,
+            "merged": root / "reviews-merged"}
 
 
 @pytest.fixture(scope="module")
 def server(runs, tmp_path_factory):
     targets = [str(runs["reviews"]), str(runs["other"]), str(runs["chat"]), f"encoder={runs['encoder']}",
-               f"raw={runs['raw']}"]
+               f"raw={runs['raw']}", f"merged={runs['merged']}"]
     with running_server(tmp_path_factory.mktemp("serve"), targets, "--concurrency", "16") as s:
         yield s
 
@@ -64,7 +68,7 @@ def client(server):
 
 def test_models_lists_every_target_with_what_it_answers(client):
     models = {m.id: m for m in client.models.list().data}
-    assert set(models) == {"reviews", "other", "chat", "encoder", "raw"}
+    assert set(models) == {"reviews", "other", "chat", "encoder", "raw", "merged"}
     assert models["reviews"].capabilities == ["classify", "embeddings"]
     assert models["chat"].capabilities == ["chat", "completions"]
     assert models["encoder"].capabilities == ["embeddings"]
@@ -216,6 +220,21 @@ def test_concurrent_classify_requests_share_forward_passes_and_each_gets_its_own
         answer = answers[texts.index(t)]
         for label, p in alone[t]["probabilities"].items():
             assert answer["probabilities"][label] == pytest.approx(p, abs=1e-5)
+
+
+def test_a_classifier_loaded_alone_runs_in_onnxruntime_and_still_answers_as_the_cli(server, runs, capsys):
+    """The merged export is compiled to ONNX at load (parity-checked against torch on probe texts) and serves the
+    probabilities `nichetune classify` prints for the run it came from, and its calibration."""
+    texts = ["good great relief", "awful pain nausea worse"]
+    assert main(["classify", str(runs["reviews"]), *texts, "--json"]) == 0
+    cli = json.loads(capsys.readouterr().out)
+    _, body, _ = server.request("POST", "/v1/classify", {"model": "merged", "input": texts})
+    for row, served in zip(cli, body["data"], strict=True):
+        for label, p in row["scores"].items():
+            assert served["probabilities"][label] == pytest.approx(p, abs=1e-5)
+        assert served["prediction_set"] == row["prediction_set"]
+    held = {m["model"]: m for m in server.request("GET", "/admin/models", key="admin")[1]["models"]}
+    assert held["merged"]["runtime"] == "onnx" and held["reviews"]["runtime"] == "torch"  # adapters share torch
 
 
 # --- several adapters on one base ---------------------------------------------------------------------------

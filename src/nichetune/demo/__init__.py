@@ -2,7 +2,8 @@
 
 Part 1 (drug reviews) goes from raw data to a recommended, trained, calibrated and compared
 classifier; part 2 (computing jargon) instruction-tunes SmolLM2 and checks it against its base;
-part 3 (ship) exports both with parity reports and registers them with an alias history and model cards.
+part 3 (ship) exports both with parity reports and registers them with an alias history and model cards;
+part 4 (serve) serves the champions over the OpenAI-compatible API and asks them a few questions.
 Both end in reports that one index page links, with a summary table. Prepared models, exported
 data and finished runs of an identical recipe are reused on a second run.
 """
@@ -14,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import jargon, medical, ship
+from . import jargon, medical, serving, ship
 from .steps import SKIPPED, Steps
 from .summary import index_html, markdown_table, summary_rows
 
@@ -51,7 +52,8 @@ def run_demo(out: str | Path = "demo-out", *, quick: bool = False, fresh: bool =
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     budget = QUICK if quick else FULL
-    steps = Steps(total=len(MODELS) + medical.STEPS + jargon.STEPS + ship.STEPS, **({"out": log} if log else {}))
+    total = len(MODELS) + medical.STEPS + jargon.STEPS + ship.STEPS + serving.STEPS
+    steps = Steps(total=total, **({"out": log} if log else {}))
     steps.say(f"nichetune demo ({budget.name}): writing to {out}/")
     prepared = [steps.run(f"prepare the embedded model {name}", lambda n=name: _prepare(n),
                           command=f"nichetune models prepare {name}") for name in MODELS]
@@ -60,16 +62,17 @@ def run_demo(out: str | Path = "demo-out", *, quick: bool = False, fresh: bool =
              "jargon": jargon.run_jargon(steps, out, budget, fresh=fresh)
              if prepared[1] is not SKIPPED else {"runs": {}, "report": out / "missing"}}
     shipped = ship.run_ship(steps, out, budget, parts["medical"], parts["jargon"], fresh=fresh)
+    served = serving.run_serving(steps, out, shipped)
     seconds = time.perf_counter() - steps.started
     rows = summary_rows(parts["medical"], parts["jargon"])
     page = index_html(out, rows, parts["medical"], parts["jargon"], steps.failures, steps.commands, seconds,
-                      budget.name, shipped=shipped)
+                      budget.name, shipped=shipped, served=_plain(served))
     atomic_write_text(out / "index.html", page)
     summary = {"mode": budget.name, "seconds": round(seconds, 1), "summary": rows, "failures": steps.failures,
                "commands": steps.commands, "reports": {k: str(p["report"]) for k, p in parts.items()},
                "audit": _plain(parts["medical"].get("audit")),
                "exports": {k: _plain(v) for k, v in shipped["exports"].items()},
-               "registry": _plain(shipped["registry"])}
+               "registry": _plain(shipped["registry"]), "served": _plain(served)}
     atomic_write_text(out / "demo-summary.json", json.dumps(summary, indent=1, default=str) + "\n")
     atomic_write_text(out / "summary.md", markdown_table(rows) + "\n")
     return summary

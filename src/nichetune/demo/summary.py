@@ -82,8 +82,24 @@ def export_rows(exports: dict) -> list[dict]:
     return rows
 
 
+SERVED_COLUMNS = ["model", "text", "label", "confidence", "prediction set", "abstain"]
+
+
+def served_html(served: dict | None) -> str:
+    """The demo's questions to the server and the answers it gave."""
+    if not served:
+        return "<p class='muted'>(the serving step did not run)</p>"
+    chats = "".join(f"<li><b>{esc(c['question'])}</b><br>{esc(c['answer'].strip())}</li>" for c in served["chat"])
+    rows = [{"model": model, "text": text, "label": a["label"], "confidence": round(a["confidence"], 3),
+             "prediction set": ", ".join(a["prediction_set"] or []), "abstain": "yes" if a["abstain"] else "no"}
+            for model, answers in served["classify"].items()
+            for text, a in zip(served.get("texts", [""] * len(answers)), answers, strict=True)]
+    return (f"<p>Targets: {esc(', '.join(served['targets']))}</p><ul>{chats}</ul>"
+            + table(rows, SERVED_COLUMNS))
+
+
 def index_html(out: Path, rows: list[dict], medical: dict, jargon: dict, failures: list[dict], commands: list[dict],
-               seconds: float, mode: str, shipped: dict | None = None) -> str:
+               seconds: float, mode: str, shipped: dict | None = None, served: dict | None = None) -> str:
     def link(path, text: str) -> str:
         path = Path(path)
         if not path.is_file():
@@ -115,6 +131,7 @@ def index_html(out: Path, rows: list[dict], medical: dict, jargon: dict, failure
         ("Reports", caveat + reports),
         ("Summary", table(rows, COLUMNS)),
         ("Shipped: exports with parity evidence, registry, model cards", shipping),
+        ("Served: the champions answering through the OpenAI-compatible API", served_html(served)),
         ("Problems", problems),
         ("The commands behind each step", f"<ol>{cmd}</ol>"),
     ], subtitle=f"{mode} demo, {seconds / 60:.1f} minutes on this machine")

@@ -25,12 +25,17 @@ def _refuse_decoders(architectures: list[str]) -> str | None:
     return None
 
 
-def _export_fp32(run: LoadedRun, folder: Path, max_length: int) -> None:
+def write_onnx_classifier(model, tokenizer, folder: Path, max_length: int) -> None:
+    """Write a torch sequence classifier (fp32, eval) as ``model.onnx`` + tokenizer + settings into ``folder``.
+
+    Raises:
+        NichetuneError: the tokenizer has no ``tokenizer.json`` (the ONNX runner needs a fast tokenizer).
+    """
     import torch
 
-    model = merged_model(run).float().eval()
-    sample = run.tokenizer(["an example text", "a second, longer example text for the trace"], padding=True,
-                           return_tensors="pt")
+    model = model.float().eval()
+    sample = tokenizer(["an example text", "a second, longer example text for the trace"], padding=True,
+                       return_tensors="pt")
     inputs = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in sample]
     batch = torch.export.Dim("batch", min=1, max=4096)
     sequence = torch.export.Dim("sequence", min=2, max=max(max_length, 8))
@@ -38,14 +43,18 @@ def _export_fp32(run: LoadedRun, folder: Path, max_length: int) -> None:
                                 dynamic_shapes={k: {0: batch, 1: sequence} for k in inputs},
                                 input_names=inputs, output_names=["logits"], optimize=True, verbose=False)
     program.save(str(folder / FILE))
-    run.tokenizer.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
     if not (folder / "tokenizer.json").is_file():
         raise NichetuneError("ONNX export needs a fast tokenizer (tokenizer.json) to run without transformers",
                              hint="use a base model whose tokenizer has a tokenizer.json")
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
     settings = {"file": FILE, "inputs": inputs, "labels": labels, "max_length": max_length,
-                "pad_id": run.tokenizer.pad_token_id, "pad_token": run.tokenizer.pad_token}
+                "pad_id": tokenizer.pad_token_id, "pad_token": tokenizer.pad_token}
     (folder / SETTINGS).write_text(json.dumps(settings, indent=2) + "\n")
+
+
+def _export_fp32(run: LoadedRun, folder: Path, max_length: int) -> None:
+    write_onnx_classifier(merged_model(run), run.tokenizer, folder, max_length)
 
 
 def _export_int8(run: LoadedRun, folder: Path, max_length: int) -> None:

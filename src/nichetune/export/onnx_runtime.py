@@ -21,6 +21,7 @@ class OnnxClassifier:
         from tokenizers import Tokenizer
 
         folder = Path(folder)
+        self.folder = folder
         self.settings = json.loads((folder / SETTINGS).read_text())
         options = ort.SessionOptions()
         if threads:
@@ -35,13 +36,14 @@ class OnnxClassifier:
     def labels(self) -> list[str]:
         return self.settings["labels"]
 
-    def logits(self, texts: list[str], batch_size: int = 32):
+    def logits(self, texts: list[str], batch_size: int = 32, max_padding: float | None = None):
+        """(N, C) float64 logits; batches by length, cut where padding passes ``max_padding`` (see length_chunks)."""
         import numpy as np
 
+        from ..length_chunks import length_chunks
+
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float64)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
+        for idx in length_chunks([len(t) for t in texts], batch_size, max_padding):
             encodings = self.tokenizer.encode_batch([texts[i] for i in idx])
             fields = {"input_ids": "ids", "attention_mask": "attention_mask", "token_type_ids": "type_ids"}
             feed = {name: np.array([getattr(e, fields[name]) for e in encodings], dtype=np.int64)

@@ -77,7 +77,7 @@ def _count(state: ServerState, model: str, prompt: int, completion: int) -> None
 async def answer(state: ServerState, request, target, body, make_ids, shape: Shape, logged) -> dict:
     """The whole answer as one JSON object."""
     started = time.perf_counter()
-    ids, max_tokens = await run_model_work(state, request, prepare(state, request, target, body, make_ids))
+    ids, max_tokens = await run_model_work(state, request, target.name, prepare(state, request, target, body, make_ids))
     cancel = Cancel(deadline=time.monotonic() + state.config.timeout_s)
 
     def work() -> list[Generated]:
@@ -91,7 +91,7 @@ async def answer(state: ServerState, request, target, body, make_ids, shape: Sha
                                             _sampling(body, max_tokens, i), cancel))
         return out
 
-    results = await run_model_work(state, request, work, cancel)
+    results = await run_model_work(state, request, target.name, work, cancel)
     prompt_tokens = sum(i.shape[1] for i in ids) * body.n
     completion_tokens = sum(g.completion_tokens for g in results)
     _count(state, target.name, prompt_tokens, completion_tokens)
@@ -110,7 +110,7 @@ def _sse(payload: dict | str) -> bytes:
 async def stream(state: ServerState, request, target, body, make_ids, shape: Shape, logged):
     """The answer as server-sent events; returns the async iterator a StreamingResponse sends."""
     started = time.perf_counter()
-    ids, max_tokens = await run_model_work(state, request, prepare(state, request, target, body, make_ids))
+    ids, max_tokens = await run_model_work(state, request, target.name, prepare(state, request, target, body, make_ids))
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     cancel = Cancel(deadline=time.monotonic() + state.config.timeout_s)
     loop = asyncio.get_running_loop()
@@ -142,7 +142,7 @@ async def stream(state: ServerState, request, target, body, make_ids, shape: Sha
     extra = {"usage": None} if include_usage else {}
 
     async def events_out():
-        future = loop.run_in_executor(state.executor, work)
+        future = loop.run_in_executor(state.executor(target.name), work)
         done_all, texts, completion = False, {}, 0
         try:
             while True:

@@ -36,6 +36,9 @@ class ServeConfig(BaseModel):
         log_pii: ``mask`` replaces PII in logged texts with typed placeholders; ``keep`` stores them as sent.
         dtype: generators' dtype (``auto``: bf16 where the CPU or GPU has it); classifiers always run in fp32,
             so served probabilities equal ``nichetune classify``.
+        runtime: classifiers that load alone (not adapters sharing a base) are compiled to ONNX at load and run
+            by onnxruntime when its logits match torch's within 1e-4 on probe texts (``auto``, ``onnx``), or stay
+            in torch (``torch``).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -56,6 +59,7 @@ class ServeConfig(BaseModel):
     prediction_log: str | None = "predictions.sqlite"
     log_pii: Literal["mask", "keep"] = "mask"
     dtype: Literal["auto", "fp32", "bf16"] = "auto"
+    runtime: Literal["auto", "torch", "onnx"] = "auto"
     preload: bool = False
 
     @property

@@ -50,3 +50,45 @@ def load_model(target: Target, dtype) -> tuple[Any, Any]:
     loader = loading.load_encoder if target.head == ENCODER else loading.load_causal_lm
     name = {"bfloat16": "bf16", "float16": "fp16"}.get(str(dtype).removeprefix("torch."), "fp32")
     return loader(str(target.weights), dtype=name, device="cpu")
+
+
+PROBES = ("ok", "The tablets worked within a day and the side effects were mild.",
+          "I stopped after two weeks: headaches every morning, no relief at all, and my doctor agreed it was "
+          "not working for me, so we are trying something else now.")
+
+
+def onnx_classifier(target: Target, model, tokenizer):
+    """An onnxruntime runner compiled from the loaded torch classifier, checked against it on probe texts.
+
+    Compiled once per weights folder into the cache (keyed by the weights' sizes and times). Returns
+    ``(logits_fn, max_diff)``, or ``(None, reason)`` when it cannot be compiled or its logits differ from torch's
+    by more than 1e-4 (then torch serves).
+    """
+    import hashlib
+    import logging
+
+    import numpy as np
+
+    from ..atomic import atomic_dir
+    from ..cache import cache_dir
+    from ..export.onnx import write_onnx_classifier
+    from ..export.onnx_runtime import OnnxClassifier
+    from ..tasks.scoring import classifier_logits
+
+    files = sorted(p for p in target.weights.rglob("*") if p.is_file())
+    stamp = "|".join(f"{p}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
+    folder = cache_dir() / "serve-onnx" / hashlib.sha256(stamp.encode()).hexdigest()[:24]
+    try:
+        if not (folder / "onnx.json").is_file():
+            with atomic_dir(folder) as tmp:
+                write_onnx_classifier(model, tokenizer, tmp, target.max_length)
+        runner = OnnxClassifier(folder)
+        reference = classifier_logits(model, tokenizer, list(PROBES), max_length=target.max_length)
+        diff = float(np.abs(runner.logits(list(PROBES)) - reference).max())
+    except Exception as exc:  # an architecture the exporter cannot trace, a missing extra: torch serves
+        logging.getLogger("nichetune.serve").warning("%s: serving with torch, ONNX compile failed: %s",
+                                                     target.name, exc)
+        return None, f"compile failed: {type(exc).__name__}"
+    if diff > 1e-4:
+        return None, f"ONNX logits differ from torch's by {diff:.1e}"
+    return runner, diff

@@ -38,6 +38,9 @@ def model_bytes(model) -> int:
     return total
 
 
+# measured on MiniLM with drug reviews on 2 cores: eight texts of mixed lengths padded together cost 36% more per
+# text than one at a time, eight of similar lengths 6% less; so a micro-batch is cut where padding passes 25%
+MAX_PADDING = 0.25
 WEIGHT_SUFFIXES = (".safetensors", ".onnx", ".gguf")
 
 
@@ -72,6 +75,7 @@ class Loaded:
     model: Any
     tokenizer: Any
     logits: Callable | None = None
+    runtime: str = "torch"  # or "onnx" (onnxruntime, compiled at load), or what an export runs on
     bytes: int = 0  # what this model adds to its group's shared weights
     last_used: float = 0.0
     in_use: int = 0
@@ -92,10 +96,13 @@ class ModelPool:
         dtype_for: ``dtype_for(target)`` the torch dtype to run a target in.
     """
 
-    def __init__(self, targets: list[Target], budget_bytes: int, dtype_for: Callable[[Target], Any]):
+    def __init__(self, targets: list[Target], budget_bytes: int, dtype_for: Callable[[Target], Any],
+                 runtime: str = "torch", max_padding: float | None = None):
         self.targets = {t.name: t for t in targets}
         self.budget = budget_bytes
         self.dtype_for = dtype_for
+        self.runtime = runtime
+        self.max_padding = max_padding
         self.loaded: dict[str, Loaded] = {}
         self.groups: dict[tuple, Group] = {}
         self.evictions = 0
@@ -119,6 +126,7 @@ class ModelPool:
                      "bytes": self.loaded[name].bytes + self.loaded[name].group.bytes if name in self.loaded
                      else 0,
                      "in_use": self.loaded[name].in_use if name in self.loaded else 0,
+                     "runtime": self.loaded[name].runtime if name in self.loaded else None,
                      "shares_base_with": sorted(self.loaded[name].group.members - {name}) if name in self.loaded
                      else []} for name in self.targets]
 
@@ -247,6 +255,19 @@ class ModelPool:
         else:
             model, tokenizer, logits = (*load_model(target, self.dtype_for(target)), None)
         size = model_bytes(model) if model is not None else weight_file_bytes(target.weights)
+        runtime = "torch" if model is not None else target.export_format
+        if logits is not None:
+            logits = self._padded(logits)
+        if logits is None and model is not None and "classify" in target.capabilities and self.runtime != "torch":
+            from .loaders import onnx_classifier
+
+            runner, evidence = onnx_classifier(target, model, tokenizer)
+            if runner is not None:
+                logits, runtime = self._padded(runner.logits), "onnx"
+                size += weight_file_bytes(Path(runner.folder))
         group = Group(key, model, shared=False, members={target.name}, bytes=size)
         self.groups[key] = group
-        return Loaded(target, group, model, tokenizer, logits=logits)
+        return Loaded(target, group, model, tokenizer, logits=logits, runtime=runtime)
+
+    def _padded(self, logits: Callable) -> Callable:
+        return lambda texts: logits(texts, max_padding=self.max_padding)

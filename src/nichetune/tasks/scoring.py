@@ -45,16 +45,21 @@ def score_rows(model, task, tokenizer, rows: list[dict], max_length: int, *, bat
     return score(model, task, items, batch_size=batch_size, pad_id=tokenizer.pad_token_id, device=device, dtype=dtype)
 
 
-def classifier_logits(model, tokenizer, texts: list[str], *, max_length: int, batch_size: int = 32):
-    """(N, C) float64 logits of a sequence classifier on ``texts``, batched by length, no gradients."""
+def classifier_logits(model, tokenizer, texts: list[str], *, max_length: int, batch_size: int = 32,
+                      max_padding: float | None = None):
+    """(N, C) float64 logits of a sequence classifier on ``texts``, batched by length, no gradients.
+
+    ``max_padding`` also cuts batches where padding would pass that share of the real tokens (see
+    ``length_chunks``); character counts stand in for token counts.
+    """
     import numpy as np
 
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    from ..length_chunks import length_chunks
+
     out = np.zeros((len(texts), model.config.num_labels), dtype=np.float64)
     device = next(model.parameters()).device
     with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
+        for idx in length_chunks([len(t) for t in texts], batch_size, max_padding):
             batch = tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length,
                               return_tensors="pt").to(device)
             out[idx] = model(**batch).logits.float().cpu().numpy()

@@ -41,7 +41,7 @@ async def models(request: Request) -> dict:
 async def load(model: str, request: Request) -> dict:
     s = _admin(request)
     _known(s, model)
-    await run_model_work(s, request, lambda: s.pool.load(model))
+    await run_model_work(s, request, model, lambda: s.pool.load(model))
     return _status(s)
 
 
@@ -49,5 +49,5 @@ async def load(model: str, request: Request) -> dict:
 async def unload(model: str, request: Request) -> dict:
     s = _admin(request)
     _known(s, model)
-    was_loaded = await run_model_work(s, request, lambda: s.pool.unload(model))
+    was_loaded = await run_model_work(s, request, model, lambda: s.pool.unload(model))
     return {**_status(s), "unloaded": was_loaded}

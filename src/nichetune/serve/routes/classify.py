@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request
 
 from ...infer.calibrated import calibrated_predictions
 from ..errors import ApiError
-from ..pool import PoolFull
+from ..pool import MAX_PADDING, PoolFull
 from ..schemas import ClassifyRequest
 from . import state
 from ._inputs import texts_of
@@ -27,7 +27,7 @@ def _run_batch(s, target):
         with s.pool.use(target.name) as loaded:
             logits = (loaded.logits(texts) if loaded.logits is not None else
                       classifier_logits(loaded.model, loaded.tokenizer, texts, max_length=target.max_length,
-                                        batch_size=max(1, len(texts))))
+                                        batch_size=s.config.batch_size, max_padding=MAX_PADDING))
         return calibrated_predictions(logits, target.labels, target.calibration)
     return run
 

@@ -40,7 +40,7 @@ async def embeddings(body: EmbeddingRequest, request: Request) -> dict:
         with s.pool.use(target.name) as loaded:
             return embed(loaded, texts, target.max_length)
 
-    vectors, tokens = await run_model_work(s, request, work)
+    vectors, tokens = await run_model_work(s, request, target.name, work)
     if body.encoding_format == "base64":
         items = [base64.b64encode(v.astype("<f4").tobytes()).decode() for v in vectors]
     else:
