@@ -55,12 +55,13 @@ def _serve(folder: str, work: Path):
         port = s.getsockname()[1]
     log = open(work / "server.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "nichetune", "serve", f"m={folder}", "--api-keys",
-                             str(work / "keys.json"), "--port", str(port), "--no-prediction-log", "--preload"],
+                             str(work / "keys.json"), "--port", str(port), "--no-prediction-log",
+                             *os.environ.get("BENCH_SERVE_FLAGS", "--preload").split()],
                             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     return proc, port, key
 
 
-def nichetune_streams(folder: str, new_tokens: int, streams: int) -> dict:
+def nichetune_streams(folder: str, new_tokens: int, streams: int, stream: bool = True) -> dict:
     import openai
 
     work = Path(tempfile.mkdtemp())
@@ -78,6 +79,9 @@ def nichetune_streams(folder: str, new_tokens: int, streams: int) -> dict:
                 time.sleep(0.5)
 
         def ask(prompt: str) -> int:
+            if not stream:
+                return client.chat.completions.create(model="m", messages=[{"role": "user", "content": prompt}],
+                                                      max_tokens=new_tokens, temperature=0).usage.completion_tokens
             got = 0
             for chunk in client.chat.completions.create(
                     model="m", messages=[{"role": "user", "content": prompt}], max_tokens=new_tokens,
@@ -119,6 +123,7 @@ def main() -> int:
                                                         "bf16 on CPUs that have it)")
     args = ap.parse_args()
     rows = {"transformers generate, loop": transformers_loop(args.merged, args.new_tokens, args.dtype),
+            "nichetune serve, 1 client, not streamed": nichetune_streams(args.merged, args.new_tokens, 1, False),
             "nichetune serve, 1 stream": nichetune_streams(args.merged, args.new_tokens, 1),
             "nichetune serve, 8 concurrent streams": nichetune_streams(args.merged, args.new_tokens, 8)}
     binary = shutil.which("llama-simple", path=args.llama_cpp) if args.llama_cpp else shutil.which("llama-simple")

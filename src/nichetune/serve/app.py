@@ -6,6 +6,7 @@ that each load their own models).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from contextlib import asynccontextmanager
@@ -37,9 +38,10 @@ def create_app(config: ServeConfig):
 
     @asynccontextmanager
     async def lifespan(app):
-        if config.preload:
+        if config.preload:  # in each model's own thread: torch run once on the main thread slows every other
+            loop = asyncio.get_running_loop()  # thread's torch (measured: 49 -> 33 generated tokens/s)
             for name in targets:
-                state.pool.load(name)
+                await loop.run_in_executor(state.executor(name), state.pool.load, name)
         yield
         state.close()
 

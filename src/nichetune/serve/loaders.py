@@ -35,13 +35,20 @@ def load_own_run(target: Target, dtype) -> tuple[Any, Any]:
     return run.model, run.tokenizer
 
 
-def load_export(target: Target) -> tuple[Any, Any, Any]:
-    """``(model, tokenizer, logits)`` of an export through its format's own loader (ONNX gives only logits)."""
+def load_export(target: Target, dtype) -> tuple[Any, Any, Any]:
+    """``(model, tokenizer, logits)`` of an export through its format's own loader (ONNX gives only logits).
+
+    A plain (unquantized) torch export is cast to ``dtype``: a merged fp32 export of a generator runs in bf16
+    where the CPU has it, as a run does.
+    """
     from ..export.registry import FORMATS
 
     runner = FORMATS[target.export_format].load(target.weights, target.head, target.max_length)
     logits = runner.logits if runner.model is None else None
-    return runner.model, runner.tokenizer, logits
+    model = runner.model
+    if model is not None and getattr(model, "hf_quantizer", None) is None and model.dtype != dtype:
+        model = model.to(dtype)
+    return model, runner.tokenizer, logits
 
 
 def load_model(target: Target, dtype) -> tuple[Any, Any]:

@@ -249,7 +249,7 @@ class ModelPool:
             self.groups[key] = group
             return Loaded(target, group, model, tokenizer, bytes=added)
         if target.kind == "export":
-            model, tokenizer, logits = load_export(target)
+            model, tokenizer, logits = load_export(target, self.dtype_for(target))
         elif target.kind == "run":
             model, tokenizer, logits = (*load_own_run(target, self.dtype_for(target)), None)
         else:
