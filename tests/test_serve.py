@@ -145,6 +145,19 @@ def test_embeddings_are_mean_pooled_unit_vectors_in_both_encodings(client, runs)
     assert floats.usage.prompt_tokens == int(batch["attention_mask"].sum())
 
 
+def test_concurrent_generations_are_decoded_together(client, server):
+    from concurrent.futures import ThreadPoolExecutor
+
+    prompts = [f"kernel {'compiler ' * i}" for i in range(6)]
+    calls_before = server.metric("nichetune_generation_batch_streams_count")
+    with ThreadPoolExecutor(6) as pool:
+        replies = list(pool.map(lambda p: client.completions.create(model="raw", prompt=p, max_tokens=24,
+                                                                   temperature=0), prompts))
+    calls = server.metric("nichetune_generation_batch_streams_count") - calls_before
+    assert calls < len(prompts)  # requests that arrived while the model was busy shared a generate call
+    assert all(r.usage.completion_tokens <= 24 and r.choices[0].text for r in replies)
+
+
 def test_errors_follow_openais_schema(client, server):
     with pytest.raises(openai.NotFoundError) as missing:
         client.chat.completions.create(model="nope", messages=[{"role": "user", "content": "x"}])

@@ -228,3 +228,75 @@ def test_targets_are_refused_with_the_reason(tmp_path, targets):
         parse_targets([f"bad name!={targets[0].record}"])
     assert json.loads(json.dumps([t.capabilities for t in targets])) == [
         ["classify", "embeddings"], ["classify", "embeddings"], ["chat", "completions"], ["embeddings"]]
+
+
+def test_batched_generation_gives_each_row_what_it_gets_alone(tiny_llama_dir):
+    """Left-padded rows of different lengths, caps and stop strings, decoded together in fp32, against each job
+    generated alone; a cancelled request's row stops at once and the others carry on."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from nichetune.serve.generation import Cancel, Job, Sampling, generate_batch, text_prompt_ids
+
+    tok = AutoTokenizer.from_pretrained(tiny_llama_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.float32).eval()
+    prompts = ["kernel", "what does compiler mean in computing", "a b c d e f g h"]
+    caps = [5, 9, 7]
+
+    def jobs(stop=(), cancel_second=False):
+        out = []
+        for i, (p, cap) in enumerate(zip(prompts, caps, strict=True)):
+            cancel = Cancel()
+            if cancel_second and i == 1:
+                cancel.cancel("client gone")
+            out.append(Job(text_prompt_ids(tok, p), Sampling(cap, 0.0, 1.0, stop), cancel))
+        return out
+
+    alone = [generate_batch(model, tok, [j])[0] for j in jobs()]
+    together = generate_batch(model, tok, jobs())
+    assert [g.text for g in together] == [g.text for g in alone]
+    assert [g.completion_tokens for g in together] == [g.completion_tokens for g in alone]
+    assert all(g.completion_tokens <= cap for g, cap in zip(together, caps, strict=True))
+    assert [g.finish_reason for g in alone] == ["length" if g.completion_tokens == c else "stop"
+                                               for g, c in zip(alone, caps, strict=True)]
+    stop = alone[2].text[2:4]
+    assert stop.strip()
+    cut = generate_batch(model, tok, jobs(stop=(stop,)))
+    assert cut[2].text == alone[2].text[: alone[2].text.index(stop)] and cut[2].finish_reason == "stop"
+    cancelled = generate_batch(model, tok, jobs(cancel_second=True))
+    assert cancelled[1].finish_reason == "cancelled" and cancelled[1].completion_tokens == 0
+    assert cancelled[0].text == alone[0].text and cancelled[2].text == alone[2].text
+
+
+def test_generation_queue_batches_only_compatible_jobs_and_keeps_the_rest_in_order():
+    from nichetune.serve.batching import GenerationQueue
+    from nichetune.serve.generation import Cancel, Job, Sampling, batchable
+
+    batches: list[list[str]] = []
+    gate = threading.Event()
+
+    def run_jobs(jobs):
+        if not batches:
+            gate.wait(5)
+        batches.append([j.input_ids for j in jobs])
+        return [j.input_ids.upper() for j in jobs]
+
+    def job(name, temperature=0.0, seed=None):
+        return Job(name, Sampling(4, temperature, 1.0, (), seed), Cancel())
+
+    async def main():
+        from concurrent.futures import ThreadPoolExecutor
+
+        queue = GenerationQueue(run_jobs, ThreadPoolExecutor(1), max_jobs=3, compatible=batchable)
+        first = asyncio.create_task(queue.submit(job("a")))
+        await asyncio.sleep(0.05)
+        rest = [asyncio.create_task(queue.submit(j)) for j in
+                (job("b"), job("s1", seed=1), job("c"), job("t", temperature=0.7), job("d"), job("e"))]
+        await asyncio.sleep(0.05)
+        gate.set()
+        return await asyncio.gather(first, *rest), queue
+
+    answers, queue = asyncio.run(main())
+    assert answers == ["A", "B", "S1", "C", "T", "D", "E"]
+    # greedy jobs go together (3 at most); a seeded job runs alone; another temperature waits its turn
+    assert batches == [["a"], ["b", "c", "d"], ["s1"], ["t"], ["e"]]
+    assert queue.worker.done()

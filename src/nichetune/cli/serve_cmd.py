@@ -38,6 +38,8 @@ def register(sub) -> None:
     p.add_argument("--max-body-bytes", type=int, default=d["max_body_bytes"].default, help="body cap (413)")
     p.add_argument("--max-inputs", type=int, default=d["max_inputs"].default, help="texts per classify/embeddings")
     p.add_argument("--batch-size", type=int, default=d["batch_size"].default, help="texts per micro-batch")
+    p.add_argument("--batch-streams", type=int, default=d["max_streams_per_batch"].default,
+                   help="sequences decoded together per generate call (default %(default)s)")
     p.add_argument("--dtype", choices=["auto", "fp32", "bf16"], default="auto",
                    help="generators' dtype (auto: bf16 where the CPU has it); classifiers run in fp32")
     p.add_argument("--runtime", choices=["auto", "torch", "onnx"], default="auto",
@@ -59,8 +61,8 @@ def run(args) -> int:
     values = dict(targets=args.targets, api_keys=args.api_keys, registry=args.registry, host=args.host,
                   port=args.port, workers=args.workers, concurrency=args.concurrency, timeout_s=args.timeout,
                   max_tokens=args.max_tokens, max_body_bytes=args.max_body_bytes, max_inputs=args.max_inputs,
-                  batch_size=args.batch_size, dtype=args.dtype, runtime=args.runtime, log_pii=args.log_pii,
-                  preload=args.preload,
+                  batch_size=args.batch_size, max_streams_per_batch=args.batch_streams, dtype=args.dtype,
+                  runtime=args.runtime, log_pii=args.log_pii, preload=args.preload,
                   prediction_log=None if args.no_prediction_log else args.prediction_log)
     if args.memory_budget_mb is not None:
         values["memory_budget_mb"] = args.memory_budget_mb

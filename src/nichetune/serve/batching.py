@@ -68,3 +68,64 @@ class MicroBatcher:
                 if not future.done():
                     future.set_result(answers[start:start + len(item)])
                 start += len(item)
+
+
+class GenerationQueue:
+    """``await submit(job)`` returns the job's ``Generated``; jobs waiting together are decoded in one batch.
+
+    As with classification, nothing waits on a timer: a job for an idle model starts at once, and jobs that
+    arrive while a batch runs go together into the next one (up to ``max_jobs``, and only jobs ``compatible``
+    with the first waiting one; the rest wait for a later batch in arrival order).
+
+    Args:
+        run_jobs: blocking ``run_jobs(jobs) -> list[Generated]``, run in ``executor``.
+        compatible: ``compatible(first, other)``: may ``other`` share ``first``'s batch.
+        observe: called with each batch's size (metrics).
+    """
+
+    def __init__(self, run_jobs: Callable[[list], list], executor, max_jobs: int, compatible: Callable,
+                 observe: Callable[[int], None] = lambda n: None):
+        self.run_jobs, self.executor, self.max_jobs = run_jobs, executor, max_jobs
+        self.compatible, self.observe = compatible, observe
+        self.pending: deque[tuple[object, asyncio.Future]] = deque()
+        self.worker: asyncio.Task | None = None
+
+    async def submit(self, job):
+        future = asyncio.get_running_loop().create_future()
+        self.pending.append((job, future))
+        if self.worker is None or self.worker.done():
+            self.worker = asyncio.create_task(self._drain())
+        return await future
+
+    def _take(self) -> list[tuple[object, asyncio.Future]]:
+        live = [(j, f) for j, f in self.pending if not f.cancelled()]
+        if not live:
+            self.pending.clear()
+            return []
+        first = live[0][0]
+        batch = [item for item in live if self.compatible(first, item[0])][: self.max_jobs]
+        if not batch or batch[0][0] is not first:
+            batch = [live[0]]
+        taken = {id(f) for _, f in batch}
+        self.pending = deque((j, f) for j, f in live if id(f) not in taken)
+        return batch
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self.pending:
+            batch = self._take()
+            if not batch:
+                continue
+            self.observe(len(batch))
+            try:
+                results = await loop.run_in_executor(self.executor, self.run_jobs, [j for j, _ in batch])
+            except BaseException as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                continue
+            for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(result)

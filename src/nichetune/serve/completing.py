@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .errors import ApiError, error_body
-from .generation import Cancel, Generated, Sampling, generate_one
-from .state import ServerState, run_model_work
+from .generation import Cancel, Generated, Job, Sampling
+from .state import ServerState, await_model, run_model_work
 
 
 @dataclass(frozen=True)
@@ -74,24 +74,25 @@ def _count(state: ServerState, model: str, prompt: int, completion: int) -> None
     state.metrics.inc("nichetune_generated_tokens_total", completion, model=model)
 
 
+def _jobs(body, ids: list, max_tokens: int, cancel: Cancel, on_piece=None) -> list[Job]:
+    """One job per (prompt, choice), in choice-index order."""
+    jobs = []
+    for prompt_ids in ids:
+        for i in range(body.n):
+            k = len(jobs)
+            jobs.append(Job(prompt_ids, _sampling(body, max_tokens, i), cancel,
+                            (lambda piece, k=k: on_piece(k, piece)) if on_piece else (lambda piece: None)))
+    return jobs
+
+
 async def answer(state: ServerState, request, target, body, make_ids, shape: Shape, logged) -> dict:
     """The whole answer as one JSON object."""
     started = time.perf_counter()
     ids, max_tokens = await run_model_work(state, request, target.name, prepare(state, request, target, body, make_ids))
     cancel = Cancel(deadline=time.monotonic() + state.config.timeout_s)
-
-    def work() -> list[Generated]:
-        out = []
-        with state.pool.use(target.name) as loaded:
-            for prompt_ids in ids:
-                for i in range(body.n):
-                    if cancel.stopped:
-                        return out
-                    out.append(generate_one(loaded.model, loaded.tokenizer, prompt_ids,
-                                            _sampling(body, max_tokens, i), cancel))
-        return out
-
-    results = await run_model_work(state, request, target.name, work, cancel)
+    queue = state.generation_queue(target.name)
+    results = await await_model(state, request, asyncio.gather(*(queue.submit(j) for j in
+                                                                  _jobs(body, ids, max_tokens, cancel))), cancel)
     prompt_tokens = sum(i.shape[1] for i in ids) * body.n
     completion_tokens = sum(g.completion_tokens for g in results)
     _count(state, target.name, prompt_tokens, completion_tokens)
@@ -115,37 +116,27 @@ async def stream(state: ServerState, request, target, body, make_ids, shape: Sha
     cancel = Cancel(deadline=time.monotonic() + state.config.timeout_s)
     loop = asyncio.get_running_loop()
     events: asyncio.Queue = asyncio.Queue()
-
-    def push(*event) -> None:
-        loop.call_soon_threadsafe(events.put_nowait, event)
-
-    def work() -> None:
-        try:
-            with state.pool.use(target.name) as loaded:
-                k = 0
-                for prompt_ids in ids:
-                    for i in range(body.n):
-                        push("start", k)
-                        g = generate_one(loaded.model, loaded.tokenizer, prompt_ids, _sampling(body, max_tokens, i),
-                                         cancel, lambda piece, k=k: push("piece", k, piece))
-                        push("done", k, g)
-                        k += 1
-                        if cancel.stopped:
-                            return
-        except BaseException as exc:  # reported to the client as an error event
-            push("error", exc)
-        finally:
-            push("end")
-
+    jobs = _jobs(body, ids, max_tokens, cancel,
+                 lambda k, piece: loop.call_soon_threadsafe(events.put_nowait, ("piece", k, piece)))
     base = {"id": f"{shape.prefix}-{uuid.uuid4().hex}", "object": shape.chunk_object, "created": int(time.time()),
             "model": target.name}
     extra = {"usage": None} if include_usage else {}
 
+    def finished(k: int, task: asyncio.Task) -> None:
+        if task.cancelled():
+            return
+        events.put_nowait(("error", task.exception()) if task.exception() else ("done", k, task.result()))
+
     async def events_out():
-        future = loop.run_in_executor(state.executor(target.name), work)
-        done_all, texts, completion = False, {}, 0
+        queue = state.generation_queue(target.name)
+        tasks = [asyncio.ensure_future(queue.submit(job)) for job in jobs]
+        for k, task in enumerate(tasks):
+            task.add_done_callback(lambda t, k=k: finished(k, t))
+        done_all, texts, completion, remaining = False, {}, 0, len(jobs)
         try:
-            while True:
+            for k in range(len(jobs)):
+                yield _sse({**base, "choices": [shape.delta(k, None, None, True)], **extra})
+            while remaining:
                 try:
                     event = await asyncio.wait_for(events.get(), timeout=0.25)
                 except TimeoutError:
@@ -153,16 +144,13 @@ async def stream(state: ServerState, request, target, body, make_ids, shape: Sha
                         break
                     continue
                 kind = event[0]
-                if kind == "end":
-                    break
-                if kind == "start":
-                    yield _sse({**base, "choices": [shape.delta(event[1], None, None, True)], **extra})
-                elif kind == "piece":
+                if kind == "piece":
                     texts[event[1]] = texts.get(event[1], "") + event[2]
                     yield _sse({**base, "choices": [shape.delta(event[1], event[2], None, False)], **extra})
                 elif kind == "done":
                     g: Generated = event[2]
                     completion += g.completion_tokens
+                    remaining -= 1
                     if g.finish_reason != "cancelled":
                         yield _sse({**base, "choices": [shape.delta(event[1], None, g.finish_reason, False)],
                                     **extra})
@@ -191,7 +179,8 @@ async def stream(state: ServerState, request, target, body, make_ids, shape: Sha
             if not done_all:  # the client went away (or the server is stopping): stop generating now
                 cancel.cancel("client gone")
                 state.metrics.inc("nichetune_stopped_total", reason="client gone")
+            for task in tasks:
+                task.cancel()  # jobs still queued never start; a running row stops at its next token
             state.record(request, model=target.name, route=request.url.path, status=200 if done_all else 499,
                          started=started, request_body=logged, response_body=[texts[k] for k in sorted(texts)])
-            del future
     return events_out()

@@ -32,6 +32,7 @@ class ServeConfig(BaseModel):
         timeout_s: a request running longer gets 504 and its generation is stopped.
         memory_budget_mb: parameter memory the loaded models may hold; idle ones are evicted to stay under.
         batch_size: the most texts one micro-batched classifier forward pass takes.
+        max_streams_per_batch: the most sequences decoded together in one ``generate`` call.
         prediction_log: where requests and answers are logged (a file for SQLite, or a SQLAlchemy URL); None: off.
         log_pii: ``mask`` replaces PII in logged texts with typed placeholders; ``keep`` stores them as sent.
         dtype: generators' dtype (``auto``: bf16 where the CPU or GPU has it); classifiers always run in fp32,
@@ -56,6 +57,7 @@ class ServeConfig(BaseModel):
     timeout_s: float = Field(60.0, gt=0)
     memory_budget_mb: int = Field(default_factory=_default_budget_mb, ge=1)
     batch_size: int = Field(32, ge=1)
+    max_streams_per_batch: int = Field(8, ge=1)
     prediction_log: str | None = "predictions.sqlite"
     log_pii: Literal["mask", "keep"] = "mask"
     dtype: Literal["auto", "fp32", "bf16"] = "auto"

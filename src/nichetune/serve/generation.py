@@ -1,7 +1,8 @@
-"""Generation for the server: one sequence at a time through ``generate`` (KV cache on), streamed piece by piece,
-stopped by a stop string, the token cap, a deadline or a cancelled request.
+"""Generation for the server: concurrent requests decoded together in one ``generate`` call (left-padded, KV cache
+on), each row streamed piece by piece and stopped on its own by end of text, a stop string, its token cap, a
+deadline or a client that went away.
 
-Runs in a worker thread with the model's group lock held; ``on_piece`` receives text as it is decoded.
+Runs in the model's thread with its group lock held; each job's ``on_piece`` receives its text as it is decoded.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -50,57 +52,106 @@ class Generated:
     completion_tokens: int
 
 
-class _Pieces:
-    """A ``generate`` streamer: decodes the new tokens incrementally, holds back what could start a stop string,
-    and ends generation (through ``should_stop``) once a stop string appears."""
+@dataclass
+class Job:
+    """One sequence to generate: its prompt (1, T), sampling, the request's cancel flag and where its text goes."""
 
-    def __init__(self, tokenizer, stop: tuple[str, ...], on_piece: Callable[[str], None]):
-        self.tokenizer, self.stop, self.on_piece = tokenizer, stop, on_piece
+    input_ids: Any
+    sampling: Sampling
+    cancel: Cancel
+    on_piece: Callable[[str], None] = lambda piece: None
+
+
+class _Row:
+    """One row of a batch: decodes its new tokens incrementally, holds back what could start a stop string, and
+    knows when it is done (end of text, a stop string, its own token cap, its request cancelled)."""
+
+    def __init__(self, job: Job, tokenizer, eos: set[int]):
+        self.job, self.tokenizer, self.eos = job, tokenizer, eos
         self.ids: list[int] = []
         self.sent = ""
-        self.hit_stop = False
-        self._prompt_seen = False
-        self._hold = max((len(s) for s in stop), default=1) - 1
+        self.reason: str | None = None  # set when the row is done
+        self._hold = max((len(s) for s in job.sampling.stop), default=1) - 1
+
+    def add(self, token: int) -> None:
+        if self.reason is not None:
+            return
+        self.ids.append(token)
+        if token in self.eos:
+            self.reason = "stop"
+            return self._send(self._text())
+        text = self._text()
+        cut = min((i for i in (text.find(s) for s in self.job.sampling.stop) if i >= 0), default=-1)
+        if cut >= 0:
+            self.reason = "stop"
+            return self._send(text[:cut])
+        if not text.endswith("\ufffd"):  # a character split across tokens waits for the rest
+            self._send(text[: max(len(self.sent), len(text) - self._hold)])
+        if len(self.ids) >= self.job.sampling.max_tokens:
+            self.reason = "length"
+            self._send(text)
+
+    @property
+    def done(self) -> bool:
+        if self.reason is None and self.job.cancel.stopped:
+            self.reason = "cancelled"
+        return self.reason is not None
+
+    def _text(self) -> str:
+        return self.tokenizer.decode(self.ids, skip_special_tokens=True)
+
+    def _send(self, upto: str) -> None:
+        if len(upto) > len(self.sent) and not upto.endswith("\ufffd"):
+            piece, self.sent = upto[len(self.sent):], upto
+            self.job.on_piece(piece)
+
+    def result(self) -> Generated:
+        return Generated(self.sent, self.reason or "length", len(self.ids))
+
+
+class _Streamer:
+    """What ``generate`` calls with each step's tokens (B,), after the prompt; feeds every row still running."""
+
+    def __init__(self, rows: list[_Row]):
+        self.rows, self._prompt_seen = rows, False
 
     def put(self, value) -> None:
         if not self._prompt_seen:  # generate first sends the prompt
             self._prompt_seen = True
             return
-        if self.hit_stop:
-            return
-        self.ids.extend(int(t) for t in value.reshape(-1).tolist())
-        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
-        if text.endswith("\ufffd"):  # a character split across tokens: wait for the rest
-            return
-        cut = min((i for i in (text.find(s) for s in self.stop) if i >= 0), default=-1)
-        if cut >= 0:
-            self.hit_stop = True
-            self._send(text[:cut])
-        else:
-            self._send(text[: max(len(self.sent), len(text) - self._hold)])
-
-    def _send(self, upto: str) -> None:
-        if len(upto) > len(self.sent):
-            piece, self.sent = upto[len(self.sent):], upto
-            self.on_piece(piece)
+        for row, token in zip(self.rows, value.reshape(-1).tolist(), strict=True):
+            row.add(int(token))
 
     def end(self) -> None:
-        if not self.hit_stop:
-            self._send(self.tokenizer.decode(self.ids, skip_special_tokens=True))
+        pass
 
 
-def generate_one(model, tokenizer, input_ids, sampling: Sampling, cancel: Cancel,
-                 on_piece: Callable[[str], None] = lambda piece: None) -> Generated:
-    """Generate one continuation of ``input_ids`` (1, T); call with the model's group lock held."""
+def generate_batch(model, tokenizer, jobs: list[Job]) -> list[Generated]:
+    """Generate every job's continuation in one ``generate`` call (prompts left-padded, KV cache on); each row stops
+    on its own. Jobs in one batch share temperature and top_p, and a seeded job runs alone (see ``batchable``).
+    Call with the model's group lock held."""
     import torch
     from transformers import StoppingCriteria, StoppingCriteriaList
 
-    pieces = _Pieces(tokenizer, sampling.stop, on_piece)
+    eos = set(_eos_ids(model, tokenizer))
+    rows = [_Row(job, tokenizer, eos) for job in jobs]
+    live = [r for r in rows if not r.done]
+    if not live:
+        return [r.result() for r in rows]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else next(iter(eos), 0)
+    longest = max(r.job.input_ids.shape[1] for r in live)
+    input_ids = torch.full((len(live), longest), pad, dtype=torch.long)
+    attention = torch.zeros((len(live), longest), dtype=torch.long)
+    for i, row in enumerate(live):  # left padding: every prompt ends where generation starts
+        n = row.job.input_ids.shape[1]
+        input_ids[i, longest - n:] = row.job.input_ids[0]
+        attention[i, longest - n:] = 1
 
     class _Stop(StoppingCriteria):
-        def __call__(self, input_ids, scores, **kwargs):
-            return torch.full((input_ids.shape[0],), pieces.hit_stop or cancel.stopped, dtype=torch.bool)
+        def __call__(self, ids, scores, **kwargs):
+            return torch.tensor([r.done for r in live], dtype=torch.bool)
 
+    sampling = live[0].job.sampling
     if sampling.seed is not None:
         torch.manual_seed(sampling.seed % 2**63)  # any integer a client sends is a valid, repeatable seed
     # the limit of temperature -> 0 is greedy decoding; dividing logits by a tiny temperature overflows to inf
@@ -108,20 +159,17 @@ def generate_one(model, tokenizer, input_ids, sampling: Sampling, cancel: Cancel
     options = ({"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": None}
                if sample else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None})
     with torch.inference_mode():
-        out = model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
-                             max_new_tokens=sampling.max_tokens, pad_token_id=tokenizer.pad_token_id,
-                             streamer=pieces, stopping_criteria=StoppingCriteriaList([_Stop()]), use_cache=True,
-                             **options)
-    new = out[0, input_ids.shape[1]:]
-    eos = set(_eos_ids(model, tokenizer))
-    tokens = len(new)
-    if cancel.event.is_set():
-        reason = "cancelled"
-    elif pieces.hit_stop or (tokens and int(new[-1]) in eos) or tokens < sampling.max_tokens:
-        reason = "stop"
-    else:
-        reason = "length"
-    return Generated(pieces.sent, reason, tokens)
+        model.generate(input_ids=input_ids, attention_mask=attention, pad_token_id=pad,
+                       max_new_tokens=max(r.job.sampling.max_tokens for r in live), streamer=_Streamer(live),
+                       stopping_criteria=StoppingCriteriaList([_Stop()]), use_cache=True, **options)
+    return [r.result() for r in rows]
+
+
+def batchable(first: Job, other: Job) -> bool:
+    """Whether ``other`` may share a batch with ``first``: the same sampling settings, and neither seeded (a seed
+    promises the answer that request would get alone)."""
+    a, b = first.sampling, other.sampling
+    return a.seed is None and b.seed is None and (a.temperature, a.top_p) == (b.temperature, b.top_p)
 
 
 def _eos_ids(model, tokenizer) -> list[int]:

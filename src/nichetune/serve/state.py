@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 
 from ..hardware import pick_dtype
 from ..models.heads import HEADS
-from .batching import MicroBatcher
+from .batching import GenerationQueue, MicroBatcher
 from .config import ServeConfig
 from .errors import ApiError
-from .generation import Cancel
+from .generation import Cancel, batchable, generate_batch
 from .metrics import BATCH_BUCKETS, LATENCY_BUCKETS, Metrics
 from .pool import MAX_PADDING, ModelPool, PoolFull
 from .targets import ENCODER, Target
@@ -56,6 +56,8 @@ def _metrics(pool: ModelPool, state: ServerState) -> Metrics:
     m.counter("nichetune_prompt_tokens_total", "prompt tokens read, by model")
     m.counter("nichetune_stopped_total", "requests stopped early, by reason")
     m.counter("nichetune_classified_texts_total", "texts classified, by model")
+    m.histogram("nichetune_generation_batch_streams", "sequences decoded together per generate call",
+                BATCH_BUCKETS)
     m.histogram("nichetune_classify_batch_texts", "texts per micro-batched classifier forward pass", BATCH_BUCKETS)
     m.gauge("nichetune_in_flight", "model requests running now", lambda: state.in_flight)
     m.gauge("nichetune_event_loop_tasks", "asyncio tasks alive in the server's event loop", _tasks)
@@ -80,6 +82,7 @@ class ServerState:
     log: object = None
     in_flight: int = 0
     batchers: dict[str, MicroBatcher] = field(default_factory=dict)
+    generation_queues: dict[str, GenerationQueue] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.pool = ModelPool(list(self.targets.values()), self.config.memory_budget_mb * 2**20,
@@ -108,6 +111,18 @@ class ServerState:
         if name not in self.executors:
             self.executors[name] = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"nichetune-{name}"[:15])
         return self.executors[name]
+
+    def generation_queue(self, name: str) -> GenerationQueue:
+        """Generation jobs for ``name``, decoded together while the model is busy."""
+        if name not in self.generation_queues:
+            def run_jobs(jobs):
+                with self.pool.use(name) as loaded:
+                    return generate_batch(loaded.model, loaded.tokenizer, jobs)
+
+            self.generation_queues[name] = GenerationQueue(
+                run_jobs, self.executor(name), self.config.max_streams_per_batch, batchable,
+                lambda n: self.metrics.observe("nichetune_generation_batch_streams", n))
+        return self.generation_queues[name]
 
     def batcher(self, name: str, run_batch) -> MicroBatcher:
         if name not in self.batchers:
@@ -151,11 +166,13 @@ async def watch(request, future: asyncio.Future, cancel: Cancel) -> None:
         raise ApiError(504, "the request ran past the server's time limit", code="timeout")
 
 
-async def run_model_work(state: ServerState, request, name: str, fn, cancel: Cancel | None = None):
-    """Run blocking ``fn()`` in model ``name``'s thread under the request's deadline; pool errors become 503."""
-    cancel = cancel or Cancel(deadline=time.monotonic() + state.config.timeout_s)
-    loop = asyncio.get_running_loop()
-    future = loop.run_in_executor(state.executor(name), fn)
+async def await_model(state: ServerState, request, awaitable, cancel: Cancel):
+    """Await model work under the request's deadline and client; pool errors become 503.
+
+    Raises:
+        ApiError: 504 past the deadline, 499 when the client went away, 503 when the model does not fit.
+    """
+    future = asyncio.ensure_future(awaitable)
     try:
         await watch(request, future, cancel)
         return future.result()
@@ -166,3 +183,13 @@ async def run_model_work(state: ServerState, request, name: str, fn, cancel: Can
         if exc.code in ("timeout", "client_closed"):
             state.metrics.inc("nichetune_stopped_total", reason=cancel.reason or exc.code)
         raise
+    finally:
+        if not future.done():
+            future.cancel()  # queued work that has not started never starts
+
+
+async def run_model_work(state: ServerState, request, name: str, fn, cancel: Cancel | None = None):
+    """Run blocking ``fn()`` in model ``name``'s thread under the request's deadline (see ``await_model``)."""
+    cancel = cancel or Cancel(deadline=time.monotonic() + state.config.timeout_s)
+    loop = asyncio.get_running_loop()
+    return await await_model(state, request, loop.run_in_executor(state.executor(name), fn), cancel)
