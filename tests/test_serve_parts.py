@@ -40,7 +40,8 @@ def targets(tmp_path_factory, tiny_bert_dir, tiny_llama_dir):
     a = _train(root, tiny_bert_dir, "classification", review_rows(40, seed=1, own=2, noise=1), "a")
     b = _train(root, tiny_bert_dir, "classification", review_rows(40, seed=2, own=2, noise=1), "b")
     c = _train(root, tiny_llama_dir, "sft", chat_rows(16), "c")
-    return parse_targets([f"a={a}", f"b={b}", f"c={c}", f"e={tiny_bert_dir}"])
+    d = _train(root, tiny_llama_dir, "sft", list(reversed(chat_rows(24))), "d")
+    return parse_targets([f"a={a}", f"b={b}", f"c={c}", f"e={tiny_bert_dir}", f"d={d}"])
 
 
 def _pool(targets, budget: int = 1 << 40) -> ModelPool:
@@ -69,6 +70,23 @@ def test_adapters_on_one_base_share_it_and_each_answers_as_alone(targets):
     torch.testing.assert_close(_logits(pool, "a"), first)  # switching back gives the first adapter again
     assert pool.unload("a") and _logits(pool, "b").allclose(alone_b)  # the base stays while b uses it
     assert pool.used_bytes() == model_bytes(pool.loaded["b"].group.model)
+
+
+def test_decoder_adapters_on_one_base_share_it_and_generate_as_alone(targets):
+    from nichetune.serve.generation import Cancel, Job, Sampling, chat_prompt_ids, generate_batch
+
+    def answer(pool, name):
+        with pool.use(name) as loaded:
+            ids = chat_prompt_ids(loaded.tokenizer, [{"role": "user", "content": "what does kernel mean"}])
+            return generate_batch(loaded.model, loaded.tokenizer, [Job(ids, Sampling(8, 0.0), Cancel())])[0].text
+
+    alone = {}
+    for name in ("c", "d"):
+        alone[name] = answer(_pool(targets), name)
+    pool = _pool(targets)
+    shared = {name: answer(pool, name) for name in ("c", "d", "c")}
+    assert pool.loaded["c"].group is pool.loaded["d"].group
+    assert shared == alone and alone["c"] != alone["d"]  # each adapter is really the one answering
 
 
 def test_least_recently_used_model_is_evicted_to_fit_the_budget(targets):
@@ -227,7 +245,8 @@ def test_targets_are_refused_with_the_reason(tmp_path, targets):
     with pytest.raises(NichetuneError, match="not a usable model name"):
         parse_targets([f"bad name!={targets[0].record}"])
     assert json.loads(json.dumps([t.capabilities for t in targets])) == [
-        ["classify", "embeddings"], ["classify", "embeddings"], ["chat", "completions"], ["embeddings"]]
+        ["classify", "embeddings"], ["classify", "embeddings"], ["chat", "completions"], ["embeddings"],
+        ["chat", "completions"]]
 
 
 def test_batched_generation_gives_each_row_what_it_gets_alone(tiny_llama_dir):
@@ -300,3 +319,20 @@ def test_generation_queue_batches_only_compatible_jobs_and_keeps_the_rest_in_ord
     # greedy jobs go together (3 at most); a seeded job runs alone; another temperature waits its turn
     assert batches == [["a"], ["b", "c", "d"], ["s1"], ["t"], ["e"]]
     assert queue.worker.done()
+
+
+def test_workers_serve_from_separate_processes_behind_one_port(targets, tmp_path):
+    """`--workers 2`: uvicorn starts two processes from the JSON config; both answer, each with its own models."""
+    from serving import running_server
+
+    with running_server(tmp_path / "workers", [f"a={targets[0].record}"], "--workers", "2") as server:
+        pids = set()
+        for _ in range(80):  # new connections are spread by the kernel, not in turn: ask until both answered
+            status, body, _ = server.request("POST", "/v1/classify", {"model": "a", "input": "good"})
+            assert status == 200 and body["data"][0]["label"] in ("negative", "positive")
+            _, health, _ = server.request("GET", "/health", key=None)
+            pids.add(health["pid"])
+            if len(pids) == 2:
+                break
+        assert server.request("GET", "/v1/models", key=None)[0] == 401
+    assert len(pids) == 2
