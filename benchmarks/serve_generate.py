@@ -1,6 +1,6 @@
 """Generation serving throughput: `nichetune serve` (one stream, and 8 concurrent streams through the `openai`
 client) against transformers' `generate` in a loop on the same merged model and dtype, and llama.cpp on the GGUF
-export where a llama.cpp build is found (``--llama-cpp DIR`` holding ``llama-simple``, or on PATH).
+export where a llama.cpp build is found (``--llama-cpp DIR`` holding ``llama-bench``, or on PATH).
 
     .venv/bin/python benchmarks/serve_generate.py demo-out/exports/foldoc-sft-lora-merged \
         --gguf demo-out/exports/foldoc-sft-lora-gguf/model.gguf --llama-cpp /opt/llama.cpp/bin
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -41,7 +41,15 @@ def transformers_loop(folder: str, new_tokens: int, dtype_name: str) -> dict:
                                  do_sample=False, pad_token_id=tok.pad_token_id or tok.eos_token_id)
         tokens += out.shape[1] - ids.shape[1]
     wall = time.perf_counter() - start
-    return {"tokens": tokens, "seconds": wall, "tokens_per_s": tokens / wall}
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # this process: the model and the loop
+    return {"tokens": tokens, "seconds": wall, "tokens_per_s": tokens / wall, "peak_mb": peak}
+
+
+def _peak_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def _serve(folder: str, work: Path):
@@ -95,29 +103,29 @@ def nichetune_streams(folder: str, new_tokens: int, streams: int, stream: bool =
         with ThreadPoolExecutor(streams) as pool:
             tokens = sum(pool.map(ask, PROMPTS))
         wall = time.perf_counter() - start
-        return {"tokens": tokens, "seconds": wall, "tokens_per_s": tokens / wall}
+        return {"tokens": tokens, "seconds": wall, "tokens_per_s": tokens / wall, "peak_mb": _peak_mb(proc.pid)}
     finally:
         proc.terminate()
         proc.wait(30)
 
 
 def llama_cpp(gguf: str, binary: str, new_tokens: int) -> dict:
-    tokens, wall = 0, 0.0
-    for prompt in PROMPTS:
-        start = time.perf_counter()
-        res = subprocess.run([binary, "-m", gguf, "-n", str(new_tokens), prompt], capture_output=True, text=True,
-                             timeout=600)
-        wall += time.perf_counter() - start
-        found = re.search(r"decoded (\d+) tokens", res.stderr + res.stdout)
-        tokens += int(found.group(1)) if found else 0
-    return {"tokens": tokens, "seconds": wall, "tokens_per_s": tokens / wall if wall else float("nan")}
+    """llama.cpp's own measurement: ``llama-bench`` generating ``new_tokens`` at batch 1 on all cores (5 runs)."""
+    import json
+
+    res = subprocess.run([binary, "-m", gguf, "-p", "0", "-n", str(new_tokens), "-t", str(os.cpu_count()),
+                          "-o", "json"], capture_output=True, text=True, timeout=900)
+    run = json.loads(res.stdout)[0]
+    seconds = new_tokens / run["avg_ts"]
+    return {"tokens": new_tokens, "seconds": seconds, "tokens_per_s": run["avg_ts"], "note": run["model_type"],
+            "peak_mb": float("nan")}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("merged", help="a merged causal-LM export folder")
     ap.add_argument("--gguf", help="the GGUF export of the same run, for llama.cpp")
-    ap.add_argument("--llama-cpp", help="folder holding llama.cpp's llama-simple (default: PATH)")
+    ap.add_argument("--llama-cpp", help="folder holding llama.cpp's llama-bench (default: PATH)")
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--dtype", default="bfloat16", help="the baseline's dtype (nichetune serve --dtype auto picks "
                                                         "bf16 on CPUs that have it)")
@@ -126,18 +134,18 @@ def main() -> int:
             "nichetune serve, 1 client, not streamed": nichetune_streams(args.merged, args.new_tokens, 1, False),
             "nichetune serve, 1 stream": nichetune_streams(args.merged, args.new_tokens, 1),
             "nichetune serve, 8 concurrent streams": nichetune_streams(args.merged, args.new_tokens, 8)}
-    binary = shutil.which("llama-simple", path=args.llama_cpp) if args.llama_cpp else shutil.which("llama-simple")
+    binary = shutil.which("llama-bench", path=args.llama_cpp) if args.llama_cpp else shutil.which("llama-bench")
     if args.gguf and binary:
-        rows["llama.cpp llama-simple on the GGUF (f32 weights), loop"] = llama_cpp(args.gguf, binary,
-                                                                                  args.new_tokens)
+        row = llama_cpp(args.gguf, binary, args.new_tokens)
+        rows[f"llama.cpp llama-bench on the GGUF export ({row['note']}), 1 stream"] = row
     elif args.gguf:
-        print("llama.cpp's llama-simple not found: no llama.cpp row", file=sys.stderr)
+        print("llama.cpp's llama-bench not found: no llama.cpp row", file=sys.stderr)
     base = rows["transformers generate, loop"]["tokens_per_s"]
-    print("| contender | generated tokens | seconds | tokens/s | vs transformers loop |")
-    print("|---|---|---|---|---|")
+    print("| contender | generated tokens | seconds | tokens/s | vs transformers loop | peak memory |")
+    print("|---|---|---|---|---|---|")
     for name, r in rows.items():
         print(f"| {name} | {r['tokens']} | {r['seconds']:.1f} | {r['tokens_per_s']:.1f} | "
-              f"{r['tokens_per_s'] / base:.2f}x |")
+              f"{r['tokens_per_s'] / base:.2f}x | {r['peak_mb']:.0f} MB |")
     return 0
 
 
