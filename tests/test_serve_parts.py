@@ -336,3 +336,24 @@ def test_workers_serve_from_separate_processes_behind_one_port(targets, tmp_path
                 break
         assert server.request("GET", "/v1/models", key=None)[0] == 401
     assert len(pids) == 2
+
+
+def test_keys_and_serve_from_the_command_line(tmp_path, targets, capsys):
+    from nichetune.cli import main
+
+    path = tmp_path / "keys.json"
+    assert main(["keys", "create", str(path), "--name", "app"]) == 0
+    key = capsys.readouterr().out.strip()
+    assert key.startswith("nt-") and key not in path.read_text()
+    assert main(["keys", "create", str(path), "--name", "ops", "--admin"]) == 0
+    capsys.readouterr()
+    assert main(["keys", "list", str(path)]) == 0
+    listed = capsys.readouterr().out
+    assert "app" in listed and "ops" in listed and "nt-" not in listed
+    assert main(["keys", "revoke", str(path), "app"]) == 0
+    assert [k.name for k in list_keys(path)] == ["ops"]
+    # beyond loopback only when asked for twice; a missing key file is refused before a port is bound
+    assert main(["serve", str(targets[0].record), "--api-keys", str(path), "--host", "0.0.0.0"]) == 1
+    assert "would expose the server beyond this machine" in capsys.readouterr().err
+    assert main(["serve", str(targets[0].record), "--api-keys", str(tmp_path / "none.json")]) == 1
+    assert "no such key file" in capsys.readouterr().err
