@@ -247,7 +247,8 @@ def test_a_classifier_loaded_alone_runs_in_onnxruntime_and_still_answers_as_the_
             assert served["probabilities"][label] == pytest.approx(p, abs=1e-5)
         assert served["prediction_set"] == row["prediction_set"]
     held = {m["model"]: m for m in server.request("GET", "/admin/models", key="admin")[1]["models"]}
-    assert held["merged"]["runtime"] == "onnx" and held["reviews"]["runtime"] == "torch"  # adapters share torch
+    assert held["merged"]["runtime"].startswith("onnx (max logit difference")
+    assert held["reviews"]["runtime"] == "torch"  # adapters that share a base stay in torch
 
 
 # --- several adapters on one base ---------------------------------------------------------------------------

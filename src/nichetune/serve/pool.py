@@ -231,23 +231,35 @@ class ModelPool:
                 group.model = None
 
     def _load(self, target: Target) -> Loaded:
-        from .loaders import load_export, load_model, load_own_run, load_shared_adapter
-
         key = self._group_key(target)
+        return self._load_shared(target, key) if key[0] == "peft" else self._load_own(target, key)
+
+    def _load_shared(self, target: Target, key: tuple) -> Loaded:
+        """An adapter into its base's PeftModel (the base loads with the first adapter)."""
+        from .loaders import load_shared_adapter
+
         group = self.groups.get(key)
-        if key[0] == "peft":
-            if group is None:
-                model, tokenizer = load_shared_adapter(target, None, self.dtype_for(target))
-                group = Group(key, model, shared=True, bytes=model_bytes(model))
-                added = 0
-            else:
-                with group.lock:
-                    before = model_bytes(group.model)
-                    model, tokenizer = load_shared_adapter(target, group.model, self.dtype_for(target))
-                    added = model_bytes(model) - before
-            group.members.add(target.name)
-            self.groups[key] = group
-            return Loaded(target, group, model, tokenizer, bytes=added)
+        if group is None:
+            model, tokenizer = load_shared_adapter(target, None, self.dtype_for(target))
+            group = Group(key, model, shared=True, bytes=model_bytes(model))
+            added = 0
+        else:
+            with group.lock:
+                before = model_bytes(group.model)
+                model, tokenizer = load_shared_adapter(target, group.model, self.dtype_for(target))
+                added = model_bytes(model) - before
+        group.members.add(target.name)
+        self.groups[key] = group
+        return Loaded(target, group, model, tokenizer, bytes=added)
+
+    def _load_own(self, target: Target, key: tuple) -> Loaded:
+        """A model alone: an export, a whole-model run or a plain model; a classifier compiled to ONNX if asked.
+
+        Raises:
+            NichetuneError: ``runtime="onnx"`` and the ONNX compile failed or did not match torch.
+        """
+        from .loaders import load_export, load_model, load_own_run, onnx_classifier
+
         if target.kind == "export":
             model, tokenizer, logits = load_export(target, self.dtype_for(target))
         elif target.kind == "run":
@@ -258,13 +270,14 @@ class ModelPool:
         runtime = "torch" if model is not None else target.export_format
         if logits is not None:
             logits = self._padded(logits)
-        if logits is None and model is not None and "classify" in target.capabilities and self.runtime != "torch":
-            from .loaders import onnx_classifier
-
+        elif model is not None and "classify" in target.capabilities and self.runtime != "torch":
             runner, evidence = onnx_classifier(target, model, tokenizer)
             if runner is not None:
-                logits, runtime = self._padded(runner.logits), "onnx"
+                logits, runtime = self._padded(runner.logits), f"onnx (max logit difference {evidence:.1e})"
                 size += weight_file_bytes(Path(runner.folder))
+            elif self.runtime == "onnx":
+                raise NichetuneError(f"{target.name} cannot run in onnxruntime: {evidence}",
+                                     hint="serve it with --runtime torch (or auto, which falls back to torch)")
         group = Group(key, model, shared=False, members={target.name}, bytes=size)
         self.groups[key] = group
         return Loaded(target, group, model, tokenizer, logits=logits, runtime=runtime)

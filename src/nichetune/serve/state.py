@@ -12,6 +12,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from ..errors import NichetuneError
 from ..hardware import pick_dtype
 from ..models.heads import HEADS
 from .batching import GenerationQueue, MicroBatcher
@@ -166,6 +167,13 @@ async def watch(request, future: asyncio.Future, cancel: Cancel) -> None:
         raise ApiError(504, "the request ran past the server's time limit", code="timeout")
 
 
+def unavailable(exc: NichetuneError) -> ApiError:
+    """A model that cannot be loaded now (over the memory budget, a load that failed) as a 503 with the reason."""
+    return ApiError(503, exc.message + (f" (how to fix: {exc.hint})" if exc.hint else ""),
+                    code="memory_budget" if isinstance(exc, PoolFull) else "model_unavailable",
+                    headers={"Retry-After": "5"})
+
+
 async def await_model(state: ServerState, request, awaitable, cancel: Cancel):
     """Await model work under the request's deadline and client; pool errors become 503.
 
@@ -176,9 +184,8 @@ async def await_model(state: ServerState, request, awaitable, cancel: Cancel):
     try:
         await watch(request, future, cancel)
         return future.result()
-    except PoolFull as exc:
-        raise ApiError(503, exc.message + (f" ({exc.hint})" if exc.hint else ""), code="memory_budget",
-                       headers={"Retry-After": "5"}) from exc
+    except NichetuneError as exc:
+        raise unavailable(exc) from exc
     except ApiError as exc:
         if exc.code in ("timeout", "client_closed"):
             state.metrics.inc("nichetune_stopped_total", reason=cancel.reason or exc.code)

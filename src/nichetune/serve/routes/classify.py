@@ -10,10 +10,12 @@ import uuid
 
 from fastapi import APIRouter, Request
 
+from ...errors import NichetuneError
 from ...infer.calibrated import calibrated_predictions
 from ..errors import ApiError
-from ..pool import MAX_PADDING, PoolFull
+from ..pool import MAX_PADDING
 from ..schemas import ClassifyRequest
+from ..state import unavailable
 from . import state
 from ._inputs import texts_of
 
@@ -44,8 +46,8 @@ async def classify(body: ClassifyRequest, request: Request) -> dict:
     except TimeoutError:
         s.metrics.inc("nichetune_stopped_total", reason="timeout")
         raise ApiError(504, "the request ran past the server's time limit", code="timeout") from None
-    except PoolFull as exc:
-        raise ApiError(503, exc.message, code="memory_budget", headers={"Retry-After": "5"}) from exc
+    except NichetuneError as exc:
+        raise unavailable(exc) from exc
     s.metrics.inc("nichetune_classified_texts_total", len(texts), model=target.name)
     data = [{"index": i, "object": "classification", **a} for i, a in enumerate(answers)]
     s.record(request, model=target.name, route="/v1/classify", status=200, started=started,
