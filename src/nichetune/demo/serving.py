@@ -1,6 +1,6 @@
 """Demo part 4: serve. Start the server on 127.0.0.1 with the registry's champions (the drug-review ONNX export and
 the FOLDOC merged export) and the drug-review LoRA run, then ask them through the official ``openai`` client:
-a chat answer, a streamed one, and calibrated classifications with their prediction sets."""
+a chat answer, a streamed one, and calibrated classifications of held-out reviews with their prediction sets."""
 
 from __future__ import annotations
 
@@ -12,9 +12,6 @@ from pathlib import Path
 from .steps import Steps
 
 STEPS = 1
-REVIEWS = ("This medicine cleared my migraines within a week and I have had no side effects at all.",
-           "It made me dizzy and nauseous for days, and my pain came back worse than before.",
-           "It works some days and not others; I can't tell if it helps.")
 QUESTIONS = ("What is a compiler?", "What does FTP stand for?")
 
 
@@ -47,6 +44,21 @@ class _Background:
         self.thread.join(60)
 
 
+def held_out_reviews(run_dir: Path, per_label: int = 1) -> list[dict]:
+    """The first ``per_label`` reviews of each label in the run's test split (rows it never trained on)."""
+    import json
+
+    from ..run.paths import RunPaths
+
+    picked: dict[str, list[dict]] = {}
+    with open(RunPaths(run_dir).split("test"), encoding="utf-8") as fh:
+        for line in fh:
+            row = json.loads(line)
+            if len(picked.setdefault(row["label"], [])) < per_label:
+                picked[row["label"]].append(row)
+    return [row for label in sorted(picked) for row in picked[label]]
+
+
 def _ask(out: Path, say) -> dict:
     import openai
 
@@ -64,7 +76,10 @@ def _ask(out: Path, say) -> dict:
     config = ServeConfig(targets=targets, api_keys=keys, registry=str(out / "registry"), port=_free_port(),
                          prediction_log=str(folder / "predictions.sqlite"))
     app = create_app(config)
-    answers: dict = {"targets": targets, "chat": [], "classify": {}, "texts": list(REVIEWS)}
+    reviews = held_out_reviews(out / "runs" / "drug-reviews-recommended", per_label=2)
+    texts = [r["text"] for r in reviews]
+    answers: dict = {"targets": targets, "chat": [], "classify": {}, "texts": texts,
+                     "true_labels": [r["label"] for r in reviews]}
     with _Background(app, config.port):
         url = f"http://127.0.0.1:{config.port}/v1"
         say(f"  serving {', '.join(targets)} at {url} (key in {keys}, stored hashed)")
@@ -83,15 +98,15 @@ def _ask(out: Path, say) -> dict:
         say(f"  stream > {QUESTIONS[1]}\n          < {''.join(pieces).strip()}  [{len(pieces)} streamed pieces]")
         answers["chat"].append({"question": QUESTIONS[1], "answer": "".join(pieces), "pieces": len(pieces)})
         for model in ("drug-reviews", "drug-reviews-lora"):
-            body = client.post("/classify", cast_to=object, body={"model": model, "input": list(REVIEWS)})
+            body = client.post("/classify", cast_to=object, body={"model": model, "input": texts})
             answers["classify"][model] = body["data"]
             cal = body["calibration"]
-            say(f"  POST /v1/classify {model} (temperature {cal['temperature']:.2f}, {100 * cal['coverage']:.0f}% "
-                f"sets):")
-            for text, a in zip(REVIEWS, body["data"], strict=True):
+            say(f"  POST /v1/classify {model} on held-out test reviews (temperature {cal['temperature']:.2f}, "
+                f"{100 * cal['coverage']:.0f}% sets):")
+            for row, a in zip(reviews, body["data"], strict=True):
                 verdict = "ABSTAIN" if a["abstain"] else "answer"
-                say(f"    {a['label']:8s} p={a['confidence']:.2f} set={{{', '.join(a['prediction_set'])}}} "
-                    f"{verdict}: {text[:60]}")
+                say(f"    true {row['label']:8s} -> {a['label']:8s} p={a['confidence']:.2f} "
+                    f"set={{{', '.join(a['prediction_set'])}}} {verdict}: {row['text'][:50]}...")
     return answers
 
 

@@ -82,7 +82,7 @@ def export_rows(exports: dict) -> list[dict]:
     return rows
 
 
-SERVED_COLUMNS = ["model", "text", "label", "confidence", "prediction set", "abstain"]
+SERVED_COLUMNS = ["model", "review (held out)", "true label", "label", "confidence", "prediction set", "abstain"]
 
 
 def served_html(served: dict | None) -> str:
@@ -90,10 +90,11 @@ def served_html(served: dict | None) -> str:
     if not served:
         return "<p class='muted'>(the serving step did not run)</p>"
     chats = "".join(f"<li><b>{esc(c['question'])}</b><br>{esc(c['answer'].strip())}</li>" for c in served["chat"])
-    rows = [{"model": model, "text": text, "label": a["label"], "confidence": round(a["confidence"], 3),
+    rows = [{"model": model, "review (held out)": text[:120] + ("..." if len(text) > 120 else ""), "true label": true,
+             "label": a["label"], "confidence": round(a["confidence"], 3),
              "prediction set": ", ".join(a["prediction_set"] or []), "abstain": "yes" if a["abstain"] else "no"}
             for model, answers in served["classify"].items()
-            for text, a in zip(served.get("texts", [""] * len(answers)), answers, strict=True)]
+            for text, true, a in zip(served["texts"], served["true_labels"], answers, strict=True)]
     return (f"<p>Targets: {esc(', '.join(served['targets']))}</p><ul>{chats}</ul>"
             + table(rows, SERVED_COLUMNS))
 
