@@ -326,10 +326,11 @@ def test_body_over_the_cap_is_refused_before_it_is_read(server):
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         sock.sendall((f"POST /v1/classify HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {server.key}\r\n"
                       "Content-Type: application/json\r\nContent-Length: 2097152\r\n\r\n").encode())
-        head = sock.recv(4096).decode()
-    assert head.startswith("HTTP/1.1 413"), head
-    chunked = server.request("POST", "/v1/classify", b'{"model": "reviews", "input": "' + b"a" * (2 << 20) + b'"}')
-    assert chunked[0] == 413 and chunked[1]["error"]["code"] == "body_too_large"
+        answer = b""
+        while b"body_too_large" not in answer and (chunk := sock.recv(4096)):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 413"), answer
+    assert b'"code": "body_too_large"' in answer
 
 
 def test_inputs_over_the_cap_and_malformed_bodies_get_422_not_500(server):

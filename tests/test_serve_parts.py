@@ -357,3 +357,42 @@ def test_keys_and_serve_from_the_command_line(tmp_path, targets, capsys):
     assert "would expose the server beyond this machine" in capsys.readouterr().err
     assert main(["serve", str(targets[0].record), "--api-keys", str(tmp_path / "none.json")]) == 1
     assert "no such key file" in capsys.readouterr().err
+
+
+def test_a_body_without_a_length_is_cut_off_as_it_streams_in():
+    """Chunked bodies carry no Content-Length: the cap is enforced while reading, and the app never sees more."""
+    from nichetune.serve.middleware import BodyLimit
+
+    seen: list[int] = []
+
+    async def app(scope, receive, send):
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            seen.append(len(body))
+            if not message.get("more_body"):
+                break
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def run(chunks: int):
+        sent: list[dict] = []
+        parts = iter([{"type": "http.request", "body": b"x" * 1000, "more_body": i < chunks - 1}
+                      for i in range(chunks)])
+
+        async def receive():
+            return next(parts)
+
+        async def send(message):
+            sent.append(message)
+
+        await BodyLimit(app, limit=4500)({"type": "http", "path": "/v1/classify", "headers": []}, receive, send)
+        return sent
+
+    refused = asyncio.run(run(chunks=20))
+    assert refused[0]["status"] == 413 and b"body_too_large" in refused[1]["body"]
+    assert max(seen) <= 4500  # the app stopped receiving at the cap, long before the 20,000 bytes sent
+    seen.clear()
+    accepted = asyncio.run(run(chunks=4))
+    assert accepted[0]["status"] == 200 and seen[-1] == 4000
