@@ -9,6 +9,7 @@ import hashlib
 import json
 import socket
 import sqlite3
+import time
 from pathlib import Path
 
 import numpy as np
@@ -242,6 +243,7 @@ def test_a_classifier_loaded_alone_runs_in_onnxruntime_and_still_answers_as_the_
     assert main(["classify", str(runs["reviews"]), *texts, "--json"]) == 0
     cli = json.loads(capsys.readouterr().out)
     _, body, _ = server.request("POST", "/v1/classify", {"model": "merged", "input": texts})
+    server.request("POST", "/v1/classify", {"model": "reviews", "input": texts})
     for row, served in zip(cli, body["data"], strict=True):
         for label, p in row["scores"].items():
             assert served["probabilities"][label] == pytest.approx(p, abs=1e-5)
@@ -312,12 +314,17 @@ def test_keys_are_stored_hashed_and_never_logged(server):
     assert server.key not in json.dumps(stored)
     assert hashlib.sha256(server.key.encode()).hexdigest() in [k["sha256"] for k in stored["keys"]]
     server.request("GET", "/v1/models", key="nt-attempted-wrong-key")
+    request_id = server.request("POST", "/v1/classify", {"model": "reviews", "input": "good"})[2]["x-request-id"]
     log = server.log.read_text()
     assert "Bearer" not in log and server.key not in log and server.admin_key not in log
     assert "nt-attempted-wrong-key" not in log
     db = sqlite3.connect(server.predictions)
-    logged = "\n".join(str(r) for r in db.execute("select * from predictions"))
-    assert server.key not in logged and len(logged) > 0
+    for _ in range(50):  # the log is written off the request path
+        logged = "\n".join(str(r) for r in db.execute("select * from predictions"))
+        if request_id in logged:
+            break
+        time.sleep(0.1)
+    assert request_id in logged and server.key not in logged and "tests" in logged  # the key's name, not the key
 
 
 def test_body_over_the_cap_is_refused_before_it_is_read(server):
@@ -348,17 +355,18 @@ def test_inputs_over_the_cap_and_malformed_bodies_get_422_not_500(server):
 def test_requests_and_answers_are_logged_with_pii_masked(server):
     from nichetune.prediction_log import read_predictions
 
-    server.request("POST", "/v1/classify", {"model": "reviews", "input": "mail jane.doe@example.com good"})
+    body = {"model": "reviews", "input": "mail jane.doe@example.com good"}
+    _, _, headers = server.request("POST", "/v1/classify", body)
+    request_id = headers["x-request-id"]
     for _ in range(50):
-        rows = [r for r in read_predictions(server.predictions, model="reviews") if "[EMAIL]" in json.dumps(r)]
+        rows = [r for r in read_predictions(server.predictions, model="reviews") if r["request_id"] == request_id]
         if rows:
             break
-        import time
-
         time.sleep(0.1)
     assert rows, "the classify request was not logged"
     assert "jane.doe@example.com" not in json.dumps(read_predictions(server.predictions))
     assert rows[-1]["route"] == "/v1/classify" and rows[-1]["status"] == 200
+    assert rows[-1]["request"] == {"input": ["mail [EMAIL] good"]}
     assert rows[-1]["response"][0]["label"] in ("negative", "positive")
 
 

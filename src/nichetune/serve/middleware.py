@@ -8,6 +8,7 @@ over the concurrency limit gets a 429 at once instead of waiting in a queue.
 from __future__ import annotations
 
 import time
+import uuid
 
 from .errors import send_error
 from .keys import KeyRing
@@ -106,7 +107,8 @@ class ConcurrencyGate:
 
 
 class RequestMetrics:
-    """Count requests by route and status and time them; unknown paths are counted as ``other``."""
+    """Count requests by route and status and time them (unknown paths are counted as ``other``), and give each
+    request an id: the ``x-request-id`` response header, the same as its row in the prediction log."""
 
     def __init__(self, app, metrics, routes: set[str]):
         self.app, self.metrics, self.routes = app, metrics, routes
@@ -117,11 +119,14 @@ class RequestMetrics:
         route = scope["path"] if scope["path"] in self.routes else "other"
         status = 500
         start = time.perf_counter()
+        request_id = uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
 
         async def watched_send(msg):
             nonlocal status
             if msg["type"] == "http.response.start":
                 status = msg["status"]
+                msg = {**msg, "headers": [*msg.get("headers", []), (b"x-request-id", request_id.encode())]}
             await send(msg)
 
         try:

@@ -135,7 +135,8 @@ class ServerState:
         if self.log is None:
             return
         key = request.scope.get("state", {}).get("api_key")
-        self.log.write(request_id=getattr(request.state, "request_id", uuid.uuid4().hex), model=model, route=route,
+        request_id = request.scope.get("state", {}).get("request_id") or uuid.uuid4().hex
+        self.log.write(request_id=request_id, model=model, route=route,
                        status=status, latency_ms=1000 * (time.perf_counter() - started), request=request_body,
                        response=response_body, key_name=key.name if key else None)
 
