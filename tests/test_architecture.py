@@ -24,6 +24,7 @@ FORBIDDEN = {
     "nichetune.registry": ("train", "eval", "serve"),
     "nichetune.serve": ("train", "eval", "tune", "recommend", "data.audit"),
     "nichetune.monitor": ("serve",),
+    "nichetune.retrieval": ("train", "serve", "monitor", "tune", "recommend"),
     # eval, demo and tune reach training through the public API (nichetune.train_recipe), never its engine
     "nichetune.demo": ("train",),
     "nichetune.tune": ("train",),

@@ -19,6 +19,7 @@ from . import (
     eval_cmd,
     export_cmd,
     generate_cmd,
+    index_cmd,
     keys_cmd,
     models_cmd,
     recommend_cmd,
@@ -30,7 +31,8 @@ from . import (
 )
 
 VERBS = (models_cmd, data_cmd, recommend_cmd, train_cmd, tune_cmd, eval_cmd, compare_cmd, review_cmd, export_cmd,
-         registry_cmd, generate_cmd, classify_cmd, keys_cmd, serve_cmd, demo_cmd)
+         registry_cmd, generate_cmd, classify_cmd, index_cmd, keys_cmd, serve_cmd,
+         demo_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

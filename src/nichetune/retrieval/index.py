@@ -1,0 +1,163 @@
+"""An index folder, built once and sealed like a run: the chunks (with source, offsets and sha256), a BM25 index
+(``bm25s``, saved without pickle) and unit-length dense vectors (safetensors), with a manifest of every file.
+
+``build_index`` writes it under a temporary name and renames it when complete; ``load_index`` checks it and
+searches it: BM25, exact dense (cosine) search, or both fused by reciprocal rank (the default).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic import atomic_dir
+from ..errors import NichetuneError
+from ..hashing import MANIFEST_NAME, read_manifest, verify_manifest, write_manifest
+from ..stats.ranking import reciprocal_rank_fusion
+from .chunking import chunk_text
+from .documents import read_documents
+
+KIND = "nichetune-index"
+SCHEMA_VERSION = 1
+CHUNKS, VECTORS, BM25, QUARANTINE = "chunks.jsonl", "vectors.safetensors", "bm25", "quarantine.jsonl"
+MODES = ("hybrid", "bm25", "dense")
+
+
+@dataclass(frozen=True)
+class Hit:
+    chunk: dict
+    score: float
+    ranks: dict  # the chunk's rank in each list that was fused (1 = best), None where it was not retrieved
+
+
+def _tokens(texts: list[str]):
+    import bm25s
+
+    return bm25s.tokenize(texts, stopwords="en", show_progress=False)
+
+
+class Encoder:
+    """Mean-pooled, L2-normalised sentence vectors from an encoder (an embedded name or a model folder)."""
+
+    def __init__(self, reference: str):
+        from ..models.loading import load_encoder
+
+        self.model, self.tokenizer = load_encoder(reference, device="cpu")
+        self.reference = reference
+
+    def __call__(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        import torch
+
+        from ..infer.classify import mean_pool
+
+        out = []
+        for i in range(0, len(texts), batch_size):
+            batch = self.tokenizer(texts[i:i + batch_size], padding=True, truncation=True, max_length=256,
+                                   return_tensors="pt")
+            with torch.inference_mode():
+                hidden = self.model(**batch).last_hidden_state
+            out.append(torch.nn.functional.normalize(mean_pool(hidden, batch["attention_mask"]).float(), dim=-1))
+        return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)
+
+
+def build_index(docs: list[str | Path], out: str | Path, *, encoder: str = "minilm-l6", max_chars: int = 800,
+                overlap: int = 120) -> dict:
+    """Read ``docs``, chunk them, index the chunks into ``out``; return the manifest.
+
+    Raises:
+        NichetuneError: ``out`` exists, or no document could be read.
+    """
+    import bm25s
+    from safetensors.numpy import save_file
+
+    out = Path(out)
+    if out.exists():
+        raise NichetuneError(f"{out} already exists; nothing was changed", hint="choose another --out")
+    documents, bad = read_documents(docs)
+    if not documents:
+        raise NichetuneError(f"no document could be read from {', '.join(map(str, docs))}",
+                             hint="give .txt, .md, .html or .jsonl files (with a 'text' field)")
+    chunks = []
+    for doc in documents:
+        for span in chunk_text(doc.text, max_chars=max_chars, overlap=overlap):
+            text = doc.text[span.start:span.end]
+            chunks.append({"id": len(chunks), "doc": doc.id, "source": doc.source, "doc_sha256": doc.sha256,
+                           "start": span.start, "end": span.end, "heading": span.heading, "text": text})
+    texts = [c["text"] for c in chunks]
+    vectors = Encoder(encoder)(texts)
+    retriever = bm25s.BM25()
+    retriever.index(_tokens(texts), show_progress=False)
+    with atomic_dir(out) as tmp:
+        (tmp / CHUNKS).write_text("".join(json.dumps(c, ensure_ascii=False) + "\n" for c in chunks), encoding="utf-8")
+        (tmp / QUARANTINE).write_text("".join(json.dumps(b) + "\n" for b in bad), encoding="utf-8")
+        save_file({"vectors": vectors.astype(np.float32)}, str(tmp / VECTORS))
+        retriever.save(str(tmp / BM25))
+        manifest = write_manifest(tmp, {
+            "kind": KIND, "schema_version": SCHEMA_VERSION, "encoder": encoder, "max_chars": max_chars,
+            "overlap": overlap, "chunks": len(chunks), "quarantined": len(bad),
+            "documents": [{"id": d.id, "source": d.source, "sha256": d.sha256} for d in documents]})
+    return manifest
+
+
+class Index:
+    """A built index, checked against its manifest, ready to search."""
+
+    def __init__(self, folder: str | Path):
+        import bm25s
+        from safetensors.numpy import load_file
+
+        self.folder = Path(folder)
+        manifest = read_manifest(self.folder)
+        if not manifest or manifest.get("kind") != KIND:
+            raise NichetuneError(f"{self.folder} is not a nichetune index (no {MANIFEST_NAME} of kind {KIND})",
+                                 hint="build one with `nichetune index build DOCS... --out DIR`")
+        problems = verify_manifest(self.folder, deep=False)
+        if problems:
+            raise NichetuneError(f"{self.folder} does not match its manifest: {'; '.join(problems[:3])}",
+                                 hint="the index was changed after it was built; build it again")
+        self.manifest = manifest
+        self.chunks = [json.loads(line) for line in (self.folder / CHUNKS).open(encoding="utf-8")]
+        self.vectors = load_file(str(self.folder / VECTORS))["vectors"]
+        self.bm25 = bm25s.BM25.load(str(self.folder / BM25))
+        self._encoder: Encoder | None = None
+
+    def _ranked_bm25(self, query: str, n: int) -> list[int]:
+        ids, scores = self.bm25.retrieve(_tokens([query]), k=min(n, len(self.chunks)), show_progress=False)
+        return [int(i) for i, s in zip(ids[0], scores[0], strict=True) if s > 0]
+
+    def _ranked_dense(self, query: str, n: int) -> tuple[list[int], np.ndarray]:
+        if self._encoder is None:
+            self._encoder = Encoder(self.manifest["encoder"])
+        sims = self.vectors @ self._encoder([query])[0]  # (N,) cosine: both sides are unit length
+        order = np.argsort(-sims, kind="stable")[:n]
+        return [int(i) for i in order], sims
+
+    def search(self, query: str, k: int = 5, mode: str = "hybrid", pool: int = 50) -> list[Hit]:
+        """The ``k`` best chunks for ``query``; ``hybrid`` fuses the top ``pool`` of BM25 and dense by RRF."""
+        if mode not in MODES:
+            raise NichetuneError(f"unknown search mode {mode!r}", hint=f"use one of {', '.join(MODES)}")
+        lists: dict[str, list[int]] = {}
+        if mode in ("hybrid", "bm25"):
+            lists["bm25"] = self._ranked_bm25(query, pool if mode == "hybrid" else k)
+        if mode in ("hybrid", "dense"):
+            lists["dense"], sims = self._ranked_dense(query, pool if mode == "hybrid" else k)
+        fused = reciprocal_rank_fusion(list(lists.values())) if mode == "hybrid" else [
+            (i, float(sims[i]) if mode == "dense" else 0.0) for i in lists[mode]]
+        hits = []
+        for chunk_id, score in fused[:k]:
+            ranks = {name: (ranked.index(chunk_id) + 1 if chunk_id in ranked else None)
+                     for name, ranked in lists.items()}
+            hits.append(Hit(self.chunks[chunk_id], score, ranks))
+        return hits
+
+
+def load_index(folder: str | Path) -> Index:
+    """An index folder, verified (sizes against its manifest).
+
+    Raises:
+        NichetuneError: not an index, or changed since it was built.
+    """
+    return Index(folder)

@@ -1,0 +1,164 @@
+"""Retrieval: chunks that are exact slices along the document's structure, reciprocal rank fusion by hand, BM25
+against the Lucene formula written out, exact dense search against brute force, and a sealed index folder with
+its bad inputs quarantined."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from nichetune.cli import main
+from nichetune.errors import NichetuneError
+from nichetune.retrieval.chunking import chunk_text
+from nichetune.retrieval.documents import html_text, read_documents
+from nichetune.retrieval.index import build_index, load_index
+from nichetune.stats.ranking import reciprocal_rank_fusion
+
+DOC = """# Compilers
+
+A compiler translates source code into machine code. It reads the whole program first.
+
+An interpreter runs a program line by line instead.
+
+## Optimisation
+
+Constant folding evaluates expressions at compile time. """ + " ".join(f"word{i}" for i in range(150)) + """
+
+# Kernels
+
+The kernel manages memory, processes and devices.
+"""
+
+
+def test_chunks_are_exact_slices_that_follow_headings_and_overlap_within_a_section():
+    spans = chunk_text(DOC, max_chars=200, overlap=40)
+    assert all(len(DOC[s.start:s.end]) <= 200 for s in spans)
+    headings = [s.heading for s in spans]
+    assert headings[0] == "Compilers" and "Compilers > Optimisation" in headings and headings[-1] == "Kernels"
+    for s in spans:  # a chunk never crosses into another section
+        section_starts = [DOC.index(h) for h in ("# Compilers", "## Optimisation", "# Kernels")]
+        assert not any(s.start < cut < s.end for cut in section_starts)
+    long_section = [s for s in spans if s.heading == "Compilers > Optimisation"]
+    assert len(long_section) >= 3
+    for a, b in zip(long_section, long_section[1:], strict=False):
+        assert b.start < a.end and a.end - b.start <= 40  # each repeats at most `overlap` of the one before
+    covered = set()
+    for s in spans:
+        covered.update(range(s.start, s.end))
+    assert all(i in covered for i, ch in enumerate(DOC) if not ch.isspace())  # nothing is left out
+    with pytest.raises(ValueError):
+        chunk_text(DOC, max_chars=100, overlap=100)
+
+
+def test_reciprocal_rank_fusion_by_hand():
+    fused = dict(reciprocal_rank_fusion([["a", "b", "c"], ["c", "a"]], k=60))
+    assert fused["a"] == pytest.approx(1 / 61 + 1 / 62)
+    assert fused["c"] == pytest.approx(1 / 63 + 1 / 61)
+    assert fused["b"] == pytest.approx(1 / 62)
+    assert [i for i, _ in reciprocal_rank_fusion([["a", "b", "c"], ["c", "a"]])] == ["a", "c", "b"]
+
+
+def _corpus(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "compilers.md").write_text("# Compiler\n\nA compiler translates source code into machine code.\n")
+    (docs / "kernel.html").write_text("<html><script>var x=1;</script><h1>Kernel</h1><p>The kernel manages memory "
+                                      "and processes.</p></html>")
+    (docs / "terms.jsonl").write_text(
+        json.dumps({"id": "mutex", "title": "Mutex", "text": "A mutex guards shared memory between threads."})
+        + "\n{broken\n" + json.dumps({"id": "x", "text": ""}) + "\n"
+        + json.dumps({"id": "ftp", "text": "FTP moves files between hosts over networks."}) + "\n")
+    (docs / "picture.png").write_bytes(b"\x89PNG")
+    return docs
+
+
+def test_documents_are_read_and_bad_inputs_quarantined_with_the_reason(tmp_path):
+    docs, bad = read_documents([_corpus(tmp_path)])
+    assert sorted(d.id for d in docs) == ["compilers", "ftp", "kernel", "mutex"]
+    kernel = next(d for d in docs if d.id == "kernel")
+    assert kernel.text.startswith("# Kernel") and "var x" not in kernel.text
+    reasons = {b["source"].rsplit("/", 1)[-1]: b["reason"] for b in bad}
+    assert reasons["terms.jsonl:2"].startswith("not JSON") and "field 'text'" in reasons["terms.jsonl:3"]
+    assert "unsupported file type .png" in reasons["picture.png"]
+    assert html_text("<p>a &amp; b</p><p>c</p>") == "a & b\n\nc"
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory, tiny_bert_dir):
+    root = tmp_path_factory.mktemp("index")
+    build_index([_corpus(root)], root / "idx", encoder=str(tiny_bert_dir), max_chars=200, overlap=20)
+    return load_index(root / "idx")
+
+
+def test_bm25_scores_follow_the_lucene_formula(index):
+    """score = sum over query terms of log(1 + (N - df + .5) / (df + .5)) * tf / (tf + k1 (1 - b + b dl / avgdl)),
+    k1 = 1.5, b = 0.75, written out here over the index's own tokens."""
+    import bm25s
+
+    tokens = bm25s.tokenize([c["text"] for c in index.chunks], stopwords="en", return_ids=False,
+                            show_progress=False)
+    avgdl = sum(map(len, tokens)) / len(tokens)
+
+    def score(query: str, i: int) -> float:
+        tf, total = Counter(tokens[i]), 0.0
+        for term in query.split():
+            df = sum(term in t for t in tokens)
+            idf = math.log(1 + (len(tokens) - df + 0.5) / (df + 0.5))
+            total += idf * tf[term] / (tf[term] + 1.5 * (1 - 0.75 + 0.75 * len(tokens[i]) / avgdl))
+        return total
+
+    query = "memory kernel"
+    expected = sorted(((score(query, i), i) for i in range(len(tokens))), reverse=True)
+    hits = index.search(query, k=2, mode="bm25")
+    assert [h.chunk["id"] for h in hits] == [i for s, i in expected[:2] if s > 0]
+    _, scores = index.bm25.retrieve(bm25s.tokenize([query], stopwords="en", show_progress=False), k=2,
+                                    show_progress=False)
+    assert list(scores[0]) == pytest.approx([s for s, _ in expected[:2]], rel=1e-5)
+
+
+def test_dense_search_is_exact_and_hybrid_fuses_both_lists(index):
+    from nichetune.retrieval.index import Encoder
+
+    query = "threads sharing memory"
+    hits = index.search(query, k=3, mode="dense")
+    vectors = index.vectors / np.linalg.norm(index.vectors, axis=1, keepdims=True)
+    q = Encoder(index.manifest["encoder"])([query])[0]
+    brute = np.argsort(-(vectors @ q), kind="stable")[:3]
+    assert [h.chunk["id"] for h in hits] == [int(i) for i in brute]
+    assert hits[0].score == pytest.approx(float((vectors @ q)[brute[0]]), abs=1e-5)
+    hybrid = index.search("kernel memory", k=2)
+    assert hybrid[0].chunk["doc"] == "kernel" and hybrid[0].ranks["bm25"] == 1
+    expected = 1 / (60 + hybrid[0].ranks["bm25"]) + 1 / (60 + hybrid[0].ranks["dense"])
+    assert hybrid[0].score == pytest.approx(expected)
+
+
+def test_the_index_folder_is_sealed_records_offsets_and_refuses_tampering(index, tmp_path):
+    import hashlib
+
+    manifest = index.manifest
+    assert manifest["chunks"] == len(index.chunks) and manifest["quarantined"] == 3
+    docs, _ = read_documents([_corpus(tmp_path)])
+    by_id = {d.id: d for d in docs}
+    for chunk in index.chunks:  # offsets point into the document the sha256 names
+        doc = by_id[chunk["doc"]]
+        assert doc.text[chunk["start"]:chunk["end"]] == chunk["text"]
+        assert chunk["doc_sha256"] == hashlib.sha256(doc.text.encode()).hexdigest()
+    with pytest.raises(NichetuneError, match="already exists"):
+        build_index([tmp_path], index.folder)
+    (index.folder / "chunks.jsonl").write_text("tampered\n")
+    with pytest.raises(NichetuneError, match="does not match its manifest"):
+        load_index(index.folder)
+
+
+def test_index_build_and_search_from_the_command_line(tmp_path, tiny_bert_dir, capsys):
+    docs = _corpus(tmp_path)
+    assert main(["index", "build", str(docs), "--out", str(tmp_path / "i"), "--encoder", str(tiny_bert_dir)]) == 0
+    assert "3 inputs quarantined" in capsys.readouterr().err
+    assert main(["index", "search", str(tmp_path / "i"), "files between hosts", "-k", "1", "--json"]) == 0
+    hit = json.loads(capsys.readouterr().out)[0]
+    assert hit["doc"] == "ftp" and hit["ranks"]["bm25"] == 1
+    assert main(["index", "search", str(tmp_path / "nope"), "x"]) == 1
