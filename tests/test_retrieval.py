@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from collections import Counter
 
 import numpy as np
@@ -149,9 +150,11 @@ def test_the_index_folder_is_sealed_records_offsets_and_refuses_tampering(index,
         assert chunk["doc_sha256"] == hashlib.sha256(doc.text.encode()).hexdigest()
     with pytest.raises(NichetuneError, match="already exists"):
         build_index([tmp_path], index.folder)
-    (index.folder / "chunks.jsonl").write_text("tampered\n")
+    copy = tmp_path / "copy"
+    shutil.copytree(index.folder, copy)  # the module's index stays intact for the other tests
+    (copy / "chunks.jsonl").write_text("tampered\n")
     with pytest.raises(NichetuneError, match="does not match its manifest"):
-        load_index(index.folder)
+        load_index(copy)
 
 
 def test_index_build_and_search_from_the_command_line(tmp_path, tiny_bert_dir, capsys):
@@ -162,3 +165,39 @@ def test_index_build_and_search_from_the_command_line(tmp_path, tiny_bert_dir, c
     hit = json.loads(capsys.readouterr().out)[0]
     assert hit["doc"] == "ftp" and hit["ranks"]["bm25"] == 1
     assert main(["index", "search", str(tmp_path / "nope"), "x"]) == 1
+
+
+def test_ranking_metrics_by_hand():
+    from nichetune.stats.ranking import ndcg_at_k, recall_at_k, reciprocal_rank
+
+    ranked = ["d3", "d1", "d7", "d2"]
+    assert recall_at_k(ranked, {"d1", "d2", "d9"}, 2) == pytest.approx(1 / 3)
+    assert recall_at_k(ranked, {"d1", "d2", "d9"}, 4) == pytest.approx(2 / 3)
+    assert reciprocal_rank(ranked, {"d7", "d2"}) == pytest.approx(1 / 3) and reciprocal_rank(ranked, {"x"}) == 0
+    # gains d1=2, d2=1: DCG@4 = 2/log2(3) + 1/log2(5); ideal = 2/log2(2) + 1/log2(3)
+    expected = (2 / math.log2(3) + 1 / math.log2(5)) / (2 + 1 / math.log2(3))
+    assert ndcg_at_k(ranked, {"d1": 2, "d2": 1}, 4) == pytest.approx(expected)
+    assert ndcg_at_k(ranked, {"d1": 2, "d2": 1}, 1) == 0.0  # d3 at rank 1 gains nothing
+    assert ndcg_at_k(["d1", "d2"], {"d1": 2, "d2": 1}, 2) == pytest.approx(1.0)
+
+
+def test_index_eval_scores_each_mode_on_labelled_questions(index, tmp_path, capsys):
+    from nichetune.retrieval.evaluate import evaluate_index, read_questions
+
+    questions = tmp_path / "q.jsonl"
+    questions.write_text("\n".join(json.dumps(q) for q in [
+        {"question": "kernel memory processes", "relevant": ["kernel"]},
+        {"question": "files between hosts", "relevant": ["ftp"]},
+        {"question": "source code machine code", "relevant": {"compilers": 2, "mutex": 0}}]) + "\n")
+    result = evaluate_index(index, read_questions(questions), k=3)
+    assert set(result["means"]) == {"hybrid", "bm25", "dense"}
+    assert result["means"]["bm25"]["mrr"] == pytest.approx(1.0)  # each question names its document's words
+    assert result["per_question"]["bm25"]["recall"] == [1.0, 1.0, 1.0]
+    assert {v["verdict"] for v in result["verdicts"].values()} <= {"better", "worse", "not significantly different"}
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "x"}\n')
+    with pytest.raises(NichetuneError, match="bad.jsonl:1: needs 'question'"):
+        read_questions(bad)
+    assert main(["index", "eval", str(index.folder), str(questions), "-k", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "MRR" in out and "nDCG@3" in out and "hybrid retrieval" in out

@@ -1,4 +1,5 @@
-"""``nichetune index build | search``: an index of domain documents, and what it retrieves for a question."""
+"""``nichetune index build | search | eval``: an index of domain documents, what it retrieves for a question, and
+how well it retrieves on labelled questions."""
 
 from __future__ import annotations
 
@@ -29,6 +30,12 @@ def register(sub) -> None:
     s.add_argument("--mode", choices=["hybrid", "bm25", "dense"], default="hybrid")
     s.add_argument("--json", action="store_true", help="print JSON")
     s.set_defaults(func=search)
+    e = verbs.add_parser("eval", help="recall@k, MRR and nDCG@k on labelled questions, per search mode")
+    e.add_argument("index", help="an index folder")
+    e.add_argument("questions", help='JSONL: {"question": "...", "relevant": ["doc id", ...]}')
+    e.add_argument("-k", type=int, default=10, help="the cut-off for recall and nDCG")
+    e.add_argument("--json", action="store_true", help="print JSON")
+    e.set_defaults(func=evaluate)
 
 
 def build(args) -> int:
@@ -54,4 +61,22 @@ def search(args) -> int:
         print(f"[{n}] {h.chunk['source']} chars {h.chunk['start']}-{h.chunk['end']}"
               f"{' (' + h.chunk['heading'] + ')' if h.chunk['heading'] else ''}  score {h.score:.4f}\n"
               f"    {text[:200]}{'...' if len(text) > 200 else ''}")
+    return 0
+
+
+def evaluate(args) -> int:
+    from ..retrieval.evaluate import evaluate_index, read_questions
+    from ..retrieval.index import load_index
+    from .output import print_table
+
+    result = evaluate_index(load_index(args.index), read_questions(args.questions), k=args.k)
+    if args.json:
+        print_json({k: v for k, v in result.items() if k != "per_question"})
+        return 0
+    k = result["k"]
+    print_table([{"mode": mode, f"recall@{k}": f"{m['recall']:.3f}", "MRR": f"{m['mrr']:.3f}",
+                  f"nDCG@{k}": f"{m['ndcg']:.3f}"} for mode, m in result["means"].items()],
+                ["mode", f"recall@{k}", "MRR", f"nDCG@{k}"])
+    for v in result["verdicts"].values():
+        print(v["sentence"])
     return 0
