@@ -201,3 +201,36 @@ def test_index_eval_scores_each_mode_on_labelled_questions(index, tmp_path, caps
     assert main(["index", "eval", str(index.folder), str(questions), "-k", "3"]) == 0
     out = capsys.readouterr().out
     assert "MRR" in out and "nDCG@3" in out and "hybrid retrieval" in out
+
+
+def test_citations_and_quotes_are_checked_against_the_sources_they_name():
+    from nichetune.retrieval.answer import check_citations
+
+    sources = ["A mutex guards shared memory between threads.", "FTP moves files between hosts over networks."]
+    text = ('A mutex "guards shared memory" so threads take turns [1]. FTP moves files between hosts [2]. '
+            'It also "encrypts every packet" [2]. Kernels schedule everything [3].')
+    checks = check_citations(text, sources)
+    by = {(c["kind"], c["claim"][:20]): c for c in checks}
+    assert by[("quote", "guards shared memory")]["supported"]
+    assert by[("citation", 'A mutex "guards shar')]["supported"]
+    assert by[("citation", "FTP moves files betw")]["supported"]
+    assert not by[("quote", "encrypts every packe")]["supported"]
+    assert by[("marker", "[3]")]["reason"] == "there is no source [3] (1 to 2)"
+    assert not by[("citation", 'It also "encrypts ev')]["supported"]  # 1 of 3 content words in [2]
+    uncited = check_citations('It said: "FTP moves files between hosts." That is all.', sources)
+    assert [(c["kind"], c["supported"]) for c in uncited] == [("quote", True), ("answer", False)]
+    assert uncited[1]["reason"] == "the answer cites no source"  # a quote holding a full stop is still found
+    assert check_citations("", sources) == []
+
+
+def test_ask_retrieves_answers_and_checks(index, tiny_llama_dir, capsys):
+    from nichetune.retrieval.answer import ask, prompt
+
+    answer = ask(index, "what moves files between hosts", str(tiny_llama_dir), k=2, max_tokens=12)
+    assert answer.sources[0].chunk["doc"] == "ftp" and len(answer.sources) == 2
+    assert "[1] FTP moves files" in prompt(answer.question, answer.sources)
+    assert all(c["kind"] in ("quote", "citation", "marker") for c in answer.checks)
+    assert main(["ask", str(index.folder), "what moves files between hosts", "--model", str(tiny_llama_dir),
+                 "-k", "2", "--max-tokens", "8", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["sources"][0]["doc"] == "ftp" and out["sources"][0]["n"] == 1
