@@ -48,15 +48,23 @@ def runs(tmp_path_factory, tiny_bert_dir, tiny_llama_dir) -> dict[str, Path]:
     from nichetune.export.export import export_run
 
     export_run(reviews, "merged", root / "reviews-merged", rows=20)
-    return {"reviews": reviews, "other": other, "chat": chat, "encoder": tiny_bert_dir, "raw": tiny_llama_dir,
-            "merged": root / "reviews-merged"}
+    from nichetune.retrieval.index import build_index
+
+    docs = write_jsonl(root / "docs.jsonl", [
+        {"id": "kernel", "text": "The kernel manages memory and processes for every program."},
+        {"id": "ftp", "text": "FTP moves files between hosts over networks."},
+        {"id": "mutex", "text": "A mutex guards shared memory between threads."}])
+    build_index([docs], root / "index", encoder=str(tiny_bert_dir))
+    return {"index": root / "index", "reviews": reviews, "other": other, "chat": chat, "encoder": tiny_bert_dir,
+            "raw": tiny_llama_dir, "merged": root / "reviews-merged"}
 
 
 @pytest.fixture(scope="module")
 def server(runs, tmp_path_factory):
     targets = [str(runs["reviews"]), str(runs["other"]), str(runs["chat"]), f"encoder={runs['encoder']}",
                f"raw={runs['raw']}", f"merged={runs['merged']}"]
-    with running_server(tmp_path_factory.mktemp("serve"), targets, "--concurrency", "16") as s:
+    with running_server(tmp_path_factory.mktemp("serve"), targets, "--concurrency", "16",
+                        "--index", f"docs={runs['index']}") as s:
         yield s
 
 
@@ -157,6 +165,35 @@ def test_concurrent_generations_are_decoded_together(client, server):
     calls = server.metric("nichetune_generation_batch_streams_count") - calls_before
     assert calls < len(prompts)  # requests that arrived while the model was busy shared a generate call
     assert all(r.usage.completion_tokens <= 24 and r.choices[0].text for r in replies)
+
+
+def test_chat_from_an_index_returns_the_citations_and_their_checks(client, server):
+    """Questions whose words only one document holds, so BM25 puts it first whatever the untrained encoder says."""
+    from nichetune.prediction_log import read_predictions
+
+    reply = client.chat.completions.create(
+        model="chat", messages=[{"role": "user", "content": "moves files hosts networks"}], max_tokens=8,
+        temperature=0, extra_body={"retrieval": {"index": "docs", "k": 2}})
+    citations = reply.model_extra["citations"]
+    assert [c["n"] for c in citations] == [1, 2] and citations[0]["doc"] == "ftp"
+    assert citations[0]["text"] == "FTP moves files between hosts over networks."
+    checks = reply.model_extra["citation_checks"]
+    assert len(checks) == 1 and all(c["kind"] in ("quote", "citation", "marker", "answer") for c in checks[0])
+    chunks = list(client.chat.completions.create(
+        model="chat", messages=[{"role": "user", "content": "guards shared threads"}], max_tokens=4,
+        temperature=0, stream=True, extra_body={"retrieval": {"index": "docs", "k": 1}}))
+    assert chunks[-1].choices == [] and chunks[-1].model_extra["citations"][0]["doc"] == "mutex"
+    for _ in range(50):  # the prediction log records which chunks the answer was given
+        used = [r["request"]["retrieval"] for r in read_predictions(server.predictions, model="chat")
+                if "retrieval" in r["request"]]
+        if len(used) >= 2:
+            break
+        time.sleep(0.1)
+    assert used[0] == {"index": "docs", "chunks": [citations[0]["chunk"], citations[1]["chunk"]]}
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "x"}],
+                                       extra_body={"retrieval": {"index": "nope"}})
+    assert missing.value.body["code"] == "index_not_found"
 
 
 def test_errors_follow_openais_schema(client, server):

@@ -50,6 +50,8 @@ def register(sub) -> None:
     p.add_argument("--no-prediction-log", action="store_true", help="log no requests or answers")
     p.add_argument("--log-pii", choices=["mask", "keep"], default="mask",
                    help="mask PII in logged texts (default) or keep them as sent")
+    p.add_argument("--index", action="append", default=[], metavar="NAME=DIR",
+                   help="a retrieval index (nichetune index build) chat requests can name in 'retrieval'")
     p.add_argument("--preload", action="store_true", help="load every target at startup, not on first use")
     p.set_defaults(func=run)
 
@@ -64,6 +66,12 @@ def run(args) -> int:
                   batch_size=args.batch_size, max_streams_per_batch=args.batch_streams, dtype=args.dtype,
                   runtime=args.runtime, log_pii=args.log_pii, preload=args.preload,
                   prediction_log=None if args.no_prediction_log else args.prediction_log)
+    bad = [spec for spec in args.index if "=" not in spec]
+    if bad:
+        from ..errors import NichetuneError
+
+        raise NichetuneError(f"--index {bad[0]}: give NAME=DIR", hint="e.g. --index foldoc=foldoc-index")
+    values["indexes"] = dict(spec.split("=", 1) for spec in args.index)
     if args.memory_budget_mb is not None:
         values["memory_budget_mb"] = args.memory_budget_mb
     config = ServeConfig(**values)

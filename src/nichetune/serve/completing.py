@@ -85,8 +85,9 @@ def _jobs(body, ids: list, max_tokens: int, cancel: Cancel, on_piece=None) -> li
     return jobs
 
 
-async def answer(state: ServerState, request, target, body, make_ids, shape: Shape, logged) -> dict:
-    """The whole answer as one JSON object."""
+async def answer(state: ServerState, request, target, body, make_ids, shape: Shape, logged,
+                 decorate: Callable[[list[str]], dict] | None = None) -> dict:
+    """The whole answer as one JSON object; ``decorate(texts)`` adds fields to it (retrieval's citations)."""
     started = time.perf_counter()
     ids, max_tokens = await run_model_work(state, request, target.name, prepare(state, request, target, body, make_ids))
     cancel = Cancel(deadline=time.monotonic() + state.config.timeout_s)
@@ -99,6 +100,8 @@ async def answer(state: ServerState, request, target, body, make_ids, shape: Sha
     reply = {"id": f"{shape.prefix}-{uuid.uuid4().hex}", "object": shape.object, "created": int(time.time()),
              "model": target.name, "choices": [shape.choice(k, g.text, g.finish_reason) for k, g in enumerate(results)],
              "usage": _usage(prompt_tokens, completion_tokens)}
+    if decorate:
+        reply.update(decorate([g.text for g in results]))
     state.record(request, model=target.name, route=request.url.path, status=200, started=started,
                  request_body=logged, response_body=[g.text for g in results])
     return reply
@@ -108,8 +111,10 @@ def _sse(payload: dict | str) -> bytes:
     return f"data: {payload if isinstance(payload, str) else json.dumps(payload)}\n\n".encode()
 
 
-async def stream(state: ServerState, request, target, body, make_ids, shape: Shape, logged):
-    """The answer as server-sent events; returns the async iterator a StreamingResponse sends."""
+async def stream(state: ServerState, request, target, body, make_ids, shape: Shape, logged,
+                 decorate: Callable[[list[str]], dict] | None = None):
+    """The answer as server-sent events; returns the async iterator a StreamingResponse sends. ``decorate(texts)``
+    fields come in one last chunk with no choices, before the usage chunk."""
     started = time.perf_counter()
     ids, max_tokens = await run_model_work(state, request, target.name, prepare(state, request, target, body, make_ids))
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
@@ -162,6 +167,9 @@ async def stream(state: ServerState, request, target, body, make_ids, shape: Sha
             else:
                 prompt_tokens = sum(i.shape[1] for i in ids) * body.n
                 _count(state, target.name, prompt_tokens, completion)
+                if decorate:
+                    yield _sse({**base, "choices": [], **decorate([texts.get(k, "") for k in range(len(jobs))]),
+                                **({"usage": None} if include_usage else {})})
                 if include_usage:
                     yield _sse({**base, "choices": [], "usage": _usage(prompt_tokens, completion)})
             yield _sse("[DONE]")

@@ -37,6 +37,8 @@ class ServeConfig(BaseModel):
         log_pii: ``mask`` replaces PII in logged texts with typed placeholders; ``keep`` stores them as sent.
         dtype: generators' dtype (``auto``: bf16 where the CPU or GPU has it); classifiers always run in fp32,
             so served probabilities equal ``nichetune classify``.
+        indexes: retrieval indexes by name (``nichetune index build``); a chat request names one in its
+            ``retrieval`` field and gets the answer with its citations checked.
         runtime: classifiers that load alone (not adapters sharing a base) are compiled to ONNX at load and run
             by onnxruntime when its logits match torch's within 1e-4 on probe texts (``auto``, ``onnx``), or stay
             in torch (``torch``).
@@ -63,6 +65,7 @@ class ServeConfig(BaseModel):
     dtype: Literal["auto", "fp32", "bf16"] = "auto"
     runtime: Literal["auto", "torch", "onnx"] = "auto"
     preload: bool = False
+    indexes: dict[str, str] = Field(default_factory=dict)
 
     @property
     def loopback_only(self) -> bool:

@@ -49,9 +49,18 @@ class _Sampling(_Request):
         return tuple(s for s in items if s)[:4]
 
 
+class Retrieval(BaseModel):
+    """Answer from an index the server holds (``--index NAME=DIR``): the last user message is the question."""
+
+    model_config = ConfigDict(extra="forbid")
+    index: str = Field(min_length=1, max_length=200)
+    k: int = Field(3, ge=1, le=20)
+
+
 class ChatRequest(_Sampling):
     messages: list[Message] = Field(min_length=1)
     max_completion_tokens: int | None = Field(None, ge=1)
+    retrieval: Retrieval | None = None
 
 
 class CompletionRequest(_Sampling):

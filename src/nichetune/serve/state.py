@@ -84,11 +84,16 @@ class ServerState:
     in_flight: int = 0
     batchers: dict[str, MicroBatcher] = field(default_factory=dict)
     generation_queues: dict[str, GenerationQueue] = field(default_factory=dict)
+    indexes: dict[str, object] = field(default_factory=dict)  # retrieval indexes by name
 
     def __post_init__(self) -> None:
         self.pool = ModelPool(list(self.targets.values()), self.config.memory_budget_mb * 2**20,
                               dtype_for(self.config), self.config.runtime, MAX_PADDING)
         self.metrics = _metrics(self.pool, self)
+        if self.config.indexes:  # checked now, so a wrong folder stops the server before it binds a port
+            from ..retrieval.index import load_index
+
+            self.indexes = {name: load_index(folder) for name, folder in self.config.indexes.items()}
         if self.config.prediction_log:
             from ..prediction_log import PredictionLog
 

@@ -1,4 +1,5 @@
-"""``POST /v1/chat/completions``: the model's own chat template, optionally streamed as server-sent events."""
+"""``POST /v1/chat/completions``: the model's own chat template, optionally streamed as server-sent events, and
+optionally answered from an index (``retrieval``) with the citations checked."""
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
@@ -25,6 +26,12 @@ async def chat_completions(body: ChatRequest, request: Request):
     s = state(request)
     target = s.target(body.model, "chat")
     messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in body.messages]
+    logged, extra = {"messages": messages}, None
+    if body.retrieval is not None:
+        from ..retrieving import with_retrieval
+
+        messages, used, extra = await with_retrieval(s, request, messages, body.retrieval)
+        logged.update(used)
 
     def make_ids(tokenizer):
         if not tokenizer.chat_template:
@@ -36,8 +43,7 @@ async def chat_completions(body: ChatRequest, request: Request):
             raise ApiError(400, f"{target.name}'s chat template refused these messages: {exc}",
                            code="chat_template_error", param="messages") from exc
 
-    logged = {"messages": messages}
     if body.stream:
-        events = await stream(s, request, target, body, make_ids, CHAT, logged)
+        events = await stream(s, request, target, body, make_ids, CHAT, logged, extra)
         return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-    return await answer(s, request, target, body, make_ids, CHAT, logged)
+    return await answer(s, request, target, body, make_ids, CHAT, logged, extra)
