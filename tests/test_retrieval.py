@@ -234,3 +234,30 @@ def test_ask_retrieves_answers_and_checks(index, tiny_llama_dir, capsys):
                  "-k", "2", "--max-tokens", "8", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["sources"][0]["doc"] == "ftp" and out["sources"][0]["n"] == 1
+
+
+def _pdf(text: str) -> bytes:
+    """A one-page PDF whose text layer is ``text``, written out by hand (objects, xref, trailer)."""
+    stream = f"BT /F1 12 Tf 72 712 Td ({text}) Tj ET".encode()
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+               b"/Resources << /Font << /F1 5 0 R >> >> >>",
+               b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream",
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    out, offsets = b"%PDF-1.4\n", []
+    for n, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{n} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return out
+
+
+def test_pdf_text_is_read_and_a_broken_pdf_quarantined(tmp_path):
+    (tmp_path / "manual.pdf").write_bytes(_pdf("A semaphore counts permits for threads."))
+    (tmp_path / "broken.pdf").write_bytes(b"%PDF-1.4 not really")
+    docs, bad = read_documents([tmp_path])
+    assert [d.text for d in docs] == ["A semaphore counts permits for threads."]
+    assert len(bad) == 1 and bad[0]["source"].endswith("broken.pdf") and "cannot be read" in bad[0]["reason"]

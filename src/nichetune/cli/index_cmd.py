@@ -10,14 +10,14 @@ from .output import print_json
 
 def register(sub) -> None:
     p = sub.add_parser("index", help="index domain documents (BM25 + dense) and search them",
-                       description="build: read text, Markdown, HTML and JSONL documents (bad input goes to the "
+                       description="build: read text, Markdown, HTML, PDF and JSONL documents (bad input goes to the "
                                    "index's quarantine.jsonl with the reason), chunk them by headings and "
                                    "paragraphs with overlap, and index the chunks for BM25 (bm25s) and dense "
                                    "search (an encoder, MiniLM by default). search: the best chunks for a "
                                    "question, BM25 and dense fused by reciprocal rank.")
     verbs = p.add_subparsers(dest="index_command", metavar="ACTION", required=True)
     b = verbs.add_parser("build", help="build an index folder from documents")
-    b.add_argument("docs", nargs="+", help="files or folders (.txt, .md, .html, .jsonl with a 'text' field)")
+    b.add_argument("docs", nargs="+", help="files or folders (.txt, .md, .html, .pdf, .jsonl with a 'text' field)")
     b.add_argument("--out", required=True, help="the index folder to create (must not exist)")
     b.add_argument("--encoder", default="minilm-l6", help="embedded encoder name or model folder")
     b.add_argument("--max-chars", type=int, default=800, help="the most characters per chunk")

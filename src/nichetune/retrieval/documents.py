@@ -1,7 +1,8 @@
-"""Reading the documents an index is built from: text, Markdown, HTML and JSONL, with bad input quarantined.
+"""Reading the documents an index is built from: text, Markdown, HTML, PDF and JSONL, with bad input quarantined.
 
 A JSONL line needs ``text`` (and may give ``id`` and ``title``); a line that is not JSON or lacks ``text`` goes to
-the quarantine with its file, line and reason. PDF is not read yet.
+the quarantine with its file, line and reason. PDF text comes from ``pypdf`` (the ``retrieval`` extra), pages
+separated as paragraphs; a PDF with no text layer (a scan) is quarantined, since nothing here reads images.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 SUFFIXES = {".txt": "text", ".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html",
-            ".jsonl": "jsonl"}
+            ".jsonl": "jsonl", ".pdf": "pdf"}
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,22 @@ def html_text(html: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
+def pdf_text(path: Path) -> str:
+    """The text layer of a PDF, one paragraph per page.
+
+    Raises:
+        ValueError: the file is not a readable PDF.
+    """
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        pages = [page.extract_text() or "" for page in PdfReader(path).pages]
+    except (PdfReadError, KeyError, TypeError) as exc:
+        raise ValueError(f"not a readable PDF ({exc})") from exc
+    return "\n\n".join(p.strip() for p in pages if p.strip())
+
+
 def _files(paths: list[str | Path]) -> list[Path]:
     out = []
     for p in map(Path, paths):
@@ -80,9 +97,9 @@ def read_documents(paths: list[str | Path]) -> tuple[list[Document], list[dict]]
                                                       f"readable: {', '.join(sorted(SUFFIXES))}"})
             continue
         try:
-            raw = path.read_text(encoding="utf-8")
-        except (UnicodeDecodeError, OSError) as exc:
-            bad.append({"source": str(path), "reason": f"cannot be read as UTF-8 text: {exc}"})
+            raw = pdf_text(path) if kind == "pdf" else path.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError, ValueError) as exc:
+            bad.append({"source": str(path), "reason": f"cannot be read: {exc}"})
             continue
         if kind != "jsonl":
             text = html_text(raw) if kind == "html" else raw

@@ -79,7 +79,7 @@ def build_index(docs: list[str | Path], out: str | Path, *, encoder: str = "mini
     documents, bad = read_documents(docs)
     if not documents:
         raise NichetuneError(f"no document could be read from {', '.join(map(str, docs))}",
-                             hint="give .txt, .md, .html or .jsonl files (with a 'text' field)")
+                             hint="give .txt, .md, .html, .pdf or .jsonl files (with a 'text' field)")
     chunks = []
     for doc in documents:
         for span in chunk_text(doc.text, max_chars=max_chars, overlap=overlap):
