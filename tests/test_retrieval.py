@@ -16,7 +16,7 @@ from nichetune.cli import main
 from nichetune.errors import NichetuneError
 from nichetune.retrieval.chunking import chunk_text
 from nichetune.retrieval.documents import html_text, read_documents
-from nichetune.retrieval.index import build_index, load_index
+from nichetune.retrieval.index import build_index, load_index, update_index
 from nichetune.stats.ranking import reciprocal_rank_fusion
 
 DOC = """# Compilers
@@ -115,7 +115,7 @@ def test_bm25_scores_follow_the_lucene_formula(index):
     query = "memory kernel"
     expected = sorted(((score(query, i), i) for i in range(len(tokens))), reverse=True)
     hits = index.search(query, k=2, mode="bm25")
-    assert [h.chunk["id"] for h in hits] == [i for s, i in expected[:2] if s > 0]
+    assert [index.chunks.index(h.chunk) for h in hits] == [i for s, i in expected[:2] if s > 0]
     _, scores = index.bm25.retrieve(bm25s.tokenize([query], stopwords="en", show_progress=False), k=2,
                                     show_progress=False)
     assert list(scores[0]) == pytest.approx([s for s, _ in expected[:2]], rel=1e-5)
@@ -129,7 +129,7 @@ def test_dense_search_is_exact_and_hybrid_fuses_both_lists(index):
     vectors = index.vectors / np.linalg.norm(index.vectors, axis=1, keepdims=True)
     q = Encoder(index.manifest["encoder"])([query])[0]
     brute = np.argsort(-(vectors @ q), kind="stable")[:3]
-    assert [h.chunk["id"] for h in hits] == [int(i) for i in brute]
+    assert [index.chunks.index(h.chunk) for h in hits] == [int(i) for i in brute]
     assert hits[0].score == pytest.approx(float((vectors @ q)[brute[0]]), abs=1e-5)
     hybrid = index.search("kernel memory", k=2)
     assert hybrid[0].chunk["doc"] == "kernel" and hybrid[0].ranks["bm25"] == 1
@@ -261,3 +261,31 @@ def test_pdf_text_is_read_and_a_broken_pdf_quarantined(tmp_path):
     docs, bad = read_documents([tmp_path])
     assert [d.text for d in docs] == ["A semaphore counts permits for threads."]
     assert len(bad) == 1 and bad[0]["source"].endswith("broken.pdf") and "cannot be read" in bad[0]["reason"]
+
+
+def test_update_adds_replaces_and_removes_documents_without_re_encoding_the_rest(tmp_path, tiny_bert_dir):
+    docs = _corpus(tmp_path)
+    build_index([docs], tmp_path / "idx", encoder=str(tiny_bert_dir))
+    before = load_index(tmp_path / "idx")
+    kept = {c["id"]: before.vectors[i] for i, c in enumerate(before.chunks) if c["doc"] == "compilers"}
+    extra = tmp_path / "more"
+    extra.mkdir()
+    (extra / "kernel.html").write_text("<h1>Kernel</h1><p>The kernel schedules processes on cores.</p>")
+    (extra / "semaphore.md").write_text("# Semaphore\n\nA semaphore counts permits.\n")
+    (extra / "compilers.md").write_text((docs / "compilers.md").read_text())  # the same text: left alone
+    result = update_index(tmp_path / "idx", add=[extra], remove=["ftp"])
+    assert (result["added"], result["replaced"], result["removed"], result["unchanged"]) == (
+        ["semaphore"], ["kernel"], ["ftp"], ["compilers"])
+    after = load_index(tmp_path / "idx")
+    assert {c["doc"] for c in after.chunks} == {"compilers", "kernel", "mutex", "semaphore"}
+    assert "schedules processes" in next(c["text"] for c in after.chunks if c["doc"] == "kernel")
+    for i, c in enumerate(after.chunks):  # what stayed keeps its id and its vector, untouched
+        if c["id"] in kept:
+            np.testing.assert_array_equal(after.vectors[i], kept[c["id"]])
+    assert after.search("semaphore permits", k=1, mode="bm25")[0].chunk["doc"] == "semaphore"
+    assert all(h.chunk["doc"] != "ftp" for h in after.search("files between hosts", k=5, mode="bm25"))
+    assert after.manifest["quarantined"] == 3  # the first build's bad inputs are still on record
+    with pytest.raises(NichetuneError, match="has no document 'nope'"):
+        update_index(tmp_path / "idx", remove=["nope"])
+    assert main(["index", "update", str(tmp_path / "idx"), "--remove", "semaphore"]) == 0
+    assert "semaphore" not in {c["doc"] for c in load_index(tmp_path / "idx").chunks}

@@ -1,5 +1,5 @@
-"""``nichetune index build | search | eval``: an index of domain documents, what it retrieves for a question, and
-how well it retrieves on labelled questions."""
+"""``nichetune index build | update | search | eval``: an index of domain documents, what it retrieves for a
+question, and how well it retrieves on labelled questions."""
 
 from __future__ import annotations
 
@@ -23,6 +23,11 @@ def register(sub) -> None:
     b.add_argument("--max-chars", type=int, default=800, help="the most characters per chunk")
     b.add_argument("--overlap", type=int, default=120, help="characters a chunk repeats from the one before")
     b.set_defaults(func=build)
+    u = verbs.add_parser("update", help="add and remove documents without rebuilding what stays")
+    u.add_argument("index", help="an index folder")
+    u.add_argument("--add", nargs="+", default=[], help="files or folders to add (changed documents are replaced)")
+    u.add_argument("--remove", nargs="+", default=[], help="document ids to remove")
+    u.set_defaults(func=update)
     s = verbs.add_parser("search", help="the best chunks for a question")
     s.add_argument("index", help="an index folder")
     s.add_argument("query")
@@ -46,6 +51,18 @@ def build(args) -> int:
     print(f"index written to {args.out}: {len(manifest['documents'])} documents, {manifest['chunks']} chunks"
           + (f", {manifest['quarantined']} inputs quarantined (see {args.out}/quarantine.jsonl)"
              if manifest["quarantined"] else ""), file=sys.stderr)
+    return 0
+
+
+def update(args) -> int:
+    from ..errors import NichetuneError
+    from ..retrieval.index import update_index
+
+    if not args.add and not args.remove:
+        raise NichetuneError("nothing to update", hint="give --add FILES and/or --remove IDS")
+    r = update_index(args.index, add=args.add, remove=args.remove)
+    print(f"{args.index}: {len(r['added'])} added, {len(r['replaced'])} replaced, {len(r['removed'])} removed, "
+          f"{len(r['unchanged'])} unchanged; {r['chunks']} chunks", file=sys.stderr)
     return 0
 
 

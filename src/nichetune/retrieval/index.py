@@ -63,6 +63,37 @@ class Encoder:
         return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)
 
 
+def _chunks(documents, settings: dict) -> list[dict]:
+    """Chunks of ``documents``; a chunk's id (document sha256 prefix and offset) stays the same across updates."""
+    return [{"id": f"{doc.sha256[:12]}-{span.start}", "doc": doc.id, "source": doc.source,
+             "doc_sha256": doc.sha256, "start": span.start, "end": span.end, "heading": span.heading,
+             "text": doc.text[span.start:span.end]}
+            for doc in documents for span in chunk_text(doc.text, max_chars=settings["max_chars"],
+                                                        overlap=settings["overlap"])]
+
+
+def _write(out: Path, chunks: list[dict], vectors: np.ndarray, documents: list[dict], bad: list[dict],
+           settings: dict) -> dict:
+    """Write the index folder atomically (replacing an index already there) and return its manifest."""
+    import bm25s
+    from safetensors.numpy import save_file
+
+    retriever = bm25s.BM25()
+    retriever.index(_tokens([c["text"] for c in chunks]), show_progress=False)
+    with atomic_dir(out) as tmp:
+        (tmp / CHUNKS).write_text("".join(json.dumps(c, ensure_ascii=False) + "\n" for c in chunks), encoding="utf-8")
+        (tmp / QUARANTINE).write_text("".join(json.dumps(b) + "\n" for b in bad), encoding="utf-8")
+        save_file({"vectors": vectors.astype(np.float32)}, str(tmp / VECTORS))
+        retriever.save(str(tmp / BM25))
+        manifest = write_manifest(tmp, {"kind": KIND, "schema_version": SCHEMA_VERSION, **settings,
+                                        "chunks": len(chunks), "quarantined": len(bad), "documents": documents})
+    return manifest
+
+
+def _documents(docs) -> list[dict]:
+    return [{"id": d.id, "source": d.source, "sha256": d.sha256} for d in docs]
+
+
 def build_index(docs: list[str | Path], out: str | Path, *, encoder: str = "minilm-l6", max_chars: int = 800,
                 overlap: int = 120) -> dict:
     """Read ``docs``, chunk them, index the chunks into ``out``; return the manifest.
@@ -70,36 +101,53 @@ def build_index(docs: list[str | Path], out: str | Path, *, encoder: str = "mini
     Raises:
         NichetuneError: ``out`` exists, or no document could be read.
     """
-    import bm25s
-    from safetensors.numpy import save_file
-
     out = Path(out)
     if out.exists():
-        raise NichetuneError(f"{out} already exists; nothing was changed", hint="choose another --out")
+        raise NichetuneError(f"{out} already exists; nothing was changed",
+                             hint="choose another --out, or add to it with `nichetune index update`")
     documents, bad = read_documents(docs)
     if not documents:
         raise NichetuneError(f"no document could be read from {', '.join(map(str, docs))}",
                              hint="give .txt, .md, .html, .pdf or .jsonl files (with a 'text' field)")
-    chunks = []
-    for doc in documents:
-        for span in chunk_text(doc.text, max_chars=max_chars, overlap=overlap):
-            text = doc.text[span.start:span.end]
-            chunks.append({"id": len(chunks), "doc": doc.id, "source": doc.source, "doc_sha256": doc.sha256,
-                           "start": span.start, "end": span.end, "heading": span.heading, "text": text})
-    texts = [c["text"] for c in chunks]
-    vectors = Encoder(encoder)(texts)
-    retriever = bm25s.BM25()
-    retriever.index(_tokens(texts), show_progress=False)
-    with atomic_dir(out) as tmp:
-        (tmp / CHUNKS).write_text("".join(json.dumps(c, ensure_ascii=False) + "\n" for c in chunks), encoding="utf-8")
-        (tmp / QUARANTINE).write_text("".join(json.dumps(b) + "\n" for b in bad), encoding="utf-8")
-        save_file({"vectors": vectors.astype(np.float32)}, str(tmp / VECTORS))
-        retriever.save(str(tmp / BM25))
-        manifest = write_manifest(tmp, {
-            "kind": KIND, "schema_version": SCHEMA_VERSION, "encoder": encoder, "max_chars": max_chars,
-            "overlap": overlap, "chunks": len(chunks), "quarantined": len(bad),
-            "documents": [{"id": d.id, "source": d.source, "sha256": d.sha256} for d in documents]})
-    return manifest
+    settings = {"encoder": encoder, "max_chars": max_chars, "overlap": overlap}
+    chunks = _chunks(documents, settings)
+    return _write(out, chunks, Encoder(encoder)([c["text"] for c in chunks]), _documents(documents), bad, settings)
+
+
+def update_index(folder: str | Path, add: list[str | Path] = (), remove: list[str] = ()) -> dict:
+    """Add documents to an index and remove others (by id) without re-encoding what stays.
+
+    A document added again with the same id and text is left as it is; with changed text it is replaced.
+    Returns the new manifest, with ``added``, ``replaced``, ``removed`` and ``unchanged`` document ids.
+
+    Raises:
+        NichetuneError: not an index, a removed id that is not in it, or nothing to do.
+    """
+    index = load_index(folder)
+    settings = {k: index.manifest[k] for k in ("encoder", "max_chars", "overlap")}
+    known = {d["id"]: d for d in index.manifest["documents"]}
+    missing = sorted(set(remove) - set(known))
+    if missing:
+        raise NichetuneError(f"{folder} has no document {missing[0]!r}", hint="see the ids in its manifest")
+    new, bad = read_documents(list(add)) if add else ([], [])
+    unchanged = [d.id for d in new if d.id in known and known[d.id]["sha256"] == d.sha256]
+    fresh = [d for d in new if d.id not in unchanged]
+    replaced = [d.id for d in fresh if d.id in known]
+    gone = set(remove) | set(replaced)
+    keep = [i for i, c in enumerate(index.chunks) if c["doc"] not in gone]
+    new_chunks = _chunks(fresh, settings)
+    vectors = index.vectors[keep]
+    if new_chunks:
+        vectors = np.concatenate([vectors, Encoder(settings["encoder"])([c["text"] for c in new_chunks])])
+    chunks = [index.chunks[i] for i in keep] + new_chunks
+    if not chunks:
+        raise NichetuneError(f"removing {', '.join(sorted(gone))} would leave {folder} empty",
+                             hint="keep at least one document, or delete the folder")
+    documents = [d for d in index.manifest["documents"] if d["id"] not in gone] + _documents(fresh)
+    quarantine = [json.loads(line) for line in (index.folder / QUARANTINE).open(encoding="utf-8")] + bad
+    manifest = _write(index.folder, chunks, vectors, documents, quarantine, settings)
+    return {**manifest, "added": [d.id for d in fresh if d.id not in replaced], "replaced": replaced,
+            "removed": sorted(set(remove)), "unchanged": unchanged}
 
 
 class Index:
@@ -147,10 +195,10 @@ class Index:
         fused = reciprocal_rank_fusion(list(lists.values())) if mode == "hybrid" else [
             (i, float(sims[i]) if mode == "dense" else 0.0) for i in lists[mode]]
         hits = []
-        for chunk_id, score in fused[:k]:
-            ranks = {name: (ranked.index(chunk_id) + 1 if chunk_id in ranked else None)
+        for position, score in fused[:k]:
+            ranks = {name: (ranked.index(position) + 1 if position in ranked else None)
                      for name, ranked in lists.items()}
-            hits.append(Hit(self.chunks[chunk_id], score, ranks))
+            hits.append(Hit(self.chunks[position], score, ranks))
         return hits
 
 
