@@ -86,18 +86,32 @@ def mean_pool(hidden, mask):
     return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
 
 
-def _by_similarity(resolved, texts, names, verbalised, device) -> list[Prediction]:
+def sentence_vectors(model, tokenizer, texts: list[str], *, max_length: int | None = None,
+                     batch_size: int = 32):
+    """``((N, d) float32 unit vectors, tokens read)``: mean-pooled last hidden states of an encoder, or of the
+    encoder inside a classifier (through its hidden states). The server's embeddings, retrieval's dense index
+    and zero-shot similarity all use this."""
+    import numpy as np
     import torch
 
-    model, tokenizer = load_encoder(resolved, device=device)
-
-    def embed(items: list[str]):
-        batch = tokenizer(items, padding=True, truncation=True, return_tensors="pt").to(model.device)
+    device = next(model.parameters()).device
+    out, tokens = [], 0
+    for i in range(0, len(texts), batch_size):
+        batch = tokenizer(texts[i:i + batch_size], padding=True, truncation=True, max_length=max_length,
+                          return_tensors="pt").to(device)
         with torch.inference_mode():
-            pooled = mean_pool(model(**batch).last_hidden_state, batch["attention_mask"])
-        return torch.nn.functional.normalize(pooled.float(), dim=-1)
+            result = model(**batch, output_hidden_states=True)
+            hidden = getattr(result, "last_hidden_state", None)
+            hidden = result.hidden_states[-1] if hidden is None else hidden  # (B, T, d)
+            pooled = mean_pool(hidden, batch["attention_mask"]).float()
+        out.append(torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy())
+        tokens += int(batch["attention_mask"].sum())
+    return (np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)), tokens
 
-    sims = embed(texts) @ embed(verbalised).T  # (N, L)
+
+def _by_similarity(resolved, texts, names, verbalised, device) -> list[Prediction]:
+    model, tokenizer = load_encoder(resolved, device=device)
+    sims = sentence_vectors(model, tokenizer, texts)[0] @ sentence_vectors(model, tokenizer, verbalised)[0].T
     return [
         _ranked(names, _softmax((row / SIMILARITY_TEMPERATURE).tolist()), "embedding similarity")
         for row in sims

@@ -49,18 +49,9 @@ class Encoder:
         self.reference = reference
 
     def __call__(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
-        import torch
+        from ..infer.classify import sentence_vectors
 
-        from ..infer.classify import mean_pool
-
-        out = []
-        for i in range(0, len(texts), batch_size):
-            batch = self.tokenizer(texts[i:i + batch_size], padding=True, truncation=True, max_length=256,
-                                   return_tensors="pt")
-            with torch.inference_mode():
-                hidden = self.model(**batch).last_hidden_state
-            out.append(torch.nn.functional.normalize(mean_pool(hidden, batch["attention_mask"]).float(), dim=-1))
-        return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)
+        return sentence_vectors(self.model, self.tokenizer, texts, max_length=256, batch_size=batch_size)[0]
 
 
 def _chunks(documents, settings: dict) -> list[dict]:

@@ -57,7 +57,7 @@ class Target:
         if self.head == ENCODER:
             return ["embeddings"]
         caps = ["classify", "embeddings"] if HEADS[self.head].fresh else ["chat", "completions"]
-        if self.export_format == "onnx" or self.export_format == "onnx-int8":
+        if self.export_format in ("onnx", "onnx-int8"):  # the graph gives logits only
             caps = ["classify"]
         return caps
 

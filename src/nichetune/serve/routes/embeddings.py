@@ -4,29 +4,15 @@ encoder inside a classifier run with its adapter), as floats or as base64 little
 import base64
 import time
 
-import numpy as np
 from fastapi import APIRouter, Request
 
-from ...infer.classify import mean_pool
+from ...infer.classify import sentence_vectors
 from ..schemas import EmbeddingRequest
 from ..state import run_model_work
 from . import state
 from ._inputs import texts_of
 
 router = APIRouter()
-
-
-def embed(loaded, texts: list[str], max_length: int) -> tuple[np.ndarray, int]:
-    """(N, d) unit vectors and the number of tokens read."""
-    import torch
-
-    tok = loaded.tokenizer
-    batch = tok(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
-    with torch.inference_mode():
-        out = loaded.model(**batch, output_hidden_states=True)
-        hidden = out.last_hidden_state if getattr(out, "last_hidden_state", None) is not None else out.hidden_states[-1]
-        pooled = torch.nn.functional.normalize(mean_pool(hidden, batch["attention_mask"]).float(), dim=-1)
-    return pooled.numpy(), int(batch["attention_mask"].sum())
 
 
 @router.post("/v1/embeddings")
@@ -38,7 +24,8 @@ async def embeddings(body: EmbeddingRequest, request: Request) -> dict:
 
     def work():
         with s.pool.use(target.name) as loaded:
-            return embed(loaded, texts, target.max_length)
+            return sentence_vectors(loaded.model, loaded.tokenizer, texts, max_length=target.max_length,
+                                    batch_size=len(texts))
 
     vectors, tokens = await run_model_work(s, request, target.name, work)
     if body.encoding_format == "base64":
