@@ -62,9 +62,9 @@ def runs(tmp_path_factory, tiny_bert_dir, tiny_llama_dir) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def server(runs, tmp_path_factory):
     targets = [str(runs["reviews"]), str(runs["other"]), str(runs["chat"]), f"encoder={runs['encoder']}",
-               f"raw={runs['raw']}", f"merged={runs['merged']}"]
+               f"raw={runs['raw']}", f"merged={runs['merged']}", f"cited={runs['raw']}"]
     with running_server(tmp_path_factory.mktemp("serve"), targets, "--concurrency", "16",
-                        "--index", f"docs={runs['index']}") as s:
+                        "--index", f"docs={runs['index']}", "--retrieve", "cited=docs") as s:
         yield s
 
 
@@ -77,7 +77,7 @@ def client(server):
 
 def test_models_lists_every_target_with_what_it_answers(client):
     models = {m.id: m for m in client.models.list().data}
-    assert set(models) == {"reviews", "other", "chat", "encoder", "raw", "merged"}
+    assert set(models) == {"reviews", "other", "chat", "encoder", "raw", "merged", "cited"}
     assert models["reviews"].capabilities == ["classify", "embeddings"]
     assert models["chat"].capabilities == ["chat", "completions"]
     assert models["encoder"].capabilities == ["embeddings"]
@@ -194,6 +194,13 @@ def test_chat_from_an_index_returns_the_citations_and_their_checks(client, serve
         client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "x"}],
                                        extra_body={"retrieval": {"index": "nope"}})
     assert missing.value.body["code"] == "index_not_found"
+    # a model served with --retrieve answers from its index by default; another model does not
+    cited = client.chat.completions.create(model="cited", messages=[{"role": "user", "content": "moves files hosts"}],
+                                           max_tokens=4, temperature=0)
+    assert cited.model_extra["citations"][0]["doc"] == "ftp"
+    plain = client.chat.completions.create(model="raw", messages=[{"role": "user", "content": "moves files hosts"}],
+                                           max_tokens=4, temperature=0)
+    assert "citations" not in (plain.model_extra or {})
 
 
 def test_errors_follow_openais_schema(client, server):

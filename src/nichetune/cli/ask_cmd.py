@@ -15,6 +15,7 @@ def register(sub) -> None:
     p.add_argument("--model", default="smollm2-135m-instruct", help="run directory or model (default %(default)s)")
     p.add_argument("-k", type=int, default=3, help="chunks given to the model")
     p.add_argument("--max-tokens", type=int, default=200)
+    p.add_argument("--rerank", metavar="KIND:MODEL", help="re-rank candidates: cross:FOLDER or lm:MODEL")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
 
@@ -22,8 +23,10 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..retrieval.answer import ask
     from ..retrieval.index import load_index
+    from ..retrieval.rerank import load_reranker
 
-    answer = ask(load_index(args.index), args.question, args.model, k=args.k, max_tokens=args.max_tokens)
+    answer = ask(load_index(args.index), args.question, args.model, k=args.k, max_tokens=args.max_tokens,
+                 reranker=load_reranker(args.rerank))
     if args.json:
         print_json({"question": answer.question, "answer": answer.text, "checks": answer.checks,
                     "sources": [{"n": n, **h.chunk} for n, h in enumerate(answer.sources, start=1)]})

@@ -19,8 +19,11 @@ def register(sub) -> None:
     p.add_argument("--latency-ms", type=float, help="p95 latency budget per request, in milliseconds")
     p.add_argument("--compute", choices=["cpu", "gpu", "cluster"], default="cpu", help="what training runs on")
     p.add_argument("--consequence", choices=["low", "high"], default="low", help="the cost of a wrong output")
-    p.add_argument("--knowledge", choices=["rarely", "often"], default="rarely",
-                   help="how often the domain's facts change")
+    p.add_argument("--knowledge", choices=["rarely", "often", "changing"], default="rarely",
+                   help="how often the domain's facts change (changing = often: retrieval plus a small adapter)")
+    p.add_argument("--docs", nargs="+", default=[], metavar="DOC",
+                   help="with --knowledge changing: the documents to index (files or folders); the recipe gets "
+                        "an index plan that `nichetune index build --recipe` runs")
     p.add_argument("--target", choices=["server", "edge", "batch"], default="server", help="where it will run")
     p.add_argument("--output-dir", help="the recipe's run directory (default runs/NAME-recommended)")
     p.add_argument("--out", required=True, help="where to write the recipe YAML")
@@ -34,7 +37,7 @@ def run(args) -> int:
 
     constraints = Constraints(sensitivity=args.sensitivity, latency_ms=args.latency_ms, compute=args.compute,
                               consequence=args.consequence, knowledge=args.knowledge, target=args.target,
-                              model=args.model)
+                              model=args.model, docs=tuple(args.docs))
     result = recommend(args.data, constraints, task=args.task, out=args.out, output_dir=args.output_dir)
     if args.json:
         print_json({k: v for k, v in result.items() if k != "yaml"})
@@ -46,4 +49,6 @@ def run(args) -> int:
         settings = ", ".join(f"{k}={v}" for k, v in d["settings"].items()) or "(advice)"
         print(f"- {d['rule']}: {settings}\n    because {d['because']}")
     print(f"wrote {args.out}; train it with: nichetune train {args.out}")
+    if result["recipe"].get("retrieval"):
+        print(f"build its index with: nichetune index build --recipe {args.out}")
     return 0

@@ -52,6 +52,9 @@ def register(sub) -> None:
                    help="mask PII in logged texts (default) or keep them as sent")
     p.add_argument("--index", action="append", default=[], metavar="NAME=DIR",
                    help="a retrieval index (nichetune index build) chat requests can name in 'retrieval'")
+    p.add_argument("--retrieve", action="append", default=[], metavar="MODEL=INDEX",
+                   help="answer MODEL's chat requests from the index named INDEX (an --index) unless a request names "
+                        "its own")
     p.add_argument("--preload", action="store_true", help="load every target at startup, not on first use")
     p.set_defaults(func=run)
 
@@ -66,12 +69,8 @@ def run(args) -> int:
                   batch_size=args.batch_size, max_streams_per_batch=args.batch_streams, dtype=args.dtype,
                   runtime=args.runtime, log_pii=args.log_pii, preload=args.preload,
                   prediction_log=None if args.no_prediction_log else args.prediction_log)
-    bad = [spec for spec in args.index if "=" not in spec]
-    if bad:
-        from ..errors import NichetuneError
-
-        raise NichetuneError(f"--index {bad[0]}: give NAME=DIR", hint="e.g. --index foldoc=foldoc-index")
-    values["indexes"] = dict(spec.split("=", 1) for spec in args.index)
+    values["indexes"] = _pairs("--index", args.index, "NAME=DIR", "--index foldoc=foldoc-index")
+    values["retrieve"] = _pairs("--retrieve", args.retrieve, "MODEL=INDEX", "--retrieve jargon=foldoc")
     if args.memory_budget_mb is not None:
         values["memory_budget_mb"] = args.memory_budget_mb
     config = ServeConfig(**values)
@@ -80,3 +79,12 @@ def run(args) -> int:
           "(Ctrl-C stops)", file=sys.stderr)
     serve(config)
     return 0
+
+
+def _pairs(flag: str, specs: list[str], shape: str, example: str) -> dict[str, str]:
+    from ..errors import NichetuneError
+
+    bad = [spec for spec in specs if "=" not in spec]
+    if bad:
+        raise NichetuneError(f"{flag} {bad[0]}: give {shape}", hint=f"e.g. {example}")
+    return dict(spec.split("=", 1) for spec in specs)

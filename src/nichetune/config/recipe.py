@@ -137,6 +137,19 @@ class DeploySection(_Section):
     latency_budget_ms: float | None = Field(None, gt=0, description="p95 single-request latency budget")
 
 
+class RetrievalSection(_Section):
+    """The index plan for knowledge that changes: ``nichetune index build --recipe RECIPE`` builds ``index`` from
+    ``docs``; the served model answers from it (``nichetune serve --index``/``--retrieve``)."""
+
+    docs: list[str] = Field(min_length=1, description="files or folders of domain documents")
+    index: str = Field(description="the index folder to build")
+    encoder: str = Field("minilm-l6", description="the dense encoder: an embedded name, a model folder or a run")
+    max_chars: int = Field(800, ge=50, description="the most characters per chunk")
+    overlap: int = Field(120, ge=0, description="characters a chunk repeats from the one before")
+    k: int = Field(3, ge=1, le=20, description="chunks given to the model per question")
+    dense_search: Literal["exact", "faiss"] = Field("exact", description="exact cosine, or faiss HNSW (large)")
+
+
 class SearchParam(_Section):
     """One searched setting: ``float`` (``log: true`` for log-uniform), ``int``, or ``categorical``."""
 
@@ -179,6 +192,7 @@ class Recipe(_Section):
     train: TrainSection = Field(default_factory=TrainSection)
     eval: EvalSection = Field(default_factory=EvalSection)
     deploy: DeploySection = Field(default_factory=DeploySection)
+    retrieval: RetrievalSection | None = None
     tune: TuneSection | None = None
 
     @model_validator(mode="after")

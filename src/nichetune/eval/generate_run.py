@@ -8,23 +8,15 @@ perplexity on general-domain text (BBC News articles) before and after tuning.
 
 from __future__ import annotations
 
-import torch
-
+from ..infer.greedy import greedy_chat
 from ..tasks.scoring import score_rows
 from .evaluators import GeneratorInputs, run_evaluators
 
 
 def _answers(model, tokenizer, rows: list[dict], max_new_tokens: int) -> list[str]:
-    out = []
-    with torch.inference_mode():
-        for row in rows:  # sft runs always have a chat template (encoding checks it)
-            prompt = [m for m in row["messages"] if m["role"] != "assistant"]
-            ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, return_tensors="pt",
-                                                return_dict=True)["input_ids"]
-            gen = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
-                                 do_sample=False, top_p=None, top_k=None, pad_token_id=tokenizer.pad_token_id)
-            out.append(tokenizer.decode(gen[0, ids.shape[1] :], skip_special_tokens=True).strip())
-    return out
+    # sft runs always have a chat template (encoding checks it)
+    return greedy_chat(model, tokenizer, [[m for m in row["messages"] if m["role"] != "assistant"] for row in rows],
+                       max_new_tokens)
 
 
 def general_text(n: int = 40) -> list[dict]:

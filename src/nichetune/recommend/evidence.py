@@ -11,7 +11,7 @@ from ..errors import NichetuneError
 Sensitivity = Literal["none", "internal", "regulated"]
 Compute = Literal["cpu", "gpu", "cluster"]
 Consequence = Literal["low", "high"]
-Change = Literal["rarely", "often"]
+Change = Literal["rarely", "often", "changing"]  # "often" and "changing" are the same
 Target = Literal["server", "edge", "batch"]
 
 # the embedded defaults per task
@@ -29,6 +29,11 @@ class Constraints:
     knowledge: Change = "rarely"
     target: Target = "server"
     model: str | None = None
+    docs: tuple[str, ...] = ()  # domain documents for the index plan, when knowledge changes
+
+    @property
+    def knowledge_changes(self) -> bool:
+        return self.knowledge in ("often", "changing")
 
 
 @dataclass(frozen=True)

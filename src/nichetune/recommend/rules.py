@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..data.audit.overview import ADAPTERS_BELOW, FEW_SHOT_BELOW
 from ..data.schema import row_schema
@@ -35,6 +36,10 @@ class Rule:
 
 def _classify(e: Evidence) -> bool:
     return row_schema(e.task).labelled
+
+
+def _index_folder(docs: tuple[str, ...]) -> str:
+    return f"indexes/{Path(docs[0].rstrip('/')).stem or 'docs'}"
 
 
 def _lora_rank(e: Evidence) -> int:
@@ -122,11 +127,19 @@ RULES: tuple[Rule, ...] = (
          lambda e, c: {"eval": {"alpha": 0.05, "target_accuracy": 0.95, "review": 100}},
          lambda e, c: "errors are costly: `nichetune eval` reports 95%-coverage conformal sets, the confidence "
                       "threshold for 95% accuracy, and exports 100 items for expert review"),
-    Rule("knowledge changes often: retrieval, small adapters", lambda e, c: c.knowledge == "often",
+    Rule("knowledge changes often: retrieval, small adapters", lambda e, c: c.knowledge_changes,
          lambda e, c: {"deploy": {"retrieval": True}}
          | ({"method": {"r": 8, "alpha": 16}} if not _tiny(e) and not _full(e, c) else {}),
          lambda e, c: "the facts change often: serve them from retrieval over current documents and keep the "
                       "adapter small and cheap to retrain, rather than baking facts into weights"),
+    Rule("index plan: the documents to retrieve from", lambda e, c: c.knowledge_changes and bool(c.docs),
+         lambda e, c: {"retrieval": {"docs": list(c.docs), "index": _index_folder(c.docs), "k": 3}},
+         lambda e, c: f"build the index with `nichetune index build --recipe RECIPE` (BM25 + MiniLM over "
+                      f"{len(c.docs)} document source(s), 800-character chunks), serve with `--index` and "
+                      "`--retrieve`, and teach the model to use sources with `nichetune index raft`"),
+    Rule("index plan: name the documents", lambda e, c: c.knowledge_changes and not c.docs,
+         lambda e, c: {},
+         lambda e, c: "no documents named: run recommend again with --docs FILES to get an index plan in the recipe"),
     Rule("tight latency: int8, merged, shorter inputs",
          lambda e, c: c.latency_ms is not None and c.latency_ms < (TIGHT_LATENCY_MS if _classify(e)
                                                                     else DECODER_LATENCY_MS),

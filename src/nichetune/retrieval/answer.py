@@ -52,6 +52,34 @@ def _markers_near(text: str, start: int, end: int) -> list[int]:
     return [int(n) for n in MARKER.findall(text[before + 1:after + 1])]
 
 
+def _statements(text: str, normalised: list[str]):
+    """``(sentence, cited source numbers, {n: share of its content words in source n})`` per sentence that has
+    content words; a full stop inside a quote does not end a sentence."""
+    for sentence in SENTENCE.findall(QUOTE.sub(lambda m: m.group(0).replace(".", " "), text)):
+        words = set(WORD.findall(MARKER.sub("", sentence.lower())))
+        if not words:
+            continue
+        cited = sorted({int(n) for n in MARKER.findall(sentence) if 1 <= int(n) <= len(normalised)})
+        shares = {n: len(words & set(WORD.findall(normalised[n - 1]))) / len(words) for n in cited}
+        yield sentence.strip(), cited, shares
+
+
+def citation_scores(text: str, sources: list[str]) -> dict:
+    """Citation recall and precision of an answer by span checks (after ALCE, without an entailment model).
+
+    Recall: the share of its statements (sentences) that cite a source supporting them. Precision: the share of
+    its citations, ``[n]`` markers and quoted spans, that are supported (a marker naming no source never is).
+    ``None`` where there is nothing to divide by: no statement, or no citation.
+    """
+    normalised = [_norm(s) for s in sources]
+    statements = list(_statements(text, normalised))
+    supported = sum(any(shares[n] >= SUPPORT_SHARE for n in cited) for _, cited, shares in statements)
+    claims = [c for c in check_citations(text, sources) if c["kind"] != "answer"]
+    return {"recall": supported / len(statements) if statements else None,
+            "precision": sum(c["supported"] for c in claims) / len(claims) if claims else None,
+            "statements": len(statements), "citations": len(claims)}
+
+
 def check_citations(text: str, sources: list[str]) -> list[dict]:
     """One check per quote, per citing sentence and per bad marker in ``text``: what was claimed, against which
     source, and whether the source supports it. An answer that cites nothing gets one failed check saying so."""
@@ -70,14 +98,11 @@ def check_citations(text: str, sources: list[str]) -> list[dict]:
         found = [n for n in where if quote in normalised[n - 1]]
         checks.append({"kind": "quote", "claim": m.group(1), "sources": where, "supported": bool(found),
                        "reason": f"found in [{found[0]}]" if found else "not found in the sources it cites"})
-    for sentence in SENTENCE.findall(QUOTE.sub(lambda m: m.group(0).replace(".", " "), text)):
-        cited = valid([int(n) for n in MARKER.findall(sentence)])
-        words = set(WORD.findall(MARKER.sub("", sentence.lower())))
-        for n in sorted(set(cited)):
-            share = len(words & set(WORD.findall(normalised[n - 1]))) / len(words) if words else 0.0
-            checks.append({"kind": "citation", "claim": sentence.strip(), "sources": [n],
-                           "supported": share >= SUPPORT_SHARE,
-                           "reason": f"{share:.0%} of its content words occur in [{n}]"})
+    for sentence, cited, shares in _statements(text, normalised):
+        for n in cited:
+            checks.append({"kind": "citation", "claim": sentence, "sources": [n],
+                           "supported": shares[n] >= SUPPORT_SHARE,
+                           "reason": f"{shares[n]:.0%} of its content words occur in [{n}]"})
     if text.strip() and not MARKER.search(text):
         checks.append({"kind": "answer", "claim": text.strip()[:200], "sources": [], "supported": False,
                        "reason": "the answer cites no source"})
@@ -85,10 +110,10 @@ def check_citations(text: str, sources: list[str]) -> list[dict]:
 
 
 def ask(index: Index, question: str, model: str = "smollm2-135m-instruct", *, k: int = 3,
-        max_tokens: int = 200) -> Answer:
+        max_tokens: int = 200, reranker=None) -> Answer:
     """Retrieve ``k`` chunks for ``question``, answer with ``model`` (a run or model), and check its citations."""
     from ..infer.generate import generate
 
-    hits = index.search(question, k=k)
+    hits = index.search(question, k=k, reranker=reranker)
     text = generate(model, prompt(question, hits), system=SYSTEM, max_new_tokens=max_tokens)
     return Answer(question, text, hits, check_citations(text, [h.chunk["text"] for h in hits]))

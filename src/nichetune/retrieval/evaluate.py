@@ -42,7 +42,8 @@ def read_questions(path: str | Path) -> list[dict]:
             raise NichetuneError(f"{path}:{n}: needs 'question' (text) and 'relevant' (doc ids) ({exc})",
                                  hint='one JSON object per line: {"question": "...", "relevant": ["doc-id"]}') \
                 from exc
-        out.append({"question": row["question"], "gains": gains})
+        answer = row.get("answer")
+        out.append({"question": row["question"], "gains": gains, **({"answer": str(answer)} if answer else {})})
     if not out:
         raise NichetuneError(f"{path} holds no questions", hint="one JSON object per line")
     return out
@@ -56,21 +57,28 @@ def _documents(hits) -> list[str]:
     return seen
 
 
-def evaluate_index(index: Index, questions: list[dict], *, k: int = 10, pool: int = 50) -> dict:
-    """Per mode: mean recall@k, MRR and nDCG@k (and per question); verdicts of hybrid vs BM25 and vs dense."""
-    per: dict[str, dict[str, list[float]]] = {m: {name: [] for name in METRICS} for m in MODES}
+def evaluate_index(index: Index, questions: list[dict], *, k: int = 10, pool: int = 50, reranker=None) -> dict:
+    """Per mode: mean recall@k, MRR and nDCG@k (and per question); verdicts of hybrid vs BM25 and vs dense (and,
+    with a ``reranker``, of hybrid + re-ranking vs hybrid)."""
+    modes = [*MODES, *(["hybrid+rerank"] if reranker else [])]
+    per: dict[str, dict[str, list[float]]] = {m: {name: [] for name in METRICS} for m in modes}
     for q in questions:
         relevant = [d for d, g in q["gains"].items() if g > 0]
-        for mode in MODES:
-            docs = _documents(index.search(q["question"], k=pool, mode=mode, pool=pool))
+        for mode in modes:
+            search = dict(mode="hybrid", reranker=reranker, rerank_pool=pool) if mode == "hybrid+rerank" else dict(
+                mode=mode)
+            docs = _documents(index.search(q["question"], k=pool, pool=pool, **search))
             per[mode]["recall"].append(recall_at_k(docs, relevant, k))
             per[mode]["mrr"].append(reciprocal_rank(docs, relevant))
             per[mode]["ndcg"].append(ndcg_at_k(docs, q["gains"], k))
     means = {m: {name: float(np.mean(v)) for name, v in values.items()} for m, values in per.items()}
     verdicts = {}
-    for other in ("bm25", "dense"):
-        a, b = np.asarray(per[other]["ndcg"]), np.asarray(per["hybrid"]["ndcg"])
+    pairs = [("hybrid", "bm25", "BM25 alone"), ("hybrid", "dense", "dense alone")] + (
+        [("hybrid+rerank", "hybrid", "hybrid retrieval")] if reranker else [])
+    for mine, other, called in pairs:
+        a, b = np.asarray(per[other]["ndcg"]), np.asarray(per[mine]["ndcg"])
         test = paired_bootstrap(lambda y, p: float(np.mean(p)), np.zeros(len(a)), a, b)
-        verdicts[f"hybrid vs {other}"] = verdict(f"nDCG@{k}", test["delta"], test["ci_low"], test["ci_high"],
-                                                 test["p_value"], a=f"{other} alone", b="hybrid retrieval")
+        verdicts[f"{mine} vs {other}"] = verdict(f"nDCG@{k}", test["delta"], test["ci_low"], test["ci_high"],
+                                                 test["p_value"], a=called,
+                                                 b="hybrid retrieval" if mine == "hybrid" else "re-ranked retrieval")
     return {"k": k, "questions": len(questions), "means": means, "per_question": per, "verdicts": verdicts}

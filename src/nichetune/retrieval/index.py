@@ -23,7 +23,10 @@ from .documents import read_documents
 KIND = "nichetune-index"
 SCHEMA_VERSION = 1
 CHUNKS, VECTORS, BM25, QUARANTINE = "chunks.jsonl", "vectors.safetensors", "bm25", "quarantine.jsonl"
+FAISS = "vectors.faiss"
 MODES = ("hybrid", "bm25", "dense")
+SEARCHES = ("exact", "faiss")  # dense search: exact cosine (numpy), or a faiss HNSW graph for large corpora
+HNSW_M, HNSW_EF_BUILD, HNSW_EF_SEARCH = 32, 200, 256  # faiss HNSW: links per node, build and search beam widths
 
 
 @dataclass(frozen=True)
@@ -75,10 +78,30 @@ def _write(out: Path, chunks: list[dict], vectors: np.ndarray, documents: list[d
         (tmp / CHUNKS).write_text("".join(json.dumps(c, ensure_ascii=False) + "\n" for c in chunks), encoding="utf-8")
         (tmp / QUARANTINE).write_text("".join(json.dumps(b) + "\n" for b in bad), encoding="utf-8")
         save_file({"vectors": vectors.astype(np.float32)}, str(tmp / VECTORS))
+        if settings.get("dense_search") == "faiss":
+            _write_faiss(tmp / FAISS, vectors)
         retriever.save(str(tmp / BM25))
         manifest = write_manifest(tmp, {"kind": KIND, "schema_version": SCHEMA_VERSION, **settings,
                                         "chunks": len(chunks), "quarantined": len(bad), "documents": documents})
     return manifest
+
+
+def _faiss():
+    try:
+        import faiss
+    except ImportError as exc:
+        raise NichetuneError("dense search by faiss needs the faiss-cpu package",
+                             hint='pip install -e ".[faiss]", or build with --dense-search exact') from exc
+    return faiss
+
+
+def _write_faiss(path: Path, vectors: np.ndarray) -> None:
+    """An HNSW graph over the unit vectors by inner product (= cosine), in faiss's own format (no pickle)."""
+    faiss = _faiss()
+    graph = faiss.IndexHNSWFlat(vectors.shape[1], HNSW_M, faiss.METRIC_INNER_PRODUCT)
+    graph.hnsw.efConstruction = HNSW_EF_BUILD
+    graph.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    faiss.write_index(graph, str(path))
 
 
 def _documents(docs) -> list[dict]:
@@ -86,7 +109,7 @@ def _documents(docs) -> list[dict]:
 
 
 def build_index(docs: list[str | Path], out: str | Path, *, encoder: str = "minilm-l6", max_chars: int = 800,
-                overlap: int = 120) -> dict:
+                overlap: int = 120, dense_search: str = "exact") -> dict:
     """Read ``docs``, chunk them, index the chunks into ``out``; return the manifest.
 
     Raises:
@@ -100,7 +123,11 @@ def build_index(docs: list[str | Path], out: str | Path, *, encoder: str = "mini
     if not documents:
         raise NichetuneError(f"no document could be read from {', '.join(map(str, docs))}",
                              hint="give .txt, .md, .html, .pdf or .jsonl files (with a 'text' field)")
-    settings = {"encoder": encoder, "max_chars": max_chars, "overlap": overlap}
+    if dense_search not in SEARCHES:
+        raise NichetuneError(f"unknown dense search {dense_search!r}", hint=f"use one of {', '.join(SEARCHES)}")
+    if dense_search == "faiss":
+        _faiss()  # before hours of encoding, not after
+    settings = {"encoder": encoder, "max_chars": max_chars, "overlap": overlap, "dense_search": dense_search}
     chunks = _chunks(documents, settings)
     return _write(out, chunks, Encoder(encoder)([c["text"] for c in chunks]), _documents(documents), bad, settings)
 
@@ -115,7 +142,8 @@ def update_index(folder: str | Path, add: list[str | Path] = (), remove: list[st
         NichetuneError: not an index, a removed id that is not in it, or nothing to do.
     """
     index = load_index(folder)
-    settings = {k: index.manifest[k] for k in ("encoder", "max_chars", "overlap")}
+    settings = {k: index.manifest[k] for k in ("encoder", "max_chars", "overlap")} | {
+        "dense_search": index.manifest.get("dense_search", "exact")}
     known = {d["id"]: d for d in index.manifest["documents"]}
     missing = sorted(set(remove) - set(known))
     if missing:
@@ -161,6 +189,10 @@ class Index:
         self.chunks = [json.loads(line) for line in (self.folder / CHUNKS).open(encoding="utf-8")]
         self.vectors = load_file(str(self.folder / VECTORS))["vectors"]
         self.bm25 = bm25s.BM25.load(str(self.folder / BM25))
+        self.graph = None
+        if manifest.get("dense_search") == "faiss":
+            self.graph = _faiss().read_index(str(self.folder / FAISS))
+            self.graph.hnsw.efSearch = HNSW_EF_SEARCH
         self._encoder: Encoder | None = None
 
     def _ranked_bm25(self, query: str, n: int) -> list[int]:
@@ -170,12 +202,23 @@ class Index:
     def _ranked_dense(self, query: str, n: int) -> tuple[list[int], np.ndarray]:
         if self._encoder is None:
             self._encoder = Encoder(self.manifest["encoder"])
-        sims = self.vectors @ self._encoder([query])[0]  # (N,) cosine: both sides are unit length
+        q = self._encoder([query])[0]
+        if self.graph is not None:  # approximate: the graph's n nearest, scored exactly
+            _, found = self.graph.search(q[None, :].astype(np.float32), min(n, len(self.chunks)))
+            order = [int(i) for i in found[0] if i >= 0]
+            sims = np.full(len(self.chunks), -np.inf, dtype=np.float32)
+            sims[order] = self.vectors[order] @ q
+            return sorted(order, key=lambda i: -sims[i]), sims
+        sims = self.vectors @ q  # (N,) cosine: both sides are unit length
         order = np.argsort(-sims, kind="stable")[:n]
         return [int(i) for i in order], sims
 
-    def search(self, query: str, k: int = 5, mode: str = "hybrid", pool: int = 50) -> list[Hit]:
-        """The ``k`` best chunks for ``query``; ``hybrid`` fuses the top ``pool`` of BM25 and dense by RRF."""
+    def search(self, query: str, k: int = 5, mode: str = "hybrid", pool: int = 50, reranker=None,
+               rerank_pool: int = 20) -> list[Hit]:
+        """The ``k`` best chunks for ``query``; ``hybrid`` fuses the top ``pool`` of BM25 and dense by RRF.
+
+        With a ``reranker`` (``rerank.load_reranker``), the best ``rerank_pool`` candidates are scored again as
+        (question, chunk) pairs and the ``k`` best of that order are returned (``ranks["rerank"]``)."""
         if mode not in MODES:
             raise NichetuneError(f"unknown search mode {mode!r}", hint=f"use one of {', '.join(MODES)}")
         lists: dict[str, list[int]] = {}
@@ -185,6 +228,12 @@ class Index:
             lists["dense"], sims = self._ranked_dense(query, pool if mode == "hybrid" else k)
         fused = reciprocal_rank_fusion(list(lists.values())) if mode == "hybrid" else [
             (i, float(sims[i]) if mode == "dense" else 0.0) for i in lists[mode]]
+        if reranker is not None:
+            candidates = [position for position, _ in fused[:max(k, rerank_pool)]]
+            scores = reranker.scores(query, [self.chunks[i]["text"] for i in candidates])
+            order = np.argsort(-np.asarray(scores), kind="stable")
+            fused = [(candidates[i], float(scores[i])) for i in order]
+            lists["rerank"] = [position for position, _ in fused]
         hits = []
         for position, score in fused[:k]:
             ranks = {name: (ranked.index(position) + 1 if position in ranked else None)

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
@@ -39,6 +39,8 @@ class ServeConfig(BaseModel):
             so served probabilities equal ``nichetune classify``.
         indexes: retrieval indexes by name (``nichetune index build``); a chat request names one in its
             ``retrieval`` field and gets the answer with its citations checked.
+        retrieve: models whose chat requests are answered from an index (model name -> index name) when the
+            request does not name one itself.
         runtime: classifiers that load alone (not adapters sharing a base) are compiled to ONNX at load and run
             by onnxruntime when its logits match torch's within 1e-4 on probe texts (``auto``, ``onnx``), or stay
             in torch (``torch``).
@@ -66,6 +68,15 @@ class ServeConfig(BaseModel):
     runtime: Literal["auto", "torch", "onnx"] = "auto"
     preload: bool = False
     indexes: dict[str, str] = Field(default_factory=dict)
+    retrieve: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_indexes(self) -> ServeConfig:
+        unknown = sorted(set(self.retrieve.values()) - set(self.indexes))
+        if unknown:
+            raise ValueError(f"--retrieve names the index {unknown[0]!r}, which is not served; add --index "
+                             f"{unknown[0]}=DIR")
+        return self
 
     @property
     def loopback_only(self) -> bool:

@@ -7,7 +7,7 @@ from fastapi.responses import StreamingResponse
 from ..completing import Shape, answer, stream
 from ..errors import ApiError
 from ..generation import chat_prompt_ids
-from ..schemas import ChatRequest
+from ..schemas import ChatRequest, Retrieval
 from . import state
 
 router = APIRouter()
@@ -27,10 +27,13 @@ async def chat_completions(body: ChatRequest, request: Request):
     target = s.target(body.model, "chat")
     messages = [{"role": "system" if m.role == "developer" else m.role, "content": m.text()} for m in body.messages]
     logged, extra = {"messages": messages}, None
-    if body.retrieval is not None:
+    retrieval = body.retrieval
+    if retrieval is None and target.name in s.config.retrieve:  # the model answers from its index by default
+        retrieval = Retrieval(index=s.config.retrieve[target.name])
+    if retrieval is not None:
         from ..retrieving import with_retrieval
 
-        messages, used, extra = await with_retrieval(s, request, messages, body.retrieval)
+        messages, used, extra = await with_retrieval(s, request, messages, retrieval)
         logged.update(used)
 
     def make_ids(tokenizer):
