@@ -98,3 +98,23 @@ def test_run_entries_alone_mark_a_run(name, tmp_path):
     (tmp_path / "r").mkdir()
     (tmp_path / "r" / name).write_text("{}")
     assert check_output_dir(tmp_path / "r", None, fresh=True) == "new"
+
+
+def test_a_saved_recipe_from_before_a_schema_section_was_added_is_still_the_same_recipe(tmp_path):
+    """The demo retrained every finished run when the recipe schema gained ``retrieval``: the saved YAML lacked
+    the new key. Read through today's schema, it is the same recipe; a changed setting still is not."""
+    from nichetune.config.recipe import load_recipe
+    from nichetune.run.directory import same_recipe
+    from nichetune.run.paths import RunPaths
+
+    recipe = load_recipe(data={"task": "sft", "output_dir": str(tmp_path / "run"), "data": {"dataset": "foldoc"},
+                               "method": {"name": "lora"}})
+    saved = recipe.model_dump(mode="json")
+    del saved["retrieval"]  # written before the section existed
+    paths = RunPaths(tmp_path / "run")
+    paths.root.mkdir()
+    paths.recipe.write_text(yaml.safe_dump(saved))
+    assert same_recipe(paths.root, recipe)
+    assert not same_recipe(paths.root, load_recipe(data={**recipe.model_dump(mode="json"), "seed": 1}))
+    paths.recipe.write_text(yaml.safe_dump({**saved, "unknown": 1}))
+    assert not same_recipe(paths.root, recipe)

@@ -99,8 +99,34 @@ def served_html(served: dict | None) -> str:
             + table(rows, SERVED_COLUMNS))
 
 
+def retrieval_html(retrieved: dict | None, link) -> str:
+    """What retrieval adds: the index's metrics per mode, the with/without verdicts, three cited answers."""
+    evaluation = (retrieved or {}).get("eval")
+    if not evaluation:
+        return "<p class='muted'>(the retrieval steps did not run)</p>"
+    r, a = evaluation["retrieval"], evaluation["answers"]
+    k = r["k"]
+    modes = [{"mode": mode, f"recall@{k}": round(m["recall"], 3), "MRR": round(m["mrr"], 3),
+              f"nDCG@{k}": round(m["ndcg"], 3)} for mode, m in r["means"].items()]
+    names = list(a["verdicts"])
+    answers = [{"answers": who, **{n: round(a["means"][key][n], 3) for n in names}}
+               for who, key in (("without retrieval", "without"), ("with retrieval", "with"))]
+    verdicts = "".join(f"<p>{esc(v['sentence'])}</p>" for v in [*r["verdicts"].values(), *a["verdicts"].values()])
+    asked = (retrieved.get("asked") or {}).get("answers", []) if isinstance(retrieved.get("asked"), dict) else []
+    cited = "".join(
+        f"<li><b>{esc(x['question'])}</b><br>{esc(x['answer'].strip())}<br><span class='muted'>sources: "
+        f"{esc(', '.join(x['sources']))}; "
+        f"{sum(c['supported'] for c in x['checks'])} of {len(x['checks'])} checks supported</span></li>"
+        for x in asked)
+    return (f"<p>{link(retrieved['report'], 'The retrieval report')}: {r['questions']} questions about held-out "
+            f"terms whose definitions are only in the index.</p>" + table(modes, ["mode", f"recall@{k}", "MRR",
+                                                                                   f"nDCG@{k}"])
+            + table(answers, ["answers", *names]) + verdicts + (f"<ul>{cited}</ul>" if cited else ""))
+
+
 def index_html(out: Path, rows: list[dict], medical: dict, jargon: dict, failures: list[dict], commands: list[dict],
-               seconds: float, mode: str, shipped: dict | None = None, served: dict | None = None) -> str:
+               seconds: float, mode: str, shipped: dict | None = None, served: dict | None = None,
+               retrieved: dict | None = None) -> str:
     def link(path, text: str) -> str:
         path = Path(path)
         if not path.is_file():
@@ -133,6 +159,7 @@ def index_html(out: Path, rows: list[dict], medical: dict, jargon: dict, failure
         ("Summary", table(rows, COLUMNS)),
         ("Shipped: exports with parity evidence, registry, model cards", shipping),
         ("Served: the champions answering through the OpenAI-compatible API", served_html(served)),
+        ("Retrieval: what an index of documents adds to the tuned model", retrieval_html(retrieved, link)),
         ("Problems", problems),
         ("The commands behind each step", f"<ol>{cmd}</ol>"),
     ], subtitle=f"{mode} demo, {seconds / 60:.1f} minutes on this machine")

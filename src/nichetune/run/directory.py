@@ -36,9 +36,20 @@ def recipe_text(recipe) -> str:
 
 
 def same_recipe(run_dir: Path, recipe) -> bool:
-    """Whether the run in ``run_dir`` was started from exactly ``recipe`` (every resolved setting)."""
+    """Whether the run in ``run_dir`` was started from exactly ``recipe`` (every resolved setting).
+
+    The saved recipe is read through today's schema, so a section added to the schema since (at its default)
+    is not a difference; a saved recipe today's schema refuses is."""
+    from ..config.recipe import load_recipe
+
     saved = RunPaths(run_dir).recipe
-    return saved.is_file() and yaml.safe_load(saved.read_text()) == recipe.model_dump(mode="json")
+    if not saved.is_file():
+        return False
+    try:
+        then = load_recipe(data=yaml.safe_load(saved.read_text()))
+    except (NichetuneError, ValueError):
+        return False
+    return then.model_dump(mode="json") == recipe.model_dump(mode="json")
 
 
 def _require_folder(run_dir: Path) -> None:
