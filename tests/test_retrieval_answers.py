@@ -7,11 +7,11 @@ import json
 
 import numpy as np
 import pytest
-from tiny_data import write_jsonl
 
 from nichetune.cli import main
 from nichetune.errors import NichetuneError
 from nichetune.retrieval.index import build_index, load_index
+from tiny_data import write_jsonl
 
 TERMS = {  # each definition holds words no other one has, so BM25 finds it whatever the tiny encoder says
     "mutex": "A mutex guards shared memory between threads.",
@@ -183,9 +183,8 @@ def test_faiss_search_finds_what_exact_search_finds(tmp_path, tiny_bert_dir, ter
 
 
 def test_recommend_for_changing_knowledge_writes_an_index_plan_that_index_build_runs(tmp_path, monkeypatch, capsys):
-    from tiny_data import chat_rows
-
     from nichetune.config.recipe import load_recipe
+    from tiny_data import chat_rows
 
     monkeypatch.chdir(tmp_path)
     data = write_jsonl(tmp_path / "chat.jsonl", chat_rows(40))
@@ -205,3 +204,29 @@ def test_recommend_for_changing_knowledge_writes_an_index_plan_that_index_build_
     assert "--docs FILES" in capsys.readouterr().out and load_recipe(tmp_path / "bare.yaml").retrieval is None
     assert main(["index", "build", "--recipe", "bare.yaml"]) != 0
     assert "bare.yaml has no retrieval section" in capsys.readouterr().err
+
+
+def test_documents_follow_the_training_data_pii_rules_and_repeated_ids_are_quarantined(tmp_path, tiny_bert_dir):
+    from nichetune.retrieval.documents import Document, screen_documents
+
+    rows = [{"id": "a", "text": "Mail jane.doe@example.com or call +1 415 555 0133 about the mutex."},
+            {"id": "b", "text": "FTP moves files between hosts."},
+            {"id": "a", "text": "A second document with the first one's id."}]
+    docs = write_jsonl(tmp_path / "docs.jsonl", rows)
+    kept, bad, found = screen_documents(
+        [Document(r["id"], f"docs.jsonl:{n}", r["text"], "") for n, r in enumerate(rows, start=1)], "mask")
+    assert [d.id for d in kept] == ["a", "b"] and "[EMAIL]" in kept[0].text and "example.com" not in kept[0].text
+    assert bad == [{"source": "docs.jsonl:3", "reason": "duplicate document id 'a' (first at docs.jsonl:1)"}]
+    assert found["per_document"] == {"a": {"EMAIL": 1, "PHONE": 1}}
+    build_index([docs], tmp_path / "masked", encoder=str(tiny_bert_dir), pii="mask")
+    masked = load_index(tmp_path / "masked")
+    assert masked.manifest["pii_found"] == {"documents": 1, "by_type": {"EMAIL": 1, "PHONE": 1}}
+    assert not any("jane" in c["text"] for c in masked.chunks) and "[EMAIL]" in masked.chunks[0]["text"]
+    build_index([docs], tmp_path / "strict", encoder=str(tiny_bert_dir), pii="quarantine")
+    strict = load_index(tmp_path / "strict")
+    assert [d["id"] for d in strict.manifest["documents"]] == ["b"]
+    reasons = [json.loads(line)["reason"] for line in (tmp_path / "strict" / "quarantine.jsonl").open()]
+    assert "holds PII (EMAIL, PHONE); --pii mask indexes it masked" in reasons
+    kept_index = build_index([docs], tmp_path / "kept", encoder=str(tiny_bert_dir))
+    assert kept_index["pii"] == "keep" and kept_index["pii_found"]["documents"] == 1
+    assert any("jane.doe@example.com" in c["text"] for c in load_index(tmp_path / "kept").chunks)

@@ -27,6 +27,9 @@ def register(sub) -> None:
     b.add_argument("--dense-search", choices=["exact", "faiss"], default="exact",
                    help="exact cosine search (default), or a faiss HNSW graph for large corpora (pip install "
                         "-e '.[faiss]')")
+    b.add_argument("--pii", choices=["keep", "mask", "quarantine"], default="keep",
+                   help="documents with PII (e-mails, phones, IDs, ...): keep them (counted in the manifest), mask "
+                        "it as [TYPE] before indexing, or quarantine the document")
     b.set_defaults(func=build)
     u = verbs.add_parser("update", help="add and remove documents without rebuilding what stays")
     u.add_argument("index", help="an index folder")
@@ -90,15 +93,20 @@ def build(args) -> int:
             raise NichetuneError("give either --recipe or DOCS --out, not both", hint="the recipe names both")
         args.docs, args.out = plan.docs, plan.index
         args.encoder, args.max_chars, args.overlap = plan.encoder, plan.max_chars, plan.overlap
-        args.dense_search = plan.dense_search
+        args.dense_search, args.pii = plan.dense_search, plan.pii
     if not args.docs or not args.out:
         raise NichetuneError("index build needs DOCS and --out (or --recipe)",
                              hint="nichetune index build docs/ --out my-index")
     manifest = build_index(args.docs, args.out, encoder=args.encoder, max_chars=args.max_chars,
-                           overlap=args.overlap, dense_search=args.dense_search)
+                           overlap=args.overlap, dense_search=args.dense_search, pii=args.pii)
     print(f"index written to {args.out}: {len(manifest['documents'])} documents, {manifest['chunks']} chunks"
           + (f", {manifest['quarantined']} inputs quarantined (see {args.out}/quarantine.jsonl)"
              if manifest["quarantined"] else ""), file=sys.stderr)
+    found = manifest["pii_found"]
+    if found["documents"]:
+        verb = {"keep": "kept as is (--pii mask to mask it)", "mask": "masked as [TYPE]"}[args.pii]
+        print(f"PII in {found['documents']} documents ({', '.join(f'{t} {n}' for t, n in found['by_type'].items())}):"
+              f" {verb}", file=sys.stderr)
     return 0
 
 

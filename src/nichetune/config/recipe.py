@@ -148,6 +148,8 @@ class RetrievalSection(_Section):
     overlap: int = Field(120, ge=0, description="characters a chunk repeats from the one before")
     k: int = Field(3, ge=1, le=20, description="chunks given to the model per question")
     dense_search: Literal["exact", "faiss"] = Field("exact", description="exact cosine, or faiss HNSW (large)")
+    pii: Literal["keep", "mask", "quarantine"] = Field("keep", description="documents with PII: keep, mask it, "
+                                                        "or quarantine the document")
 
 
 class SearchParam(_Section):

@@ -133,7 +133,8 @@ RULES: tuple[Rule, ...] = (
          lambda e, c: "the facts change often: serve them from retrieval over current documents and keep the "
                       "adapter small and cheap to retrain, rather than baking facts into weights"),
     Rule("index plan: the documents to retrieve from", lambda e, c: c.knowledge_changes and bool(c.docs),
-         lambda e, c: {"retrieval": {"docs": list(c.docs), "index": _index_folder(c.docs), "k": 3}},
+         lambda e, c: {"retrieval": {"docs": list(c.docs), "index": _index_folder(c.docs), "k": 3}
+                       | ({"pii": "mask"} if c.sensitivity != "none" else {})},
          lambda e, c: f"build the index with `nichetune index build --recipe RECIPE` (BM25 + MiniLM over "
                       f"{len(c.docs)} document source(s), 800-character chunks), serve with `--index` and "
                       "`--retrieve`, and teach the model to use sources with `nichetune index raft`"),

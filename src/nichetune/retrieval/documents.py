@@ -124,3 +124,42 @@ def read_documents(paths: list[str | Path]) -> tuple[list[Document], list[dict]]
             docs.append(Document(str(row.get("id", f"{path.stem}-{line_no}")), where, text,
                                  _sha(text)))
     return docs, bad
+
+
+PII_ACTIONS = ("keep", "mask", "quarantine")
+
+
+def screen_documents(docs: list[Document], pii: str = "keep") -> tuple[list[Document], list[dict], dict]:
+    """The rules training data follows, for documents: a repeated id is quarantined (the first one stays), and
+    PII is found in every document and kept (counted), masked as ``[TYPE]`` (the text indexed and quoted is the
+    masked one), or the document is quarantined. Returns ``(kept, quarantined, {"action", "per_document": {id:
+    {type: count}}})`` (quarantined documents are not counted).
+
+    Raises:
+        ValueError: an unknown ``pii`` action.
+    """
+    from collections import Counter
+
+    from ..data.pii.detectors import PiiDetector
+    from ..data.pii.transform import mask_text
+
+    if pii not in PII_ACTIONS:
+        raise ValueError(f"unknown PII action {pii!r}; use one of {', '.join(PII_ACTIONS)}")
+    detector, seen, kept, bad, per_document = PiiDetector(), {}, [], [], {}
+    for doc in docs:
+        if doc.id in seen:
+            bad.append({"source": doc.source, "reason": f"duplicate document id {doc.id!r} (first at {seen[doc.id]})"})
+            continue
+        seen[doc.id] = doc.source
+        findings = detector.find(doc.text)
+        if findings:
+            found = ", ".join(sorted({f.type for f in findings}))
+            if pii == "quarantine":
+                bad.append({"source": doc.source, "reason": f"holds PII ({found}); --pii mask indexes it masked"})
+                continue
+            per_document[doc.id] = dict(sorted(Counter(f.type for f in findings).items()))
+            if pii == "mask":
+                text = mask_text(doc.text, findings)
+                doc = Document(doc.id, doc.source, text, _sha(text))
+        kept.append(doc)
+    return kept, bad, {"action": pii, "per_document": per_document}

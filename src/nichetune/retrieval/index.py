@@ -18,7 +18,7 @@ from ..errors import NichetuneError
 from ..hashing import MANIFEST_NAME, read_manifest, verify_manifest, write_manifest
 from ..stats.ranking import reciprocal_rank_fusion
 from .chunking import chunk_text
-from .documents import read_documents
+from .documents import read_documents, screen_documents
 
 KIND = "nichetune-index"
 SCHEMA_VERSION = 1
@@ -82,7 +82,8 @@ def _write(out: Path, chunks: list[dict], vectors: np.ndarray, documents: list[d
             _write_faiss(tmp / FAISS, vectors)
         retriever.save(str(tmp / BM25))
         manifest = write_manifest(tmp, {"kind": KIND, "schema_version": SCHEMA_VERSION, **settings,
-                                        "chunks": len(chunks), "quarantined": len(bad), "documents": documents})
+                                        "chunks": len(chunks), "quarantined": len(bad),
+                                        "pii_found": _pii_found(documents), "documents": documents})
     return manifest
 
 
@@ -104,13 +105,26 @@ def _write_faiss(path: Path, vectors: np.ndarray) -> None:
     faiss.write_index(graph, str(path))
 
 
-def _documents(docs) -> list[dict]:
-    return [{"id": d.id, "source": d.source, "sha256": d.sha256} for d in docs]
+def _documents(docs, pii: dict) -> list[dict]:
+    """The manifest's entry per document, with the PII types found in it (masked or kept, per the index's rule)."""
+    return [{"id": d.id, "source": d.source, "sha256": d.sha256,
+             **({"pii": pii["per_document"][d.id]} if d.id in pii["per_document"] else {})} for d in docs]
+
+
+def _pii_found(documents: list[dict]) -> dict:
+    types: dict[str, int] = {}
+    for d in documents:
+        for t, n in d.get("pii", {}).items():
+            types[t] = types.get(t, 0) + n
+    return {"documents": sum(1 for d in documents if d.get("pii")), "by_type": dict(sorted(types.items()))}
 
 
 def build_index(docs: list[str | Path], out: str | Path, *, encoder: str = "minilm-l6", max_chars: int = 800,
-                overlap: int = 120, dense_search: str = "exact") -> dict:
+                overlap: int = 120, dense_search: str = "exact", pii: str = "keep") -> dict:
     """Read ``docs``, chunk them, index the chunks into ``out``; return the manifest.
+
+    ``pii``: ``keep`` (counted in the manifest), ``mask`` (replaced by ``[TYPE]`` before indexing) or
+    ``quarantine`` (documents holding PII are not indexed).
 
     Raises:
         NichetuneError: ``out`` exists, or no document could be read.
@@ -120,6 +134,8 @@ def build_index(docs: list[str | Path], out: str | Path, *, encoder: str = "mini
         raise NichetuneError(f"{out} already exists; nothing was changed",
                              hint="choose another --out, or add to it with `nichetune index update`")
     documents, bad = read_documents(docs)
+    documents, refused, found = screen_documents(documents, pii)
+    bad += refused
     if not documents:
         raise NichetuneError(f"no document could be read from {', '.join(map(str, docs))}",
                              hint="give .txt, .md, .html, .pdf or .jsonl files (with a 'text' field)")
@@ -127,9 +143,11 @@ def build_index(docs: list[str | Path], out: str | Path, *, encoder: str = "mini
         raise NichetuneError(f"unknown dense search {dense_search!r}", hint=f"use one of {', '.join(SEARCHES)}")
     if dense_search == "faiss":
         _faiss()  # before hours of encoding, not after
-    settings = {"encoder": encoder, "max_chars": max_chars, "overlap": overlap, "dense_search": dense_search}
+    settings = {"encoder": encoder, "max_chars": max_chars, "overlap": overlap, "dense_search": dense_search,
+                "pii": pii}
     chunks = _chunks(documents, settings)
-    return _write(out, chunks, Encoder(encoder)([c["text"] for c in chunks]), _documents(documents), bad, settings)
+    return _write(out, chunks, Encoder(encoder)([c["text"] for c in chunks]), _documents(documents, found), bad,
+                  settings)
 
 
 def update_index(folder: str | Path, add: list[str | Path] = (), remove: list[str] = ()) -> dict:
@@ -143,12 +161,14 @@ def update_index(folder: str | Path, add: list[str | Path] = (), remove: list[st
     """
     index = load_index(folder)
     settings = {k: index.manifest[k] for k in ("encoder", "max_chars", "overlap")} | {
-        "dense_search": index.manifest.get("dense_search", "exact")}
+        "dense_search": index.manifest.get("dense_search", "exact"), "pii": index.manifest.get("pii", "keep")}
     known = {d["id"]: d for d in index.manifest["documents"]}
     missing = sorted(set(remove) - set(known))
     if missing:
         raise NichetuneError(f"{folder} has no document {missing[0]!r}", hint="see the ids in its manifest")
     new, bad = read_documents(list(add)) if add else ([], [])
+    new, refused, found = screen_documents(new, settings["pii"])
+    bad += refused
     unchanged = [d.id for d in new if d.id in known and known[d.id]["sha256"] == d.sha256]
     fresh = [d for d in new if d.id not in unchanged]
     replaced = [d.id for d in fresh if d.id in known]
@@ -162,7 +182,7 @@ def update_index(folder: str | Path, add: list[str | Path] = (), remove: list[st
     if not chunks:
         raise NichetuneError(f"removing {', '.join(sorted(gone))} would leave {folder} empty",
                              hint="keep at least one document, or delete the folder")
-    documents = [d for d in index.manifest["documents"] if d["id"] not in gone] + _documents(fresh)
+    documents = [d for d in index.manifest["documents"] if d["id"] not in gone] + _documents(fresh, found)
     quarantine = [json.loads(line) for line in (index.folder / QUARANTINE).open(encoding="utf-8")] + bad
     manifest = _write(index.folder, chunks, vectors, documents, quarantine, settings)
     return {**manifest, "added": [d.id for d in fresh if d.id not in replaced], "replaced": replaced,
