@@ -76,7 +76,7 @@ def test_demo_quick_runs_the_lifecycle_and_reuses_finished_work(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     summary = json.loads((out / "demo-summary.json").read_text())
     assert summary["failures"] == [] and summary["mode"] == "quick"
-    assert "step 12/16: evaluate against the base model" in res.stderr
+    assert "step 12/22: evaluate against the base model" in res.stderr
     assert "done prepare the embedded model smollm2-135m-instruct" in res.stderr
 
     # shipped: every export passed parity, the registry holds both with the champion rolled back, cards exist
@@ -107,13 +107,38 @@ def test_demo_quick_runs_the_lifecycle_and_reuses_finished_work(tmp_path):
     assert [r["route"] for r in logged].count("/v1/classify") == 2 and len(logged) == 4
     assert "Served: the champions answering" in (out / "index.html").read_text()
 
-    # one index page linking both reports, which exist and carry their headline numbers
+    # retrieval: an index of FOLDOC entries the jargon run never trained on, held-out questions about them
+    retrieval = summary["retrieval"]
+    evaluation = retrieval["eval"]
+    docs = [json.loads(line) for line in open(out / "retrieval" / "foldoc-docs.jsonl")]
+    trained = {json.loads(line)["term"] for line in open(out / "runs" / "foldoc-sft-lora" / "data" / "train.jsonl")}
+    questions = [json.loads(line) for line in open(out / "retrieval" / "questions.jsonl")]
+    assert len(docs) == 150 and not trained & {d["id"] for d in docs}
+    assert {q["relevant"][0] for q in questions} <= {d["id"] for d in docs}
+    assert evaluation["retrieval"]["questions"] == len(questions)
+    assert evaluation["retrieval"]["means"]["hybrid"]["recall"] >= 0.8  # the term is in its entry's title
+    assert set(evaluation["answers"]) == {"foldoc-sft-lora", "foldoc-raft-lora"}  # the jargon run, the RAFT run
+    for answers in evaluation["answers"].values():
+        assert set(answers["verdicts"]) == {"exact_match", "token_f1", "rouge_l"}
+        assert answers["questions"] == 4 and answers["summary"].startswith("Retrieval")
+    assert evaluation["comparison"]["sentence"].startswith("foldoc-raft-lora with retrieval is")
+    assert len(retrieval["asked"]["answers"]) == 3 and all(a["checks"] for a in retrieval["asked"]["answers"])
+    raft = retrieval["raft"]["raft"]
+    assert raft["with_gold"] == round(0.8 * raft["rows"]) and raft["rows"] == sum(
+        1 for _ in open(out / "retrieval" / "raft-questions.jsonl"))
+    raft_rows = [json.loads(line) for line in open(out / "runs" / "foldoc-raft-lora" / "data" / "train.jsonl")]
+    assert raft_rows and all(r["messages"][1]["content"].startswith("Sources:") for r in raft_rows)
+    assert "Retrieval: what an index" in (out / "index.html").read_text()
+
+    # one index page linking the reports, which exist and carry their headline numbers
     links = _links((out / "index.html").read_text())
     reports = [link for link in links if link.endswith("report.html")]
-    assert sorted(reports) == ["runs/drug-reviews-recommended/report.html", "runs/foldoc-sft-lora/report.html"]
+    assert sorted(reports) == ["retrieval/eval/report.html", "runs/drug-reviews-recommended/report.html",
+                               "runs/foldoc-sft-lora/report.html"]
     assert all((out / link).is_file() for link in links)
-    assert 'id="headline-macro-f1"' in (out / reports[0]).read_text()
-    assert 'id="headline-perplexity"' in (out / reports[1]).read_text()
+    assert 'id="headline-macro-f1"' in (out / reports[1]).read_text()
+    assert 'id="headline-perplexity"' in (out / reports[2]).read_text()
+    assert "Answers with and without retrieval" in (out / reports[0]).read_text()
 
     # the summary table agrees with the runs' own files
     rows = {r["run"]: r for r in summary["summary"]}
@@ -148,8 +173,9 @@ def test_demo_quick_runs_the_lifecycle_and_reuses_finished_work(tmp_path):
     stamps = {name: (out / "runs" / name / "manifest.json").stat().st_mtime for name in rows}
     again = nichetune("demo", "--quick", "--out-dir", str(out), cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert again.stderr.count("reusing the finished run") == 4 and "reusing the evaluation" in again.stderr
+    assert again.stderr.count("reusing the finished run") == 5 and "reusing the evaluation" in again.stderr
     assert again.stderr.count("exported from this run; --fresh exports again") == 6
+    assert "reusing " + str(out / "retrieval" / "foldoc-index") in again.stderr
     assert stamps == {name: (out / "runs" / name / "manifest.json").stat().st_mtime for name in rows}
     assert json.loads((out / "demo-summary.json").read_text())["summary"] == summary["summary"]
 

@@ -46,6 +46,12 @@ CASES = {
         {}, {"consequence": "high"}, {"eval.alpha": 0.05, "eval.review": 100}, ({}, {})),
     "knowledge changes often: retrieval, small adapters": (
         {"train_rows": 8000}, {"knowledge": "often"}, {"deploy.retrieval": True, "method.r": 8}, ({}, {})),
+    "index plan: the documents to retrieve from": (
+        {}, {"knowledge": "changing", "docs": ("kb/",), "sensitivity": "internal"},
+        {"retrieval.docs": ["kb/"], "retrieval.index": "indexes/kb", "retrieval.pii": "mask"},
+        ({}, {"knowledge": "changing"})),
+    "index plan: name the documents": ({}, {"knowledge": "changing"}, {}, ({}, {"knowledge": "changing",
+                                                                           "docs": ("kb.jsonl",)})),
     "tight latency: int8, merged, shorter inputs": (
         {"p95_tokens": 300}, {"latency_ms": 20}, {"deploy.quantize": "int8", "model.max_length": 128},
         ({}, {"latency_ms": 500})),

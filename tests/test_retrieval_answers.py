@@ -76,6 +76,14 @@ def test_answers_with_and_without_retrieval_are_scored_on_the_same_questions(ter
         v = result["verdicts"][name]
         assert v["delta"] == pytest.approx(mean_with - np.mean([r[f"{name}_without"] for r in rows]))
         assert v["ci_low"] <= v["delta"] <= v["ci_high"] and "without retrieval" in v["sentence"]
+    from nichetune.retrieval.answer_eval import compare
+
+    shifted = {"rows": [{**r, "token_f1_with": r["token_f1_with"] + 0.25} for r in rows]}
+    c = compare(result, shifted, a_name="the tiny model", b_name="the better one")
+    assert c["delta"] == pytest.approx(0.25) and c["ci_low"] == pytest.approx(0.25)  # every question moved 0.25
+    assert c["verdict"] == "better" and c["sentence"].startswith("The better one is better than the tiny model")
+    with pytest.raises(NichetuneError, match="not on the same questions"):
+        compare(result, {"rows": rows[1:]}, a_name="a", b_name="b")
     no_answer = [{"question": "x", "gains": {"ftp": 1.0}}]
     with pytest.raises(NichetuneError, match="no reference 'answer'"):
         evaluate_answers(terms_index, no_answer, model)
@@ -90,7 +98,7 @@ def test_index_eval_with_a_model_writes_the_report(terms_index, tiny_llama_dir, 
     assert "with retrieval" in printed and "citation recall" in printed
     data = json.loads((out / "retrieval-eval.json").read_text())
     assert data["retrieval"]["means"]["bm25"]["mrr"] == pytest.approx(1.0)
-    assert set(data["answers"]["verdicts"]) == {"exact_match", "token_f1", "rouge_l"}
+    assert set(data["answers"][str(tiny_llama_dir)]["verdicts"]) == {"exact_match", "token_f1", "rouge_l"}
     page = (out / "report.html").read_text()
     assert "Answers with and without retrieval" in page and "nDCG@3" in page
 

@@ -166,7 +166,7 @@ def evaluate(args) -> int:
     if args.out:
         from ..retrieval.report import write_report
 
-        page = write_report(args.out, result, answers, index=args.index, model=args.model)
+        page = write_report(args.out, result, {args.model: answers} if answers else None, index=args.index)
         print(f"report written to {page}", file=sys.stderr)
     if args.json:
         print_json({"retrieval": {k: v for k, v in result.items() if k != "per_question"},
@@ -188,6 +188,7 @@ def evaluate(args) -> int:
         print(f"citation recall {_num(m['citation_recall'])}, citation precision {_num(m['citation_precision'])}")
         for v in answers["verdicts"].values():
             print(v["sentence"])
+        print(answers["summary"])
     return 0
 
 

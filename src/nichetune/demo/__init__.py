@@ -36,6 +36,7 @@ class Budget:
     latency_requests: int = 20
     parity_rows: int = 64          # held-out FOLDOC rows each language-model export is checked on
     index_entries: int = 2000      # FOLDOC entries in the retrieval index (all held-out terms among them)
+    retrieval_answers: int = 48    # held-out questions the jargon model answers with and without retrieval
 
 
 FULL = Budget("full", medical=(), recommended=("train.epochs=4",), comparison=("train.epochs=2",),
@@ -43,7 +44,8 @@ FULL = Budget("full", medical=(), recommended=("train.epochs=4",), comparison=("
 QUICK = Budget("quick", medical=("data.limit=200", "data.eval_limit=100", "model.max_length=96"),
                recommended=("train.epochs=3",), comparison=("train.epochs=2",),
                jargon=("data.limit=24", "data.eval_limit=12", "model.max_length=96", "train.max_steps=3"),
-               samples=2, general_rows=6, latency=False, parity_rows=8, index_entries=150)
+               samples=2, general_rows=6, latency=False, parity_rows=8, index_entries=150,
+               retrieval_answers=4)
 MODELS = ("minilm-l6", "smollm2-135m-instruct")
 
 

@@ -2,9 +2,11 @@
 
 FOLDOC entries the jargon run never trained on (its validation and test terms, plus others) become an index;
 the run's held-out test terms become labelled questions whose definitions are only in the index. The index is
-evaluated (recall@k, MRR, nDCG per search mode), the tuned SmolLM2 answers the same questions with and without
-retrieval (exact match, token F1, ROUGE-L, citation recall and precision, paired-bootstrap verdicts), three
-answers are shown with their citation checks, and RAFT training data is written from the validation terms.
+evaluated (recall@k, MRR, nDCG per search mode), and the jargon run answers the questions with and without
+retrieval (exact match, token F1, ROUGE-L, citation recall and precision, paired-bootstrap verdicts). It was
+never taught to use sources, so RAFT examples are written from the validation terms (gold source among
+distractors), a LoRA is trained on them, and it answers the same questions; three of its answers are shown with
+their citation checks.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from pathlib import Path
 
 from .steps import SKIPPED, Steps
 
-STEPS = 4
+STEPS = 6
+RUN, RAFT_RUN = "foldoc-sft-lora", "foldoc-raft-lora"
 
 
 def _rows(path: Path) -> list[dict]:
@@ -55,22 +58,22 @@ def _index(docs: Path, folder: Path, fresh: bool, say):
     from ..retrieval.index import build_index, load_index
 
     stamp = folder.with_name(folder.name + ".docs-sha256")
-    digest = sha256_file(docs)
+    digest = f"{sha256_file(docs)} pii=mask"  # the documents and how they were indexed
     if not fresh and folder.is_dir() and stamp.is_file() and stamp.read_text().strip() == digest:
         say(f"  reusing {folder} (built from the same documents; --fresh rebuilds)")
         return load_index(folder)
     if folder.exists():
         shutil.rmtree(folder)  # the demo's own index of other documents
-    manifest = build_index([docs], folder)
+    manifest = build_index([docs], folder, pii="mask")
     stamp.write_text(digest + "\n")
-    say(f"  {len(manifest['documents'])} FOLDOC entries -> {manifest['chunks']} chunks (BM25 + MiniLM)")
+    found = manifest["pii_found"]
+    say(f"  {len(manifest['documents'])} FOLDOC entries -> {manifest['chunks']} chunks (BM25 + MiniLM); PII masked "
+        f"in {found['documents']} entries ({', '.join(f'{t} {n}' for t, n in found['by_type'].items()) or 'none'})")
     return load_index(folder)
 
 
-def _evaluate(index, questions_file: Path, run_dir: Path, folder: Path, budget, say) -> dict:
-    from ..retrieval.answer_eval import evaluate_answers
+def _evaluate(index, questions_file: Path, run_dir: Path, budget, say) -> dict:
     from ..retrieval.evaluate import evaluate_index, read_questions
-    from ..retrieval.report import write_report
 
     questions = read_questions(questions_file)
     retrieval = evaluate_index(index, questions, k=10)
@@ -78,8 +81,13 @@ def _evaluate(index, questions_file: Path, run_dir: Path, folder: Path, budget, 
         say(f"  {mode:>6}: recall@10 {m['recall']:.3f}  MRR {m['mrr']:.3f}  nDCG@10 {m['ndcg']:.3f}")
     for v in retrieval["verdicts"].values():
         say(f"  {v['sentence']}")
-    answers = evaluate_answers(index, questions[: budget.samples * 2], run_dir, k=3, max_tokens=64,
-                               progress=lambda text: say(f"  {text}"))
+    return {"retrieval": retrieval, "answers": _answers(index, questions[: budget.retrieval_answers], run_dir, say)}
+
+
+def _answers(index, questions: list[dict], run_dir: Path, say) -> dict:
+    from ..retrieval.answer_eval import evaluate_answers
+
+    answers = evaluate_answers(index, questions, run_dir, k=3, max_tokens=64, progress=lambda text: say(f"  {text}"))
     for who in ("without", "with"):
         m = answers["means"][who]
         say(f"  {who:>7} retrieval: token F1 {m['token_f1']:.3f}  ROUGE-L {m['rouge_l']:.3f}  "
@@ -89,9 +97,55 @@ def _evaluate(index, questions_file: Path, run_dir: Path, folder: Path, budget, 
         "(span checks, no judge model)")
     for v in answers["verdicts"].values():
         say(f"  {v['sentence']}")
-    report = write_report(folder / "eval", retrieval, answers, index=str(index.folder), model=str(run_dir))
-    return {"report": report, "retrieval": {k: v for k, v in retrieval.items() if k != "per_question"},
-            "answers": {k: v for k, v in answers.items() if k != "rows"}, "examples": answers["rows"][:5]}
+    say(f"  {answers['summary']}")
+    return answers
+
+
+def _raft_recipe(out: Path, raft_file: Path, budget) -> Path:
+    """The jargon recipe, trained on the RAFT examples instead (longer rows: the sources are in the prompt)."""
+    import yaml
+
+    from ..atomic import atomic_write_text
+    from .jargon import RECIPE
+
+    recipe = {**RECIPE, "output_dir": str(out / "runs" / RAFT_RUN),
+              "model": {**RECIPE["model"], "max_length": 512},
+              "data": {"train": str(raft_file), "split": {"ratios": [0.8, 0.1, 0.1], "group_field": "group"}}}
+    if budget.name == "quick":
+        recipe["train"] = {**RECIPE["train"], "max_steps": 3}
+    path = out / "recipes" / f"{RAFT_RUN}.yaml"
+    atomic_write_text(path, "# Written by `nichetune demo`: LoRA on RAFT examples (gold source among distractors)\n"
+                      + yaml.safe_dump(recipe, sort_keys=False))
+    return path
+
+
+def _train_raft(out: Path, index, folder: Path, budget, fresh: bool, say) -> dict:
+    from ..config.recipe import load_recipe
+    from ..retrieval.raft import write_raft
+    from .runs import train_or_reuse
+
+    raft = write_raft(index, folder / "raft-questions.jsonl", folder / "raft.jsonl")
+    say(f"  RAFT: {raft['rows']} examples from the validation terms ({raft['with_gold']} with the gold source, "
+        f"{raft['without_gold']} without) in {raft['out']}")
+    manifest = train_or_reuse(load_recipe(_raft_recipe(out, Path(raft["out"]), budget)), fresh=fresh, say=say)
+    return {"raft": raft, "manifest": manifest}
+
+
+def _compare(index, questions_file: Path, out: Path, folder: Path, evaluation: dict, budget, say) -> dict:
+    from ..retrieval.answer_eval import compare
+    from ..retrieval.evaluate import read_questions
+    from ..retrieval.report import write_report
+
+    questions = read_questions(questions_file)[: budget.retrieval_answers]
+    raft = _answers(index, questions, out / "runs" / RAFT_RUN, say)
+    versus = compare(evaluation["answers"], raft, a_name=f"{RUN} with retrieval", b_name=f"{RAFT_RUN} with retrieval")
+    say(f"  {versus['sentence']}")
+    answers = {RUN: evaluation["answers"], RAFT_RUN: raft}
+    report = write_report(folder / "eval", evaluation["retrieval"], answers, index=str(index.folder),
+                          comparisons=[versus])
+    return {"report": report, "comparison": versus,
+            "retrieval": {k: v for k, v in evaluation["retrieval"].items() if k != "per_question"},
+            "answers": {name: {k: v for k, v in a.items() if k != "rows"} for name, a in answers.items()}}
 
 
 def _num(value) -> str:
@@ -117,33 +171,34 @@ def _ask(index, questions_file: Path, run_dir: Path, say) -> list[dict]:
 
 
 def run_knowledge(steps: Steps, out: Path, budget, jargon: dict, *, fresh: bool) -> dict:
-    from ..retrieval.raft import write_raft
-
-    run_dir = out / "runs" / "foldoc-sft-lora"
+    run_dir = out / "runs" / RUN
     folder = out / "retrieval"
     index_dir = folder / "foldoc-index"
-    trained = jargon["runs"].get("foldoc-sft-lora", SKIPPED)
+    trained = jargon["runs"].get(RUN, SKIPPED)
     files = steps.run(
-        f"index {budget.index_entries} FOLDOC entries the jargon run never trained on (BM25 + MiniLM, "
-        "chunked with overlap, sealed)",
-        lambda: _documents(run_dir, folder, budget.index_entries), needs=(trained,),
-        command=f"nichetune index build {folder / 'foldoc-docs.jsonl'} --out {index_dir}")
-    index = steps.run("load or build the index", lambda: _index(files[0], index_dir, fresh, steps.say),
-                      needs=(files,)) if files is not SKIPPED else SKIPPED
-    result: dict = {"report": folder / "eval" / "report.html"}
-    result["eval"] = steps.run(
-        "retrieval metrics per mode, and the tuned model's answers with and without retrieval on held-out terms",
-        lambda: _evaluate(index, files[1], run_dir, folder, budget, steps.say), needs=(index,),
+        f"write {budget.index_entries} FOLDOC entries the jargon run never trained on, and questions about its "
+        "held-out terms", lambda: _documents(run_dir, folder, budget.index_entries), needs=(trained,),
+        command="nichetune data export foldoc ... (the entries, as JSONL with id, title and text)")
+    index = steps.run("index them: chunks with overlap, BM25 + MiniLM, PII masked, sealed",
+                      lambda: _index(files[0], index_dir, fresh, steps.say), needs=(files,),
+                      command=f"nichetune index build {folder / 'foldoc-docs.jsonl'} --out {index_dir} --pii mask")
+    evaluation = steps.run(
+        "retrieval metrics per mode; the jargon run's answers with and without retrieval on held-out terms",
+        lambda: _evaluate(index, files[1], run_dir, budget, steps.say), needs=(index,),
         command=f"nichetune index eval {index_dir} {folder / 'questions.jsonl'} --model {run_dir} "
                 f"--out {folder / 'eval'}")
+    raft = steps.run(
+        "RAFT: examples with the gold source among distractors (from the validation terms), and a LoRA trained on "
+        "them", lambda: _train_raft(out, index, folder, budget, fresh, steps.say), needs=(index,),
+        command=f"nichetune index raft {index_dir} {folder / 'raft-questions.jsonl'} --out {folder / 'raft.jsonl'} "
+                f"&& nichetune train {out / 'recipes' / (RAFT_RUN + '.yaml')}")
+    result: dict = {"report": folder / "eval" / "report.html", "raft": raft}
+    result["eval"] = steps.run(
+        "the RAFT run's answers on the same held-out questions, against the jargon run's (both with retrieval)",
+        lambda: _compare(index, files[1], out, folder, evaluation, budget, steps.say), needs=(evaluation, raft),
+        command=f"nichetune index eval {index_dir} {folder / 'questions.jsonl'} --model {out / 'runs' / RAFT_RUN}")
     result["asked"] = steps.run(
-        "ask three held-out questions: cited answers, every citation checked; RAFT data from the validation terms",
-        lambda: {"answers": _ask(index, files[1], run_dir, steps.say),
-                 "raft": write_raft(index, files[2], folder / "raft.jsonl")}, needs=(index,),
-        command=f"nichetune ask {index_dir} \"What does ... mean in computing?\" --model {run_dir} && "
-                f"nichetune index raft {index_dir} {folder / 'raft-questions.jsonl'} --out {folder / 'raft.jsonl'}")
-    if result["asked"] is not SKIPPED:
-        raft = result["asked"]["raft"]
-        steps.say(f"  RAFT: {raft['rows']} examples ({raft['with_gold']} with the gold source, "
-                  f"{raft['without_gold']} without) in {raft['out']}")
+        "ask the RAFT run three held-out questions: cited answers, every citation checked",
+        lambda: {"answers": _ask(index, files[1], out / "runs" / RAFT_RUN, steps.say)}, needs=(index, raft),
+        command=f"nichetune ask {index_dir} \"What does ... mean in computing?\" --model {out / 'runs' / RAFT_RUN}")
     return result

@@ -100,28 +100,36 @@ def served_html(served: dict | None) -> str:
 
 
 def retrieval_html(retrieved: dict | None, link) -> str:
-    """What retrieval adds: the index's metrics per mode, the with/without verdicts, three cited answers."""
+    """What retrieval adds: the index's metrics per mode, each model's answers with and without it, the verdicts,
+    and three cited answers with their checks."""
     evaluation = (retrieved or {}).get("eval")
     if not evaluation:
         return "<p class='muted'>(the retrieval steps did not run)</p>"
-    r, a = evaluation["retrieval"], evaluation["answers"]
+    r = evaluation["retrieval"]
     k = r["k"]
     modes = [{"mode": mode, f"recall@{k}": round(m["recall"], 3), "MRR": round(m["mrr"], 3),
               f"nDCG@{k}": round(m["ndcg"], 3)} for mode, m in r["means"].items()]
-    names = list(a["verdicts"])
-    answers = [{"answers": who, **{n: round(a["means"][key][n], 3) for n in names}}
+    names = ["exact_match", "token_f1", "rouge_l", "citation_recall", "citation_precision"]
+    answers = [{"model": model, "answers": who, **{n: _rounded(a["means"][key].get(n)) for n in names}}
+               for model, a in evaluation["answers"].items()
                for who, key in (("without retrieval", "without"), ("with retrieval", "with"))]
-    verdicts = "".join(f"<p>{esc(v['sentence'])}</p>" for v in [*r["verdicts"].values(), *a["verdicts"].values()])
-    asked = (retrieved.get("asked") or {}).get("answers", []) if isinstance(retrieved.get("asked"), dict) else []
+    said = [*(v["sentence"] for v in r["verdicts"].values()),
+            *(a["summary"] for a in evaluation["answers"].values()), evaluation["comparison"]["sentence"]]
+    asked = retrieved["asked"]["answers"] if isinstance(retrieved.get("asked"), dict) else []
     cited = "".join(
         f"<li><b>{esc(x['question'])}</b><br>{esc(x['answer'].strip())}<br><span class='muted'>sources: "
         f"{esc(', '.join(x['sources']))}; "
         f"{sum(c['supported'] for c in x['checks'])} of {len(x['checks'])} checks supported</span></li>"
         for x in asked)
     return (f"<p>{link(retrieved['report'], 'The retrieval report')}: {r['questions']} questions about held-out "
-            f"terms whose definitions are only in the index.</p>" + table(modes, ["mode", f"recall@{k}", "MRR",
-                                                                                   f"nDCG@{k}"])
-            + table(answers, ["answers", *names]) + verdicts + (f"<ul>{cited}</ul>" if cited else ""))
+            f"terms whose definitions are only in the index.</p>"
+            + table(modes, ["mode", f"recall@{k}", "MRR", f"nDCG@{k}"])
+            + table(answers, ["model", "answers", *names]) + "".join(f"<p>{esc(x)}</p>" for x in said)
+            + (f"<ul>{cited}</ul>" if cited else ""))
+
+
+def _rounded(value):
+    return "" if value is None else round(value, 3)
 
 
 def index_html(out: Path, rows: list[dict], medical: dict, jargon: dict, failures: list[dict], commands: list[dict],

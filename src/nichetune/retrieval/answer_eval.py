@@ -18,6 +18,8 @@ from .answer import MARKER, SYSTEM, citation_scores, prompt
 from .index import Index
 
 ANSWER_METRICS = {"exact_match": exact_match, "token_f1": token_f1, "rouge_l": rouge_l}
+NAMES = {"exact_match": "exact match", "token_f1": "token F1", "rouge_l": "ROUGE-L"}
+LOW_CITATION_RECALL = 0.5  # below it, the summary says the model does not use its sources
 CLOSED_BOOK = "Answer the question in one or two sentences."
 
 
@@ -73,7 +75,44 @@ def evaluate_answers(index: Index, questions: list[dict], model, *, k: int = 3, 
         a = np.array([r[f"{name}_without"] for r in rows])
         b = np.array([r[f"{name}_with"] for r in rows])
         test = paired_bootstrap(lambda y, p: float(np.mean(p)), np.zeros(len(a)), a, b)
-        verdicts[name] = {**test, **verdict(name.replace("_", " "), test["delta"], test["ci_low"], test["ci_high"],
+        verdicts[name] = {**test, **verdict(NAMES[name], test["delta"], test["ci_low"], test["ci_high"],
                                             test["p_value"], a="the same model without retrieval",
                                             b="the model with retrieval")}
-    return {"k": k, "questions": len(rows), "means": means, "verdicts": verdicts, "rows": rows}
+    return {"k": k, "questions": len(rows), "means": means, "verdicts": verdicts, "rows": rows,
+            "summary": summary(means, verdicts, k)}
+
+
+def summary(means: dict, verdicts: dict, k: int) -> str:
+    """One honest sentence: whether retrieval made the answers better, and whether the model used its sources."""
+    better = [NAMES[n] for n, v in verdicts.items() if v["verdict"] == "better"]
+    worse = [NAMES[n] for n, v in verdicts.items() if v["verdict"] == "worse"]
+    m = means["with"]
+    found = f"a relevant document was among the {k} sources for {m['gold_retrieved']:.0%} of the questions"
+    if better and not worse:
+        head = f"Retrieval makes the answers significantly better on {', '.join(better)} ({found})."
+    elif worse:
+        head = f"Retrieval makes the answers significantly worse on {', '.join(worse)} ({found})."
+    else:
+        head = f"Retrieval does not make the answers significantly better on any metric, although {found}."
+    recall = m["citation_recall"] or 0.0
+    if recall < LOW_CITATION_RECALL:
+        use = "it uses the sources but seldom says which" if better else "it does not use the sources it is given"
+        head += (f" The model cites a supporting source for {recall:.0%} of its statements: {use}; train it on "
+                 "retrieval-aware data (`nichetune index raft`).")
+    return head
+
+
+def compare(a: dict, b: dict, *, a_name: str, b_name: str, metric: str = "token_f1") -> dict:
+    """Paired bootstrap of model ``b`` against model ``a``, both answering with retrieval, on the same questions.
+
+    Raises:
+        NichetuneError: the two results are not on the same questions.
+    """
+    if [r["question"] for r in a["rows"]] != [r["question"] for r in b["rows"]]:
+        raise NichetuneError("the two evaluations are not on the same questions",
+                             hint="evaluate both models on the same questions file")
+    x = np.array([r[f"{metric}_with"] for r in a["rows"]])
+    y = np.array([r[f"{metric}_with"] for r in b["rows"]])
+    test = paired_bootstrap(lambda _, p: float(np.mean(p)), np.zeros(len(x)), x, y)
+    return {**test, **verdict(NAMES[metric], test["delta"], test["ci_low"], test["ci_high"], test["p_value"],
+                              a=a_name, b=b_name)}

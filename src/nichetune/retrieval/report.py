@@ -27,7 +27,7 @@ def _retrieval(result: dict) -> list[tuple[str, str]]:
                "document counted at its best chunk).</p>")]
 
 
-def _answers(result: dict) -> list[tuple[str, str]]:
+def _answers(result: dict, model: str) -> list[tuple[str, str]]:
     names = list(result["verdicts"])
     rows = [{"answers": who, **{n: _r(result["means"][key][n]) for n in names}}
             for who, key in (("without retrieval (closed book)", "without"), ("with retrieval", "with"))]
@@ -39,21 +39,30 @@ def _answers(result: dict) -> list[tuple[str, str]]:
              f"{result['k']} sources for {_r(m['gold_retrieved'])} of the questions.</p>")
     examples = [{"question": r["question"], "reference": r["reference"], "without retrieval": r["without"],
                  "with retrieval": r["with"], "citation recall": _r(r["citation_recall"])} for r in result["rows"]]
-    return [(f"Answers with and without retrieval ({result['questions']} questions, same model)",
-             table(rows, ["answers", *names]) + sentences + cites),
-            ("Answers side by side", table(examples, list(examples[0]) if examples else [], limit=20))]
+    return [(f"Answers with and without retrieval: {model} ({result['questions']} questions)",
+             f"<p><b>{esc(result['summary'])}</b></p>" + table(rows, ["answers", *names]) + sentences + cites),
+            (f"Answers side by side: {model}", table(examples, list(examples[0]) if examples else [], limit=20))]
 
 
-def write_report(out: str | Path, retrieval: dict, answers: dict | None, *, index: str, model: str | None) -> Path:
-    """Write ``OUT/retrieval-eval.json`` and ``OUT/report.html``; return the page's path."""
+def write_report(out: str | Path, retrieval: dict, answers: dict[str, dict] | None = None, *, index: str,
+                 comparisons: list[dict] = ()) -> Path:
+    """Write ``OUT/retrieval-eval.json`` and ``OUT/report.html``; return the page's path.
+
+    ``answers``: ``evaluate_answers`` results by model; ``comparisons``: verdicts between models (``compare``)."""
     from ..atomic import atomic_write_text
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    data = {"index": index, "model": model, "retrieval": {k: v for k, v in retrieval.items() if k != "per_question"},
-            "answers": answers}
+    answers = answers or {}
+    data = {"index": index, "retrieval": {k: v for k, v in retrieval.items() if k != "per_question"},
+            "answers": answers, "comparisons": list(comparisons)}
     atomic_write_text(out / JSON_NAME, json.dumps(data, indent=1, default=str) + "\n")
-    sections = _retrieval(retrieval) + (_answers(answers) if answers else [])
-    subtitle = f"index {index}" + (f"; answers by {model}" if model else "")
+    sections = _retrieval(retrieval)
+    if comparisons:
+        sections.append(("Models compared on the same questions, both with retrieval",
+                         "".join(f"<p><b>{esc(c['verdict'])}</b>: {esc(c['sentence'])}</p>" for c in comparisons)))
+    for model, result in answers.items():
+        sections += _answers(result, model)
+    subtitle = f"index {index}" + (f"; answers by {', '.join(answers)}" if answers else "")
     atomic_write_text(out / HTML_NAME, page("Retrieval report", sections, subtitle))
     return out / HTML_NAME
