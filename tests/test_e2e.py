@@ -132,8 +132,8 @@ def test_demo_quick_runs_the_lifecycle_and_reuses_finished_work(tmp_path):
 
     # one index page linking the reports, which exist and carry their headline numbers
     links = _links((out / "index.html").read_text())
-    reports = [link for link in links if link.endswith("report.html")]
-    assert sorted(reports) == ["retrieval/eval/report.html", "runs/drug-reviews-recommended/report.html",
+    reports = sorted(link for link in links if link.endswith("report.html"))
+    assert reports == ["retrieval/eval/report.html", "runs/drug-reviews-recommended/report.html",
                                "runs/foldoc-sft-lora/report.html"]
     assert all((out / link).is_file() for link in links)
     assert 'id="headline-macro-f1"' in (out / reports[1]).read_text()
