@@ -19,6 +19,7 @@ from scipy.special import softmax
 
 from nichetune.cli import main
 from nichetune.config.recipe import load_recipe
+from nichetune.errors import NichetuneError
 from nichetune.eval.run import evaluate_run
 from nichetune.train.run import train
 from serving import running_server
@@ -64,7 +65,8 @@ def server(runs, tmp_path_factory):
     targets = [str(runs["reviews"]), str(runs["other"]), str(runs["chat"]), f"encoder={runs['encoder']}",
                f"raw={runs['raw']}", f"merged={runs['merged']}", f"cited={runs['raw']}"]
     with running_server(tmp_path_factory.mktemp("serve"), targets, "--concurrency", "16",
-                        "--index", f"docs={runs['index']}", "--retrieve", "cited=docs") as s:
+                        "--index", f"docs={runs['index']}", "--retrieve", "cited=docs",
+                        "--experiment", "ab=reviews:1,other:1,salt=s1", "--shadow", "merged=other") as s:
         yield s
 
 
@@ -469,3 +471,84 @@ def test_requests_the_fuzzer_found_crashing_are_answered(client):
     odd_role = client.chat.completions.create(model="raw", messages=[{"role": "tool", "content": None,
                                                                       "tool_call_id": "x"}], max_tokens=2)
     assert odd_role.choices[0].finish_reason in ("stop", "length")
+
+
+# --- experiments, shadows, feedback ------------------------------------------------------------------------
+
+def _logged(server, request_id: str, count: int = 1, **filters) -> list[dict]:
+    from nichetune.monitor.log import read_items
+
+    for _ in range(100):  # the log is written off the request path
+        rows = [r for r in read_items(server.predictions, **filters) if r["request_id"] == request_id]
+        if len(rows) >= count:
+            return rows
+        time.sleep(0.1)
+    raise AssertionError(f"{request_id} was not logged")
+
+
+def test_an_experiment_assigns_each_user_one_arm_by_a_sticky_hash(server):
+    from nichetune.serve.experiments import Experiment, assign
+
+    experiment = Experiment(arms={"reviews": 1, "other": 1}, salt="s1")
+    arms = {}
+    for user in [f"user-{i}" for i in range(12)]:
+        status, body, headers = server.request("POST", "/v1/classify", {"model": "ab", "input": "good", "user": user})
+        assert status == 200 and body["experiment"] == {"name": "ab", "arm": body["model"]}
+        assert body["model"] == assign(experiment, user)  # the documented hash, nothing else
+        arms[user] = body["model"]
+        again = server.request("POST", "/v1/classify", {"model": "ab", "input": "bad", "user": user})[1]
+        assert again["model"] == body["model"]  # sticky
+    assert set(arms.values()) == {"reviews", "other"}
+    row = _logged(server, headers["x-request-id"], experiment="ab")[0]
+    assert (row["experiment"], row["arm"], row["unit"]) == ("ab", arms["user-11"], "user-11")
+    assert row["version"] == ("run:reviews" if arms["user-11"] == "reviews" else "run:other")
+
+
+def test_a_shadow_answers_in_the_background_and_is_logged_not_returned(server):
+    status, body, headers = server.request("POST", "/v1/classify", {
+        "model": "merged", "input": ["good good", "bad"], "slices": [{"condition": "acne"}, {"condition": "pain"}]})
+    assert status == 200 and body["model"] == "merged" and "experiment" not in body
+    request_id = headers["x-request-id"]
+    served = _logged(server, request_id, 2, shadow=False)
+    shadow = _logged(server, request_id, 2, shadow=True)
+    assert [r["model"] for r in shadow] == ["other", "other"] and shadow[0]["experiment"] == "shadow:merged"
+    assert [r["text"] for r in shadow] == [r["text"] for r in served] == ["good good", "bad"]
+    assert [r["slices"] for r in served] == [{"condition": "acne"}, {"condition": "pain"}]
+    assert served[0]["version"] == "export:reviews-merged"
+    status, body, _ = server.request("POST", "/v1/classify", {"model": "merged", "input": ["a", "b"],
+                                                               "slices": [{"condition": "acne"}]})
+    assert status == 422 and body["error"]["code"] == "slices_mismatch"
+
+
+def test_feedback_attaches_the_true_label_to_a_logged_answer(server):
+    _, _, headers = server.request("POST", "/v1/classify", {"model": "reviews", "input": ["good", "awful"]})
+    request_id = headers["x-request-id"]
+    status, body, _ = server.request("POST", "/v1/feedback", {"request_id": request_id, "index": 1,
+                                                               "label": "negative"})
+    assert status == 200 and body == {"object": "feedback", "request_id": request_id, "index": 1, "recorded": True}
+    for _ in range(100):
+        rows = _logged(server, request_id, 2)
+        if rows[1]["true_label"]:
+            break
+        time.sleep(0.1)
+    assert (rows[0]["true_label"], rows[1]["true_label"]) == (None, "negative")
+    assert server.request("POST", "/v1/feedback", {"request_id": request_id})[0] == 422  # no label, no grade
+    assert server.request("POST", "/v1/feedback", {"request_id": request_id, "label": "x"}, key=None)[0] == 401
+
+
+def test_experiments_and_shadows_name_served_classifiers(runs, tmp_path):
+    from nichetune.serve.app import create_app
+    from nichetune.serve.config import ServeConfig
+    from nichetune.serve.experiments import parse_experiment
+    from nichetune.serve.keys import create_key
+
+    create_key(tmp_path / "keys.json", "k")
+    base = dict(targets=[str(runs["reviews"]), str(runs["chat"])], api_keys=tmp_path / "keys.json",
+                prediction_log=None)
+    with pytest.raises(NichetuneError, match="names 'nope', which is not served"):
+        create_app(ServeConfig(**base, experiments=dict([parse_experiment("ab=reviews:1,nope:1")])))
+    with pytest.raises(NichetuneError, match="chat is not a classifier"):
+        create_app(ServeConfig(**base, shadows={"reviews": "chat"}))
+    with pytest.raises(NichetuneError, match="a served model already has that name"):
+        create_app(ServeConfig(**base, experiments=dict([parse_experiment("reviews=reviews:1,chat:1")])))
+    assert parse_experiment("ab=a:3,b,salt=x")[1].shares() == {"a": 0.75, "b": 0.25}

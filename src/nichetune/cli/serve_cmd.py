@@ -55,6 +55,12 @@ def register(sub) -> None:
     p.add_argument("--retrieve", action="append", default=[], metavar="MODEL=INDEX",
                    help="answer MODEL's chat requests from the index named INDEX (an --index) unless a request names "
                         "its own")
+    p.add_argument("--experiment", action="append", default=[], metavar="NAME=ARM:WEIGHT,ARM:WEIGHT",
+                   help="an A/B test: classify requests to NAME are answered by one of the arms (served classifiers), "
+                        "assigned by a sticky hash of the request's 'user' (add ',salt=S' to reshuffle)")
+    p.add_argument("--shadow", action="append", default=[], metavar="MODEL=CHALLENGER",
+                   help="CHALLENGER classifies MODEL's texts in the background; its answers are logged, never "
+                        "returned")
     p.add_argument("--preload", action="store_true", help="load every target at startup, not on first use")
     p.set_defaults(func=run)
 
@@ -71,6 +77,8 @@ def run(args) -> int:
                   prediction_log=None if args.no_prediction_log else args.prediction_log)
     values["indexes"] = _pairs("--index", args.index, "NAME=DIR", "--index foldoc=foldoc-index")
     values["retrieve"] = _pairs("--retrieve", args.retrieve, "MODEL=INDEX", "--retrieve jargon=foldoc")
+    values["shadows"] = _pairs("--shadow", args.shadow, "MODEL=CHALLENGER", "--shadow reviews=reviews-v2")
+    values["experiments"] = dict(_experiment(spec) for spec in args.experiment)
     if args.memory_budget_mb is not None:
         values["memory_budget_mb"] = args.memory_budget_mb
     config = ServeConfig(**values)
@@ -88,3 +96,14 @@ def _pairs(flag: str, specs: list[str], shape: str, example: str) -> dict[str, s
     if bad:
         raise NichetuneError(f"{flag} {bad[0]}: give {shape}", hint=f"e.g. {example}")
     return dict(spec.split("=", 1) for spec in specs)
+
+
+def _experiment(spec: str):
+    from ..errors import NichetuneError
+    from ..serve.experiments import parse_experiment
+
+    try:
+        return parse_experiment(spec)
+    except ValueError as exc:
+        raise NichetuneError(str(exc).splitlines()[0], hint="e.g. --experiment reviews=champion:0.5,challenger:0.5") \
+            from exc

@@ -127,6 +127,19 @@ class EvalSection(_Section):
     review: int | None = Field(None, ge=1, description="nichetune eval: export this many items for expert review")
 
 
+class MonitorSection(_Section):
+    """When ``nichetune monitor report`` raises an alarm: a drift test must be significant after Holm's
+    correction over every window, slice and check, and its effect must reach its threshold."""
+
+    alpha: float = Field(0.05, gt=0, lt=1, description="family-wise false-alarm rate of one report")
+    psi: float = Field(0.1, ge=0, description="population stability index a distribution shift must reach")
+    ks: float = Field(0.1, ge=0, le=1, description="Kolmogorov-Smirnov statistic a continuous shift must reach")
+    oov: float = Field(0.05, ge=0, le=1, description="rise in the out-of-vocabulary word rate")
+    accuracy_drop: float = Field(0.05, ge=0, le=1, description="drop in estimated or measured accuracy")
+    min_items: int = Field(30, ge=5, description="a window or slice with fewer items is shown but not tested")
+    embedding_items: int = Field(100, ge=10, description="items per side for the embedding (MMD) test")
+
+
 class DeploySection(_Section):
     """How the model will be served; ``nichetune eval`` checks the latency budget."""
 
@@ -135,6 +148,7 @@ class DeploySection(_Section):
     quantize: Literal["none", "bf16", "int8"] = "none"
     retrieval: bool = Field(False, description="serve changing facts from retrieval over domain documents")
     latency_budget_ms: float | None = Field(None, gt=0, description="p95 single-request latency budget")
+    monitor: MonitorSection = Field(default_factory=MonitorSection)
 
 
 class RetrievalSection(_Section):

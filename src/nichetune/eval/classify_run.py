@@ -105,8 +105,9 @@ def evaluate_classification(run_dir: Path, rows: list[dict], **options) -> dict:
         "task": run.recipe.task, "n": len(rows), "labels": x.labels, **sections,
         "primary": {"name": x.metric, "value": metrics[x.metric]},
         "predictions": [{"id": r.get("id"), "label": r["label"], "predicted": x.labels[p], "confidence": float(c),
+                         "probabilities": {name: round(float(v), 6) for name, v in zip(x.labels, probs, strict=True)},
                          "text": r["text"], "slices": {f: r.get(f) for f in x.slice_fields}}
-                        for r, p, c in zip(rows, x.pred, confidence, strict=True)],
+                        for r, p, c, probs in zip(rows, x.pred, confidence, x.probs_cal, strict=True)],
     }
 
 

@@ -35,6 +35,7 @@ def create_app(config: ServeConfig):
 
     keys = KeyRing.from_file(config.api_keys)
     targets = {t.name: t for t in parse_targets(config.targets, registry_root=config.registry)}
+    _check_experiments(config, targets)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -58,6 +59,30 @@ def create_app(config: ServeConfig):
     app.add_middleware(BodyLimit, limit=config.max_body_bytes)
     app.add_middleware(RequireKey, keys=keys)
     return app
+
+
+def _check_experiments(config: ServeConfig, targets: dict) -> None:
+    """Arms and shadow challengers are served classifiers; an experiment's name is not also a model's.
+
+    Raises:
+        NichetuneError: a name that breaks one of these.
+    """
+    def classifier(name: str, where: str) -> None:
+        if name not in targets:
+            raise NichetuneError(f"{where} names {name!r}, which is not served",
+                                 hint=f"serve it too, or use one of {', '.join(sorted(targets))}")
+        if "classify" not in targets[name].capabilities:
+            raise NichetuneError(f"{where}: {name} is not a classifier", hint="experiments and shadows classify")
+
+    for name, experiment in config.experiments.items():
+        if name in targets:
+            raise NichetuneError(f"--experiment {name}: a served model already has that name",
+                                 hint="name the experiment differently from its arms")
+        for arm in experiment.arms:
+            classifier(arm, f"--experiment {name}")
+    for model, challenger in config.shadows.items():
+        classifier(model, "--shadow")
+        classifier(challenger, "--shadow")
 
 
 def app_from_env():

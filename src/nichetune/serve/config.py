@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .experiments import Experiment
+
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
@@ -41,6 +43,9 @@ class ServeConfig(BaseModel):
             ``retrieval`` field and gets the answer with its citations checked.
         retrieve: models whose chat requests are answered from an index (model name -> index name) when the
             request does not name one itself.
+        experiments: classify requests to an experiment's name are answered by one of its arms (served models),
+            assigned by a sticky hash of the request's ``user``; each answer is logged with its arm.
+        shadows: model -> challenger: the challenger classifies the same texts in the background; logged only.
         runtime: classifiers that load alone (not adapters sharing a base) are compiled to ONNX at load and run
             by onnxruntime when its logits match torch's within 1e-4 on probe texts (``auto``, ``onnx``), or stay
             in torch (``torch``).
@@ -69,6 +74,8 @@ class ServeConfig(BaseModel):
     preload: bool = False
     indexes: dict[str, str] = Field(default_factory=dict)
     retrieve: dict[str, str] = Field(default_factory=dict)
+    experiments: dict[str, Experiment] = Field(default_factory=dict)
+    shadows: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _known_indexes(self) -> ServeConfig:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _Request(BaseModel):
@@ -74,6 +74,25 @@ class EmbeddingRequest(_Request):
     encoding_format: Literal["float", "base64"] = "float"
 
 
+SliceValue = str | int | float | bool | None
+
+
 class ClassifyRequest(_Request):
     model: str = Field(min_length=1, max_length=200)
     input: str | list[str] = Field(description="one text or a batch of texts")
+    slices: dict[str, SliceValue] | list[dict[str, SliceValue]] | None = Field(
+        None, description="fields monitoring groups by (e.g. condition): one object for all inputs, or one per input")
+    user: str | None = Field(None, max_length=200, description="who asks: experiments assign arms by it (sticky)")
+
+
+class FeedbackRequest(_Request):
+    request_id: str = Field(min_length=1, max_length=64, description="the x-request-id of the logged answer")
+    index: int = Field(0, ge=0, description="which input of that request")
+    label: str | None = Field(None, max_length=200, description="the true label")
+    grade: float | None = Field(None, description="or a grade: a rating, a KPI")
+
+    @model_validator(mode="after")
+    def _something(self) -> FeedbackRequest:
+        if self.label is None and self.grade is None:
+            raise ValueError("give a label or a grade")
+        return self

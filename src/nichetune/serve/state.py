@@ -85,6 +85,7 @@ class ServerState:
     batchers: dict[str, MicroBatcher] = field(default_factory=dict)
     generation_queues: dict[str, GenerationQueue] = field(default_factory=dict)
     indexes: dict[str, object] = field(default_factory=dict)  # retrieval indexes by name
+    background: set = field(default_factory=set)  # shadow answers in flight (kept so they are not collected)
 
     def __post_init__(self) -> None:
         self.pool = ModelPool(list(self.targets.values()), self.config.memory_budget_mb * 2**20,
@@ -98,6 +99,8 @@ class ServerState:
             from ..prediction_log import PredictionLog
 
             self.log = PredictionLog(self.config.prediction_log, mask_pii=self.config.log_pii == "mask")
+            for name, experiment in self.config.experiments.items():
+                self.log.experiment(name, experiment.shares(), experiment.salt)
 
     def target(self, name: str, capability: str) -> Target:
         target = self.targets.get(name)
@@ -136,14 +139,15 @@ class ServerState:
                                                lambda n: self.metrics.observe("nichetune_classify_batch_texts", n))
         return self.batchers[name]
 
-    def record(self, request, *, model: str, route: str, status: int, started: float, request_body, response_body):
+    def record(self, request, *, model: str, route: str, status: int, started: float, request_body, response_body,
+               items: list[dict] | None = None):
         if self.log is None:
             return
         key = request.scope.get("state", {}).get("api_key")
         request_id = request.scope.get("state", {}).get("request_id") or uuid.uuid4().hex
         self.log.write(request_id=request_id, model=model, route=route,
                        status=status, latency_ms=1000 * (time.perf_counter() - started), request=request_body,
-                       response=response_body, key_name=key.name if key else None)
+                       response=response_body, key_name=key.name if key else None, items=items)
 
     def close(self) -> None:
         for executor in self.executors.values():

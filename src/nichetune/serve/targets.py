@@ -7,7 +7,7 @@ run record are, and what it can answer. Nothing is loaded here; the pool loads o
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import NichetuneError
@@ -35,6 +35,7 @@ class Target:
         export_format: the export's format, for export targets.
         calibration: what evaluation fitted (temperature, conformal threshold), for evaluated classifiers.
         reference: what the user typed.
+        version: the registry version (``NAME@3``) or the run or export folder's name, logged with each answer.
     """
 
     name: str
@@ -47,6 +48,7 @@ class Target:
     calibration: Calibration | None = None
     reference: str = ""
     max_length: int = 512
+    version: str = ""  # what answers, as the prediction log records it: NAME@VERSION, or the folder's name
 
     @property
     def is_peft_adapter(self) -> bool:
@@ -84,7 +86,7 @@ def _from_run(record: Path, weights: Path | None, name: str, spec: str) -> Targe
     weights = weights or RunPaths(record).weights(METHODS[manifest.method_name].whole_model)
     return Target(name=name, kind="run", weights=weights, record=record, head=manifest.head,
                   labels=list(manifest.labels or []), calibration=read_calibration(record), reference=spec,
-                  max_length=recipe.model.max_length)
+                  max_length=recipe.model.max_length, version=f"run:{record.name}")
 
 
 def _from_export(folder: Path, record: Path | None, name: str, spec: str) -> Target:
@@ -100,7 +102,7 @@ def _from_export(folder: Path, record: Path | None, name: str, spec: str) -> Tar
     return Target(name=name, kind="export", weights=folder, record=record, head=source["head"],
                   labels=list(source.get("labels") or []), export_format=manifest["format"],
                   calibration=read_calibration(record) if record else None, reference=spec,
-                  max_length=int(source.get("max_length") or 512))
+                  max_length=int(source.get("max_length") or 512), version=f"export:{folder.name}")
 
 
 def _from_registry(ref: str, registry_root: str | Path | None, spec: str, name: str | None) -> Target:
@@ -109,9 +111,9 @@ def _from_registry(ref: str, registry_root: str | Path | None, spec: str, name: 
     row = open_registry(registry_root).resolve(ref)
     artifact = Path(row["path"])
     name = name or row["name"]
-    if row["kind"] == "export":
-        return _from_export(artifact / "model", artifact / "run", name, spec)
-    return _from_run(artifact / "run", artifact / "model", name, spec)
+    target = _from_export(artifact / "model", artifact / "run", name, spec) if row["kind"] == "export" else \
+        _from_run(artifact / "run", artifact / "model", name, spec)
+    return replace(target, version=f"{row['name']}@{row['version']}")
 
 
 def _from_model(ref: str, name: str, spec: str) -> Target:
@@ -126,7 +128,7 @@ def _from_model(ref: str, name: str, spec: str) -> Target:
     else:
         head = ENCODER
     return Target(name=name, kind="model", weights=resolved.path, record=None, head=head, reference=spec,
-                  max_length=int(resolved.config.get("max_position_embeddings") or 512))
+                  max_length=int(resolved.config.get("max_position_embeddings") or 512), version=f"model:{ref}")
 
 
 def parse_target(spec: str, *, registry_root: str | Path | None = None) -> Target:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import importlib
 
-ROUTE_MODULES = ("health", "models", "chat", "completions", "embeddings", "classify", "admin", "metrics", "spec")
+ROUTE_MODULES = ("health", "models", "chat", "completions", "embeddings", "classify", "feedback", "admin", "metrics",
+                 "spec")
 
 
 def include_all(app) -> None:
