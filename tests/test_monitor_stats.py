@@ -7,10 +7,23 @@ import math
 import numpy as np
 import pytest
 
-from nichetune.stats.drift import (binned, category_counts, chi_square_homogeneity, expected_accuracy, holm,
-                                   mmd_test, psi, quantile_bins)
-from nichetune.stats.sequential import (SequentialTest, confidence_sequence, msprt_ratio, naive_z_p_value,
-                                        sample_ratio_mismatch)
+from nichetune.stats.drift import (
+    binned,
+    category_counts,
+    chi_square_homogeneity,
+    expected_accuracy,
+    holm,
+    mmd_test,
+    psi,
+    quantile_bins,
+)
+from nichetune.stats.sequential import (
+    SequentialTest,
+    confidence_sequence,
+    msprt_ratio,
+    naive_z_p_value,
+    sample_ratio_mismatch,
+)
 
 
 def test_psi_and_counts_by_hand():
