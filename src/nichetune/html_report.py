@@ -53,6 +53,42 @@ def bar_chart(items: Iterable[tuple[str, float]], *, width: int = 520, bar: int 
     return "".join(parts)
 
 
+def line_chart(points: Sequence[tuple[str, float | None, bool]], *, reference: float | None = None,
+               width: int = 420, height: int = 110, title: str = "") -> str:
+    """A small SVG time series: ``(x label, value, alarm)`` per point (alarms in red), and a dashed reference
+    line. Points without a value are skipped."""
+    shown = [(i, v, a) for i, (_, v, a) in enumerate(points) if v is not None]
+    if not shown:
+        return ""
+    values = [v for _, v, _ in shown] + ([reference] if reference is not None else [])
+    low, high = min(values), max(values)
+    span = (high - low) or 1.0
+    pad, n = 24, max(len(points) - 1, 1)
+
+    def x(i):
+        return pad + (width - 2 * pad) * i / n
+
+    def y(v):
+        return height - pad - (height - 2 * pad) * (v - low) / span
+
+    parts = [f'<svg role="img" aria-label="{esc(title)}" width="{width}" height="{height}" '
+             f'xmlns="http://www.w3.org/2000/svg"><title>{esc(title)}</title>'
+             f'<text x="4" y="12" font-size="11">{esc(title)}</text>']
+    if reference is not None:
+        parts.append(f'<line x1="{pad}" x2="{width - pad}" y1="{y(reference):.1f}" y2="{y(reference):.1f}" '
+                     f'stroke="#888" stroke-dasharray="4 3"/>')
+    parts.append('<polyline fill="none" stroke="#3b82f6" stroke-width="1.5" points="'
+                 + " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v, _ in shown) + '"/>')
+    for i, v, alarm in shown:
+        parts.append(f'<circle cx="{x(i):.1f}" cy="{y(v):.1f}" r="{4 if alarm else 2.5}" '
+                     f'fill="{"#dc2626" if alarm else "#3b82f6"}"><title>{esc(points[i][0])}: {_fmt(v)}'
+                     f'{" (alarm)" if alarm else ""}</title></circle>')
+    parts.append(f'<text x="{pad}" y="{height - 6}" font-size="10">{esc(points[0][0])}</text>'
+                 f'<text x="{width - pad}" y="{height - 6}" font-size="10" text-anchor="end">'
+                 f'{esc(points[-1][0])}</text></svg>')
+    return "".join(parts)
+
+
 def _fmt(value: float) -> str:
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:.3g}"
 

@@ -12,6 +12,7 @@ import warnings
 from .. import __version__, offline
 from ..errors import NichetuneError
 from . import (
+    ab_cmd,
     ask_cmd,
     classify_cmd,
     compare_cmd,
@@ -23,6 +24,7 @@ from . import (
     index_cmd,
     keys_cmd,
     models_cmd,
+    monitor_cmd,
     recommend_cmd,
     registry_cmd,
     review_cmd,
@@ -33,7 +35,7 @@ from . import (
 
 VERBS = (models_cmd, data_cmd, recommend_cmd, train_cmd, tune_cmd, eval_cmd, compare_cmd, review_cmd, export_cmd,
          registry_cmd, generate_cmd, classify_cmd, index_cmd, ask_cmd, keys_cmd,
-         serve_cmd, demo_cmd)
+         serve_cmd, monitor_cmd, ab_cmd, demo_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
