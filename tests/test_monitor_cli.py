@@ -8,13 +8,13 @@ import random
 from pathlib import Path
 
 import pytest
-from tiny_data import review_rows, write_jsonl
 
 from nichetune.cli import main
 from nichetune.config.recipe import load_recipe
 from nichetune.eval.run import evaluate_run
 from nichetune.prediction_log import PredictionLog
 from nichetune.train.run import train
+from tiny_data import review_rows, write_jsonl
 
 
 @pytest.fixture(scope="module")
