@@ -101,3 +101,28 @@ def test_the_log_works_the_same_in_postgresql(postgres_url, run_dir, tmp_path, c
     assert main(["monitor", "report", postgres_url, "--reference", str(run_dir), "--no-embeddings"]) == 3
     assert main(["monitor", "prune", postgres_url, "--max-items", "100"]) == 0
     assert len(read_items(postgres_url)) == 100
+
+
+def test_retrain_checks_new_rows_trains_compares_registers_and_resumes(run_dir, tmp_path, capsys):
+    champion_test = [json.loads(line) for line in (run_dir / "data" / "test.jsonl").open()]
+    new = review_rows(80, seed=11, own=2, noise=3, choices={"condition": ["acne", "pain"]})
+    leaked = [{k: r[k] for k in ("text", "label")} for r in champion_test[:5]]
+    rows = [json.dumps(r) for r in new + leaked] + ['{"text": "no label"}', "not json", '{"label": "positive"}']
+    (tmp_path / "new.jsonl").write_text("\n".join(rows) + "\n")
+    args = ["retrain", str(run_dir / "recipe.yaml"), "--new-data", str(tmp_path / "new.jsonl"),
+            "--out", str(tmp_path / "loop"), "--registry", str(tmp_path / "registry"), "--name", "reviews", "--json"]
+    assert main(args) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["data"]["quarantined"] == 3 and result["data"]["leaked"] >= 5
+    assert result["data"]["new_rows"] == 80 and result["data"]["champion_rows"] == len(
+        (run_dir / "data" / "train.jsonl").read_text().splitlines())
+    challenger = Path(result["challenger"])
+    test_rows = (challenger / "data" / "test.jsonl").read_text()
+    assert test_rows == (run_dir / "data" / "test.jsonl").read_text()  # compared on the champion's own test rows
+    comparison = result["compare"]["comparison"]
+    assert comparison["n"] == len(champion_test) and result["verdict"] == comparison["sentence"]
+    assert result["register"]["version"] == 1 and "--shadow champion=challenger" in result["next"]
+    stamp = (challenger / "manifest.json").stat().st_mtime
+    assert main(args) == 0  # a second run reuses every finished step
+    assert capsys.readouterr().err.count("done before with the same inputs") == 4
+    assert (challenger / "manifest.json").stat().st_mtime == stamp

@@ -27,6 +27,7 @@ from . import (
     monitor_cmd,
     recommend_cmd,
     registry_cmd,
+    retrain_cmd,
     review_cmd,
     serve_cmd,
     train_cmd,
@@ -35,7 +36,7 @@ from . import (
 
 VERBS = (models_cmd, data_cmd, recommend_cmd, train_cmd, tune_cmd, eval_cmd, compare_cmd, review_cmd, export_cmd,
          registry_cmd, generate_cmd, classify_cmd, index_cmd, ask_cmd, keys_cmd,
-         serve_cmd, monitor_cmd, ab_cmd, demo_cmd)
+         serve_cmd, monitor_cmd, ab_cmd, retrain_cmd, demo_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
