@@ -76,7 +76,7 @@ def test_demo_quick_runs_the_lifecycle_and_reuses_finished_work(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     summary = json.loads((out / "demo-summary.json").read_text())
     assert summary["failures"] == [] and summary["mode"] == "quick"
-    assert "step 12/22: evaluate against the base model" in res.stderr
+    assert "step 12/26: evaluate against the base model" in res.stderr
     assert "done prepare the embedded model smollm2-135m-instruct" in res.stderr
 
     # shipped: every export passed parity, the registry holds both with the champion rolled back, cards exist
@@ -129,6 +129,22 @@ def test_demo_quick_runs_the_lifecycle_and_reuses_finished_work(tmp_path):
     raft_rows = [json.loads(line) for line in open(out / "runs" / "foldoc-raft-lora" / "data" / "train.jsonl")]
     assert raft_rows and all(r["messages"][1]["content"].startswith("Sources:") for r in raft_rows)
     assert "Retrieval: what an index" in (out / "index.html").read_text()
+
+    # watched: drift alarms only where the traffic shifted, a shadow that answered every review, an A/B verdict
+    watched = summary["watch"]
+    drift = watched["drift"]
+    assert drift["alarms"] and {a["phase"] for a in drift["alarms"]} == {"phase 2"}
+    assert ("all", "mix of condition") in {(a["slice"], a["check"]) for a in drift["alarms"]}
+    from nichetune.monitor.log import read_items
+
+    log = out / "watch" / "predictions.sqlite"
+    served = read_items(log, model="drug-reviews", shadow=False)
+    assert drift["shadow"]["pairs"] == len(served) and all(i["true_label"] for i in served)
+    ab = watched["ab"]
+    assert ab["decision"] in ("continue", "stop: promote live-challenger", "stop: keep live-champion")
+    assert (ab["promoted"] is not None) == (ab["winner"] == "live-challenger") and ab["srm_p_value"] > 0.001
+    assert sum(s["units"] for s in ab["stats"].values()) == 300
+    assert "Watched: drift" in (out / "index.html").read_text() and (out / "watch" / "drift.html").is_file()
 
     # one index page linking the reports, which exist and carry their headline numbers
     links = _links((out / "index.html").read_text())

@@ -26,6 +26,8 @@ def register(sub) -> None:
     r.add_argument("--window", default="1d", help="window length: 30m, 6h, 1d, 1w (default %(default)s)")
     r.add_argument("--since", type=float, help="only items from this unix time on")
     r.add_argument("--out", help="write drift.json and drift.html into this folder")
+    r.add_argument("--min-items", type=int, help="test windows and slices with at least this many items (default: "
+                                                   "the recipe's deploy.monitor.min_items, 30)")
     r.add_argument("--no-embeddings", action="store_true", help="skip the sentence-embedding (MMD) test")
     r.add_argument("--webhook", help="POST the JSON summary to this URL when there are alarms")
     r.add_argument("--json", action="store_true", help="print the JSON summary")
@@ -42,23 +44,17 @@ def register(sub) -> None:
     q.set_defaults(func=prune)
 
 
-def _embedder():
-    from ..infer.classify import sentence_vectors
-    from ..models.loading import load_encoder
-
-    model, tokenizer = load_encoder("minilm-l6", device="cpu")
-    return lambda texts: sentence_vectors(model, tokenizer, texts, max_length=256, batch_size=32)[0]
-
-
 def report(args) -> int:
     from ..monitor.drift import drift_report, parse_window
+    from ..monitor.embedding import minilm_embedder
     from ..monitor.log import read_items
     from ..monitor.reference import load_reference
 
     window = parse_window(args.window)
     ref = load_reference(args.reference, registry=args.registry)
     items = read_items(args.log, model=args.model, shadow=False, since=args.since)
-    result = drift_report(items, ref, window_s=window, embed=None if args.no_embeddings else _embedder())
+    result = drift_report(items, ref, window_s=window, embed=None if args.no_embeddings else minilm_embedder(),
+                          thresholds={"min_items": args.min_items} if args.min_items else None)
     summary = {"alarms": len(result["alarms"]), "summary": result["summary"], "tests": result["tests"],
                "items": result["items"], "windows": len(result["windows"]), "alarm_list": result["alarms"]}
     if args.out:

@@ -132,9 +132,31 @@ def _rounded(value):
     return "" if value is None else round(value, 3)
 
 
+def watched_html(watched: dict | None, link) -> str:
+    """What monitoring saw: the drift verdict and alarms, the shadow's agreement, the A/B verdict and promotion."""
+    drift, ab = (watched or {}).get("drift"), (watched or {}).get("ab")
+    if not drift:
+        return "<p class='muted'>(the monitoring steps did not run)</p>"
+    alarms = [{"window": a["phase"], "slice": a["slice"],
+               "check": a["check"], "n": a["n"], "effect": round(a["effect"], 3),
+               "p (Holm)": round(a["p_adjusted"], 4)} for a in drift["alarms"]]
+    shadow = drift["shadow"]
+    parts = [f"<p>{link(watched['page'], 'The drift page')}: <b>{esc(drift['summary'])}</b></p>",
+             table(alarms, ["window", "slice", "check", "n", "effect", "p (Holm)"], limit=15),
+             f"<p>Shadow challenger (full fine-tuning): {shadow['pairs']} answers in the background, "
+             f"{shadow['agreement']:.0%} agreement with the champion; accuracy from feedback "
+             f"{shadow['accuracy']['shadow']:.3f} against {shadow['accuracy']['champion']:.3f}.</p>"]
+    if ab:
+        moved = ab["promoted"]
+        parts.append(f"<p>A/B: <b>{esc(ab['sentence'])}</b> "
+                     + (f"Promoted: champion {moved['from_version']} &rarr; {moved['to_version']}.</p>" if moved
+                        else "Nothing promoted.</p>"))
+    return "".join(parts)
+
+
 def index_html(out: Path, rows: list[dict], medical: dict, jargon: dict, failures: list[dict], commands: list[dict],
                seconds: float, mode: str, shipped: dict | None = None, served: dict | None = None,
-               retrieved: dict | None = None) -> str:
+               retrieved: dict | None = None, watched: dict | None = None) -> str:
     def link(path, text: str) -> str:
         path = Path(path)
         if not path.is_file():
@@ -168,6 +190,7 @@ def index_html(out: Path, rows: list[dict], medical: dict, jargon: dict, failure
         ("Shipped: exports with parity evidence, registry, model cards", shipping),
         ("Served: the champions answering through the OpenAI-compatible API", served_html(served)),
         ("Retrieval: what an index of documents adds to the tuned model", retrieval_html(retrieved, link)),
+        ("Watched: drift, a shadow challenger, an A/B test and a promotion", watched_html(watched, link)),
         ("Problems", problems),
         ("The commands behind each step", f"<ol>{cmd}</ol>"),
     ], subtitle=f"{mode} demo, {seconds / 60:.1f} minutes on this machine")

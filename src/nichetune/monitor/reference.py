@@ -48,14 +48,50 @@ def _run_dir(ref: str, registry: str | None) -> Path:
     if "@" in ref and not path.exists():
         from ..registry import open_registry
 
-        row = open_registry(registry).resolve(ref)
-        return Path(row["path"]) / "run"
+        return _run_of_record(Path(open_registry(registry).resolve(ref)["path"]), ref)
     raise NichetuneError(f"{ref} is neither a run directory nor a registry reference (NAME@ALIAS)",
                          hint="give the evaluated run the served model came from, or its registry entry")
 
 
+def _with_group_field(rows: list[dict], test_split: Path, field: str | None) -> list[dict]:
+    """Add the split's group field (e.g. ``drug``) to each prediction's slices, from the test split by id."""
+    if not field or not test_split.is_file():
+        return rows
+    values = {}
+    for line in test_split.open(encoding="utf-8"):
+        row = json.loads(line)
+        if row.get("id") is not None and row.get(field) is not None:
+            values[str(row["id"])] = row[field]
+    return [{**r, "slices": {**(r.get("slices") or {}), field: values[str(r["id"])]}}
+            if str(r.get("id")) in values else r for r in rows]
+
+
+def _run_of_record(artifact: Path, ref: str) -> Path:
+    """A registry entry keeps the run's evidence but not its rows: the run it was registered from, when it is still
+    there and its manifest is byte-identical to the registered one, holds the test predictions."""
+    from ..config.recipe import load_recipe
+    from ..hashing import sha256_file
+
+    record = artifact / "run"
+    if RunPaths(record).predictions.is_file():
+        return record
+    candidates = [Path(load_recipe(RunPaths(record).recipe).output_dir)]
+    export = artifact / "model" / "nichetune-manifest.json"
+    if export.is_file():
+        candidates.insert(0, Path(json.loads(export.read_text()).get("source", {}).get("run", "")))
+    want = sha256_file(RunPaths(record).manifest)
+    for run in candidates:
+        paths = RunPaths(run)
+        if paths.predictions.is_file() and paths.manifest.is_file() and sha256_file(paths.manifest) == want:
+            return run
+    raise NichetuneError(f"{ref}: the registry keeps the run's evidence, not its test rows, and the run it came from "
+                         f"is not at {', '.join(map(str, candidates))}",
+                         hint="give the evaluated run directory as --reference")
+
+
 def load_reference(ref: str, *, registry: str | None = None) -> Reference:
-    """The evaluated run behind ``ref`` (a run directory or ``NAME@alias`` in ``registry``).
+    """The evaluated run behind ``ref`` (a run directory or ``NAME@alias`` in ``registry``); its slice fields are the
+    evaluation's (e.g. ``condition``) and the split's group field (e.g. ``drug``), so a new group shows up.
 
     Raises:
         NichetuneError: not a run, or never evaluated (no test predictions to compare with).
@@ -79,6 +115,7 @@ def load_reference(ref: str, *, registry: str | None = None) -> Reference:
     recipe = load_recipe(paths.recipe)
     calibration = read_calibration(run_dir)
     labels = sorted({r["label"] for r in rows} | {r["predicted"] for r in rows})
+    rows = _with_group_field(rows, paths.split("test"), recipe.data.split.group_field)
     return Reference(name=ref, run_dir=run_dir, rows=rows, labels=labels,
                      vocabulary={w for w, _ in counts.most_common(VOCABULARY)},
                      qhat=calibration.qhat if calibration else None,
