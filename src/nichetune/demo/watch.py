@@ -51,9 +51,17 @@ def _wait_for_window(say) -> None:
     time.sleep(pause)
 
 
-def _traffic(out: Path, users: int, say) -> dict:
-    import httpx
+def _post(url: str, key: str, body: dict) -> tuple[dict, dict]:
+    """``(JSON reply, headers)`` of a POST to the demo's own server (the routes beyond OpenAI's: plain HTTP)."""
+    import urllib.request
 
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=120) as response:
+        return json.loads(response.read()), dict(response.headers)
+
+
+def _traffic(out: Path, users: int, say) -> dict:
     from ..serve.app import create_app
     from ..serve.config import ServeConfig
     from ..serve.experiments import Experiment
@@ -81,19 +89,16 @@ def _traffic(out: Path, users: int, say) -> dict:
     rng.shuffle(phase2)
     held_out = test + _rows(run, "validation")
     with _Background(create_app(config), config.port):
-        client = httpx.Client(base_url=f"http://127.0.0.1:{config.port}/v1", timeout=120,
-                              headers={"Authorization": f"Bearer {key}"})
+        url = f"http://127.0.0.1:{config.port}/v1"
 
         def send(model: str, rows: list[dict], user: str | None = None) -> dict:
-            response = client.post("/classify", json={
+            body, headers = _post(f"{url}/classify", key, {
                 "model": model, "input": [r["text"] for r in rows], "user": user,
                 "slices": [{"condition": r["condition"], "drug": r["drug"]} for r in rows]})
-            response.raise_for_status()
-            request_id = response.headers["x-request-id"]
             for i, r in enumerate(rows):  # the true label comes back later, as feedback would
-                client.post("/feedback", json={"request_id": request_id, "index": i,
-                                               "label": r["label"]}).raise_for_status()
-            return response.json()
+                _post(f"{url}/feedback", key, {"request_id": headers["x-request-id"], "index": i,
+                                               "label": r["label"]})
+            return body
 
         _wait_for_window(say)
         phases = {}
@@ -113,7 +118,6 @@ def _traffic(out: Path, users: int, say) -> dict:
         say(f"  A/B: {users} simulated users, each sending one held-out review (drawn with replacement): "
             f"{arms.count('live-champion')} to live-champion, {arms.count('live-challenger')} to live-challenger "
             f"in {time.time() - started:.1f} s")
-        client.close()
     return {"log": str(folder / "predictions.sqlite"), "phases": phases}
 
 
