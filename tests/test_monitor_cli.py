@@ -126,3 +126,31 @@ def test_retrain_checks_new_rows_trains_compares_registers_and_resumes(run_dir, 
     assert main(args) == 0  # a second run reuses every finished step
     assert capsys.readouterr().err.count("done before with the same inputs") == 4
     assert (challenger / "manifest.json").stat().st_mtime == stamp
+
+
+def test_alarms_are_posted_to_the_webhook(run_dir, tmp_path, capsys):
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    received = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (the standard library's name)
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _stream(run_dir, tmp_path / "log.sqlite")
+    try:
+        code = main(["monitor", "report", str(tmp_path / "log.sqlite"), "--reference", str(run_dir),
+                     "--no-embeddings", "--webhook", f"http://127.0.0.1:{server.server_port}/hook"])
+    finally:
+        server.shutdown()
+    assert code == 3 and len(received) == 1
+    assert received[0]["alarms"] == len(received[0]["alarm_list"]) > 0 and "drift alarms" in received[0]["summary"]
+    assert "webhook" in capsys.readouterr().err

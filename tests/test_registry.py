@@ -211,3 +211,23 @@ def test_the_mlflow_mirror_holds_the_same_versions_and_aliases(sources, tmp_path
     registry.rollback("drug", "champion")
     assert client.get_model_version_by_alias("drug", "champion").tags["nichetune_version"] == "1"
     registry.close()
+
+
+def test_an_ab_winner_is_promoted_by_its_logged_version_and_rolled_back(sources, tmp_path, capsys):
+    """`ab promote` moves the alias to the winning arm's registry version; `ab rollback` moves it back."""
+    from nichetune.monitor.ab import promote
+
+    registry = Registry(tmp_path / "registry")
+    registry.register(sources["export"], "drug")
+    registry.register(sources["run"], "drug")
+    registry.set_alias("drug@1", "champion")
+    report = {"experiment": "ab", "winner": "b", "sentence": "b is better than a.",
+              "stats": {"a": {"versions": ["drug@1"]}, "b": {"versions": ["drug@2"]}}}
+    event = promote(report, registry)
+    assert (event["from_version"], event["to_version"], event["action"]) == (1, 2, "promote")
+    assert registry.history("drug", "champion")[-1]["why"] == "A/B ab: b is better than a."
+    registry.close()
+    assert main(["ab", "rollback", "drug", "--registry", str(tmp_path / "registry")]) == 0
+    assert "drug@champion: 2 -> 1 (rollback)" in capsys.readouterr().out
+    with pytest.raises(NichetuneError, match="not served as one registry version"):
+        promote({**report, "stats": {"b": {"versions": ["run:b"]}}}, Registry(tmp_path / "registry"))
