@@ -106,3 +106,24 @@ def test_feedback_gives_measured_accuracy_and_a_drop_is_an_alarm():
 
 def test_window_sizes_parse():
     assert parse_window("1d") == 86400 and parse_window("6h") == 21600 and parse_window("30m") == 1800
+
+
+def test_a_shift_among_many_rare_categories_is_found():
+    """A chi-square over ~60 near-empty conditions had no power: one condition going from 10% to 30% of the
+    traffic passed unnoticed until rare categories were pooled."""
+    rng = np.random.default_rng(4)
+    many = ["big"] + [f"rare{i}" for i in range(60)]
+    shares = np.array([0.1] + [0.9 / 60] * 60)
+
+    def rows(n, p):
+        out = _rows(rng, n)
+        for r in out:
+            r["slices"] = {"condition": many[rng.choice(len(many), p=p)]}
+        return out
+
+    ref = Reference(name="sim", run_dir=Path("."), rows=rows(250, shares), labels=LABELS,
+                    vocabulary=set(VOCAB[:250]), thresholds=THRESHOLDS)
+    moved = np.array([0.3] + [0.7 / 60] * 60)
+    report = drift_report(_items(rows(5000, shares), 0) + _items(rows(5000, moved), 1), ref, window_s=86400)
+    mix = {c["window"]: c for c in report["checks"] if c["slice"] == "all" and c["check"] == "mix of condition"}
+    assert mix[86400]["alarm"] and not mix[0]["alarm"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -37,6 +38,7 @@ from .reference import Reference, words
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 NEW = "(new)"
+RARE, RARE_BUCKET = 5, "(rare)"  # reference counts under RARE are pooled, the chi-square's usual rule
 
 
 def parse_window(text: str) -> float:
@@ -108,10 +110,24 @@ def _current_side(items: list[dict], vocabulary: set[str]) -> _Side:
 
 
 def _mix(reference: list, current: list, categories: list) -> tuple[float, float, float, float]:
-    """(p-value, PSI, the largest share in the reference, in the current) over ``categories`` (+ unseen)."""
-    cats = [*categories, NEW]
-    r = category_counts([x if x in categories else NEW for x in reference], cats)
-    c = category_counts([x if x in categories else NEW for x in current], cats)
+    """(p-value, PSI, the reference's and the current share of the category that moved most) over ``categories``.
+
+    Categories whose expected count on the reference side (from both sides pooled, as the chi-square's null
+    expects) is under ``RARE`` are pooled into one: a chi-square over dozens of near-empty categories has no
+    power (a condition tripling its share among a hundred conditions would pass), and choosing them by the
+    reference's counts alone would favour those the reference over-sampled. Values the reference never holds
+    form their own category, so new ones show."""
+    known = set(categories)
+    both = Counter(x for x in [*reference, *current] if x in known)
+    share = len(reference) / max(len(reference) + len(current), 1)
+    common = [x for x in categories if both[x] * share >= RARE]
+
+    def bucket(x):
+        return x if x in common else (RARE_BUCKET if x in known else NEW)
+
+    cats = [*common, RARE_BUCKET, NEW]
+    r = category_counts([bucket(x) for x in reference], cats)
+    c = category_counts([bucket(x) for x in current], cats)
     top = int(np.argmax(np.abs(c / max(c.sum(), 1) - r / max(r.sum(), 1))))
     return chi_square_homogeneity(r, c), psi(r, c), float(r[top] / max(r.sum(), 1)), float(c[top] / max(c.sum(), 1))
 
