@@ -2,6 +2,7 @@
 one million logged predictions takes (with peak memory), each part in one process.
 
     .venv/bin/python benchmarks/monitor.py --reference demo-out/runs/drug-reviews-recommended --items 1000000
+    .venv/bin/python benchmarks/monitor.py --items 1000000 --peer-python /tmp/evv/bin/python   # beside Evidently
 
 The logged items are the reference run's own held-out predictions replayed over 30 days (texts, labels,
 calibrated confidences, conditions and drugs), with the second half of the month shifted (one condition's share
@@ -103,12 +104,34 @@ def report_cost(path: Path, reference, embeddings: bool) -> dict:
             "summary": report["summary"], "peak_rss_mb": round(_peak_mb())}
 
 
+def peer_features(path: Path, reference, folder: Path) -> None:
+    """The features both tools judge, one row per item: words, out-of-vocabulary rate, confidence, predicted
+    label, condition, drug, and the day (for the peer, which has no windows of its own)."""
+    from nichetune.monitor.log import read_items
+    from nichetune.monitor.reference import words
+
+    def row(text, label, confidence, slices):
+        w = words(text)
+        return {"words": len(w), "oov": sum(x not in reference.vocabulary for x in w) / max(len(w), 1),
+                "confidence": confidence, "label": label, "condition": str(slices.get("condition")),
+                "drug": str(slices.get("drug"))}
+
+    with open(folder / "reference.jsonl", "w") as fh:
+        for r in reference.rows:
+            fh.write(json.dumps(row(r["text"], r["predicted"], r["confidence"], r.get("slices") or {})) + "\n")
+    with open(folder / "current.jsonl", "w") as fh:
+        for i in read_items(path, model="reviews"):
+            fh.write(json.dumps({**row(i["text"], i["label"], i["confidence"], i["slices"]),
+                                 "day": int(i["ts"] // 86400)}) + "\n")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--reference", default="demo-out/runs/drug-reviews-recommended", help="an evaluated run")
     p.add_argument("--items", type=int, default=1_000_000)
     p.add_argument("--requests", type=int, default=20000, help="requests for the write-cost measurement")
     p.add_argument("--embeddings", action="store_true")
+    p.add_argument("--peer-python", help="a Python with Evidently installed: run its DataDriftPreset beside ours")
     args = p.parse_args()
     from nichetune.monitor.reference import load_reference
 
@@ -119,6 +142,14 @@ def main() -> None:
         results["fill_s"] = round(fill(folder / "big.sqlite", reference, args.items), 1)
         results["log_mb"] = round((folder / "big.sqlite").stat().st_size / 2**20)
         results["report"] = report_cost(folder / "big.sqlite", reference, args.embeddings)
+        if args.peer_python:
+            import subprocess
+
+            peer = Path(__file__).with_name("monitor_evidently_peer.py")
+            peer_features(folder / "big.sqlite", reference, folder)
+            out = subprocess.run([args.peer_python, str(peer), str(folder)], capture_output=True, text=True,
+                                 check=True)
+            results["evidently"] = json.loads(out.stdout.strip().splitlines()[-1])
     print(json.dumps(results, indent=1))
 
 
