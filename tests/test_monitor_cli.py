@@ -154,3 +154,34 @@ def test_alarms_are_posted_to_the_webhook(run_dir, tmp_path, capsys):
     assert code == 3 and len(received) == 1
     assert received[0]["alarms"] == len(received[0]["alarm_list"]) > 0 and "drift alarms" in received[0]["summary"]
     assert "webhook" in capsys.readouterr().err
+
+
+def test_classify_on_the_command_line_logs_like_the_server(run_dir, tmp_path, capsys):
+    from nichetune.monitor.log import read_items
+
+    log = tmp_path / "cli.sqlite"
+    assert main(["classify", str(run_dir), "good good", "mail jane.doe@example.com bad", "--log", str(log),
+                 "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    items = read_items(log)
+    assert [i["label"] for i in items] == [p["label"] for p in printed]
+    assert items[1]["text"] == "mail [EMAIL] bad" and items[0]["version"] == f"cli:{run_dir.name}"
+    assert items[0]["probabilities"] == pytest.approx(printed[0]["scores"])
+    assert items[0]["set_size"] == len(printed[0]["prediction_set"])
+
+
+def test_a_tuned_classifier_run_is_an_index_encoder(run_dir, tmp_path):
+    """`index build --encoder RUN`: the run's own encoder (its adapter applied) embeds the chunks, as the
+    server's /v1/embeddings embeds with it."""
+    from nichetune.infer.classify import sentence_vectors
+    from nichetune.infer.loading import load_sequence_classifier
+    from nichetune.retrieval.index import build_index, load_index
+
+    docs = write_jsonl(tmp_path / "docs.jsonl", [{"id": "a", "text": "good good great"},
+                                                 {"id": "b", "text": "awful bad terrible"}])
+    build_index([docs], tmp_path / "idx", encoder=str(run_dir))
+    index = load_index(tmp_path / "idx")
+    model, tokenizer = load_sequence_classifier(str(run_dir), device="cpu")
+    expected = sentence_vectors(model, tokenizer, [c["text"] for c in index.chunks], max_length=256)[0]
+    assert index.vectors == pytest.approx(expected, abs=1e-5)
+    assert index.manifest["encoder"] == str(run_dir)

@@ -177,8 +177,7 @@ def run_knowledge(steps: Steps, out: Path, budget, jargon: dict, *, fresh: bool)
     trained = jargon["runs"].get(RUN, SKIPPED)
     files = steps.run(
         f"write {budget.index_entries} FOLDOC entries the jargon run never trained on, and questions about its "
-        "held-out terms", lambda: _documents(run_dir, folder, budget.index_entries), needs=(trained,),
-        command="nichetune data export foldoc ... (the entries, as JSONL with id, title and text)")
+        "held-out terms", lambda: _documents(run_dir, folder, budget.index_entries), needs=(trained,))
     index = steps.run("index them: chunks with overlap, BM25 + MiniLM, PII masked, sealed",
                       lambda: _index(files[0], index_dir, fresh, steps.say), needs=(files,),
                       command=f"nichetune index build {folder / 'foldoc-docs.jsonl'} --out {index_dir} --pii mask")

@@ -46,9 +46,16 @@ class Encoder:
     """Mean-pooled, L2-normalised sentence vectors from an encoder (an embedded name or a model folder)."""
 
     def __init__(self, reference: str):
-        from ..models.loading import load_encoder
+        from ..run.paths import RunPaths
 
-        self.model, self.tokenizer = load_encoder(reference, device="cpu")
+        if RunPaths(reference).manifest.is_file():  # a tuned classifier run: its encoder, adapter applied
+            from ..infer.loading import load_sequence_classifier
+
+            self.model, self.tokenizer = load_sequence_classifier(reference, device="cpu")
+        else:
+            from ..models.loading import load_encoder
+
+            self.model, self.tokenizer = load_encoder(reference, device="cpu")
         self.reference = reference
 
     def __call__(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
