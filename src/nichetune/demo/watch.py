@@ -176,9 +176,9 @@ def run_watch(steps: Steps, out: Path, shipped: dict, budget) -> dict:
     registered = steps.run(
         f"register the head-only run and the recommended run as {LIVE}@1 (champion) and @2",
         lambda: _register(out, steps.say), needs=(shipped["registry"],),
-        command=f"nichetune registry register {out / 'runs' / 'drug-reviews-head-only'} --name {LIVE} --registry "
+        command=f"nichetune registry register {out / 'runs' / 'drug-reviews-head-only'} --name {LIVE} --root "
                 f"{registry} && nichetune registry register {out / 'runs' / 'drug-reviews-recommended'} --name {LIVE} "
-                f"--registry {registry}")
+                f"--root {registry}")
     traffic = steps.run(
         "replay drug-review traffic through the server in two phases, with a shadow challenger, an A/B "
         "experiment and feedback",
