@@ -15,9 +15,13 @@ def register(sub) -> None:
         "(calibration, conformal sets, condition slices, TF-IDF and zero-shot baselines). Part 2, computing "
         "jargon: LoRA instruction tuning of SmolLM2 on FOLDOC split by term, checked against the base model. "
         "Part 3, ship: exports (merged, int8, ONNX, GGUF) each checked for parity, registered with a champion alias "
-        "that is promoted and rolled back, and model cards. Ends with a summary table and OUT/index.html "
-        "linking both reports. A step that fails says how to fix "
-        "it and the demo carries on; a second run reuses prepared models, data and finished runs.")
+        "that is promoted and rolled back, and model cards. Part 4, serve: the champions over the OpenAI-compatible "
+        "API. Part 5, retrieve: a FOLDOC index, what retrieval adds to the tuned model's answers, a RAFT LoRA and "
+        "cited answers with every citation checked. Part 6, watch: drug-review traffic in two phases with a shadow "
+        "challenger, the drift page, an A/B test with an always-valid verdict and the promotion. Ends with a "
+        "summary table and OUT/index.html linking every report (about 21 minutes fresh on 2 CPU cores). A step "
+        "that fails says how to fix it and the demo carries on; a second run reuses prepared models, data and "
+        "finished runs.")
     p.add_argument("--quick", action="store_true", help="a reduced version: fewer rows, shorter inputs, a few steps")
     p.add_argument("--out-dir", default="demo-out", help="where the demo writes everything (default demo-out/)")
     p.add_argument("--fresh", action="store_true", help="retrain and re-evaluate instead of reusing finished runs")
