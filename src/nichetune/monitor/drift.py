@@ -86,10 +86,11 @@ def _lengths(texts: list[str]) -> list[int]:
 class _Side:
     """The quantities of one group of items (or of reference rows), computed once."""
 
-    def __init__(self, texts, predicted, confidence, slices, vocabulary, set_sizes=None, true_labels=None):
+    def __init__(self, texts, predicted, confidence, slices, vocabulary, set_sizes=None, true_labels=None,
+                 lengths=None, oov=None):
         self.texts, self.predicted, self.confidence, self.slices = texts, predicted, confidence, slices
-        self.lengths = _lengths(texts)
-        self.oov = _oov(texts, vocabulary)
+        self.lengths = _lengths(texts) if lengths is None else lengths
+        self.oov = _oov(texts, vocabulary) if oov is None else oov
         self.set_sizes = set_sizes
         self.true_labels = true_labels or []
 
@@ -102,11 +103,15 @@ def _reference_side(ref: Reference, rows: list[dict]) -> _Side:
                  [by_id[id(r)] for r in rows] if by_id else None, [r["label"] for r in rows])
 
 
-def _current_side(items: list[dict], vocabulary: set[str]) -> _Side:
+def _current_side(items: list[dict], vocabulary: set[str], text_stats: dict[int, tuple[int, float]]) -> _Side:
+    """``text_stats``: each item's (word count, out-of-vocabulary rate), computed once per report: an item is in
+    the all-items side and in one side per slice field."""
     sizes = [i["set_size"] for i in items]
+    stats = [text_stats[id(i)] for i in items]
     return _Side([i["text"] for i in items], [i["label"] for i in items], [i["confidence"] for i in items],
                  [i["slices"] for i in items], vocabulary, sizes if all(s is not None for s in sizes) else None,
-                 [i["true_label"] for i in items if i.get("true_label") is not None])
+                 [i["true_label"] for i in items if i.get("true_label") is not None],
+                 lengths=[n for n, _ in stats], oov=[r for _, r in stats])
 
 
 def _mix(reference: list, current: list, categories: list) -> tuple[float, float, float, float]:
@@ -219,12 +224,16 @@ def drift_report(items: list[dict], ref: Reference, *, window_s: float = 86400.0
     checks: list[Check] = []
     windows = []
     by_window: dict[float, list[dict]] = {}
+    text_stats = {}
     for item in items:
         by_window.setdefault(start + math.floor((item["ts"] - start) / window_s) * window_s, []).append(item)
+        tokens = words(item["text"])
+        text_stats[id(item)] = (len(tokens), sum(x not in ref.vocabulary for x in tokens) / len(tokens)
+                                if tokens else 0.0)
     for n_window, (w, group) in enumerate(sorted(by_window.items())):
         windows.append({"start": w, "end": w + window_s, "items": len(group)})
-        checks += _checks(w, "all", whole, _current_side(group, ref.vocabulary), ref.labels, ref.accuracy, t,
-                          embed, seed + n_window, slice_fields)
+        checks += _checks(w, "all", whole, _current_side(group, ref.vocabulary, text_stats), ref.labels,
+                          ref.accuracy, t, embed, seed + n_window, slice_fields)
         checks += _measured(w, "all", group, ref.accuracy, t)
         parts: dict[tuple[str, str], list[dict]] = {}
         for item in group:  # one pass: each item into the slice of each field's value
@@ -234,7 +243,7 @@ def drift_report(items: list[dict], ref: Reference, *, window_s: float = 86400.0
             if (f, value) not in reference_slices:
                 continue  # a value the reference never saw: counted in the "mix of" check, not testable alone
             ref_side, accuracy = reference_slices[(f, value)]
-            checks += _checks(w, f"{f}={value}", ref_side, _current_side(part, ref.vocabulary), ref.labels,
+            checks += _checks(w, f"{f}={value}", ref_side, _current_side(part, ref.vocabulary, text_stats), ref.labels,
                               accuracy, t, None, seed, [])
             checks += _measured(w, f"{f}={value}", part, accuracy, t)
     tested = [c for c in checks if c.p_value is not None and not math.isnan(c.p_value)]
