@@ -8,14 +8,12 @@ import numpy as np
 import pytest
 
 from nichetune.stats.drift import (
-    binned,
     category_counts,
     chi_square_homogeneity,
     expected_accuracy,
     holm,
     mmd_test,
     psi,
-    quantile_bins,
 )
 from nichetune.stats.sequential import (
     SequentialTest,
@@ -31,9 +29,6 @@ def test_psi_and_counts_by_hand():
     assert psi([50, 50], [80, 20]) == pytest.approx(0.3 * math.log(1.6) - 0.3 * math.log(0.4))
     assert psi([1, 2, 3], [2, 4, 6]) == pytest.approx(0.0)
     assert list(category_counts(["a", "b", "a", "z"], ["a", "b", "c"])) == [2, 1, 0]
-    edges = quantile_bins(np.arange(100), bins=4)
-    assert list(edges) == pytest.approx([24.75, 49.5, 74.25])
-    assert list(binned([0, 30, 60, 99, 99], edges)) == [1, 1, 1, 2]
 
 
 def test_chi_square_matches_scipy_and_holm_by_hand():

@@ -48,21 +48,21 @@ def ab_report(log: str | Path, experiment: str, *, control: str | None = None, a
     if not items:
         raise NichetuneError(f"{log} has no answers for experiment {experiment!r} yet",
                              hint=f"send classify requests to model {experiment!r} with a 'user'")
-    by_arm = {a: [i for i in items if i["arm"] == a] for a in arms}
-    stats = {a: _arm_stats(by_arm[a]) for a in arms}
+    stats = {a: _arm_stats([i for i in items if i["arm"] == a]) for a in arms}
     srm = sample_ratio_mismatch({a: stats[a]["units"] for a in arms}, definition["arms"])
     test, looks = SequentialTest(alpha=alpha), []
-    start = math.floor(items[0]["ts"] / look_s) * look_s
-    end = items[-1]["ts"]
-    edge = start + look_s
+    counts = {a: [0, 0] for a in arms}  # (correct, labelled) so far, per arm
+    # read_items gives them in time order; an arm a later definition dropped is not compared
+    labelled = [i for i in items if i["true_label"] is not None and i["arm"] in counts]
+    edge, n = math.floor(items[0]["ts"] / look_s) * look_s + look_s, 0
     while True:  # one look per window, on everything labelled by its end
-        counts = {}
-        for a in arms:
-            done = [i for i in by_arm[a] if i["ts"] < edge and i["true_label"] is not None]
-            counts[a] = (sum(i["true_label"] == i["label"] for i in done), len(done))
+        while n < len(labelled) and labelled[n]["ts"] < edge:
+            counts[labelled[n]["arm"]][0] += labelled[n]["true_label"] == labelled[n]["label"]
+            counts[labelled[n]["arm"]][1] += 1
+            n += 1
         state = test.look(*counts[control], *counts[treatment])
         looks.append({"at": edge, **{f"n_{a}": counts[a][1] for a in arms}, **state})
-        if edge > end:
+        if edge > items[-1]["ts"]:
             break
         edge += look_s
     last = looks[-1]

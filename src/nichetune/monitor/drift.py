@@ -71,47 +71,38 @@ class Check:
         return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in self.__dict__.items()}
 
 
-def _oov(texts: list[str], vocabulary: set[str]) -> list[float]:
-    out = []
-    for t in texts:
-        w = words(t)
-        out.append(sum(x not in vocabulary for x in w) / len(w) if w else 0.0)
-    return out
-
-
-def _lengths(texts: list[str]) -> list[int]:
-    return [len(words(t)) for t in texts]
+def text_stats(text: str, vocabulary: set[str]) -> tuple[int, float]:
+    """A text's word count and out-of-vocabulary rate (0 for a text without words)."""
+    w = words(text)
+    return len(w), (sum(x not in vocabulary for x in w) / len(w) if w else 0.0)
 
 
 class _Side:
     """The quantities of one group of items (or of reference rows), computed once."""
 
-    def __init__(self, texts, predicted, confidence, slices, vocabulary, set_sizes=None, true_labels=None,
-                 lengths=None, oov=None):
+    def __init__(self, texts, predicted, confidence, slices, stats, set_sizes=None, true_labels=None):
         self.texts, self.predicted, self.confidence, self.slices = texts, predicted, confidence, slices
-        self.lengths = _lengths(texts) if lengths is None else lengths
-        self.oov = _oov(texts, vocabulary) if oov is None else oov
+        self.lengths = [n for n, _ in stats]
+        self.oov = [r for _, r in stats]
         self.set_sizes = set_sizes
         self.true_labels = true_labels or []
 
 
-def _reference_side(ref: Reference, rows: list[dict]) -> _Side:
+def _reference_side(ref: Reference, rows: list[dict], known: dict[int, tuple[int, float]]) -> _Side:
+    """``known``: each row's ``text_stats`` by ``id``, computed once per report (a row is in several sides)."""
     sizes = ref.set_sizes()
     by_id = {id(r): s for r, s in zip(ref.rows, sizes, strict=True)} if sizes else None
     return _Side([r["text"] for r in rows], [r["predicted"] for r in rows], [r["confidence"] for r in rows],
-                 [r.get("slices") or {} for r in rows], ref.vocabulary,
+                 [r.get("slices") or {} for r in rows], [known[id(r)] for r in rows],
                  [by_id[id(r)] for r in rows] if by_id else None, [r["label"] for r in rows])
 
 
-def _current_side(items: list[dict], vocabulary: set[str], text_stats: dict[int, tuple[int, float]]) -> _Side:
-    """``text_stats``: each item's (word count, out-of-vocabulary rate), computed once per report: an item is in
-    the all-items side and in one side per slice field."""
+def _current_side(items: list[dict], known: dict[int, tuple[int, float]]) -> _Side:
     sizes = [i["set_size"] for i in items]
-    stats = [text_stats[id(i)] for i in items]
     return _Side([i["text"] for i in items], [i["label"] for i in items], [i["confidence"] for i in items],
-                 [i["slices"] for i in items], vocabulary, sizes if all(s is not None for s in sizes) else None,
-                 [i["true_label"] for i in items if i.get("true_label") is not None],
-                 lengths=[n for n, _ in stats], oov=[r for _, r in stats])
+                 [i["slices"] for i in items], [known[id(i)] for i in items],
+                 sizes if all(s is not None for s in sizes) else None,
+                 [i["true_label"] for i in items if i.get("true_label") is not None])
 
 
 def _mix(reference: list, current: list, categories: list) -> tuple[float, float, float, float]:
@@ -214,25 +205,22 @@ def drift_report(items: list[dict], ref: Reference, *, window_s: float = 86400.0
                              hint="check --model; `nichetune serve` logs /v1/classify answers")
     start = math.floor(items[0]["ts"] / window_s) * window_s
     slice_fields = sorted({f for r in ref.rows for f in (r.get("slices") or {})})
-    whole = _reference_side(ref, ref.rows)
+    known = {id(r): text_stats(r["text"], ref.vocabulary) for r in [*ref.rows, *items]}  # once per text
+    whole = _reference_side(ref, ref.rows, known)
     reference_slices = {}
     for f in slice_fields:
         for value in sorted({str((r.get("slices") or {}).get(f)) for r in ref.rows} - {"None"}):
             rows = [r for r in ref.rows if str((r.get("slices") or {}).get(f)) == value]
-            reference_slices[(f, value)] = (_reference_side(ref, rows),
+            reference_slices[(f, value)] = (_reference_side(ref, rows, known),
                                             sum(r["label"] == r["predicted"] for r in rows) / len(rows))
     checks: list[Check] = []
     windows = []
     by_window: dict[float, list[dict]] = {}
-    text_stats = {}
     for item in items:
         by_window.setdefault(start + math.floor((item["ts"] - start) / window_s) * window_s, []).append(item)
-        tokens = words(item["text"])
-        text_stats[id(item)] = (len(tokens), sum(x not in ref.vocabulary for x in tokens) / len(tokens)
-                                if tokens else 0.0)
     for n_window, (w, group) in enumerate(sorted(by_window.items())):
         windows.append({"start": w, "end": w + window_s, "items": len(group)})
-        checks += _checks(w, "all", whole, _current_side(group, ref.vocabulary, text_stats), ref.labels,
+        checks += _checks(w, "all", whole, _current_side(group, known), ref.labels,
                           ref.accuracy, t, embed, seed + n_window, slice_fields)
         checks += _measured(w, "all", group, ref.accuracy, t)
         parts: dict[tuple[str, str], list[dict]] = {}
@@ -243,8 +231,8 @@ def drift_report(items: list[dict], ref: Reference, *, window_s: float = 86400.0
             if (f, value) not in reference_slices:
                 continue  # a value the reference never saw: counted in the "mix of" check, not testable alone
             ref_side, accuracy = reference_slices[(f, value)]
-            checks += _checks(w, f"{f}={value}", ref_side, _current_side(part, ref.vocabulary, text_stats), ref.labels,
-                              accuracy, t, None, seed, [])
+            checks += _checks(w, f"{f}={value}", ref_side, _current_side(part, known), ref.labels, accuracy, t,
+                              None, seed, [])
             checks += _measured(w, f"{f}={value}", part, accuracy, t)
     tested = [c for c in checks if c.p_value is not None and not math.isnan(c.p_value)]
     for c, adjusted in zip(tested, holm([c.p_value for c in tested]), strict=True):

@@ -48,16 +48,6 @@ def chi_square_homogeneity(reference_counts: Sequence[float], current_counts: Se
     return float(chi2_contingency(table, correction=False)[1])
 
 
-def quantile_bins(reference: Sequence[float], bins: int = 10) -> np.ndarray:
-    """Inner bin edges at the reference's quantiles (duplicates dropped), for PSI of a continuous value."""
-    edges = np.quantile(np.asarray(reference, float), np.linspace(0, 1, bins + 1)[1:-1])
-    return np.unique(edges)
-
-
-def binned(values: Sequence[float], edges: np.ndarray) -> np.ndarray:
-    return np.bincount(np.searchsorted(edges, np.asarray(values, float), side="right"), minlength=len(edges) + 1)
-
-
 def ks_test(reference: Sequence[float], current: Sequence[float]) -> tuple[float, float]:
     """Two-sample Kolmogorov-Smirnov ``(statistic, p-value)`` (exact for small samples, as scipy chooses)."""
     from scipy.stats import ks_2samp
