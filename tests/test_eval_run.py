@@ -42,8 +42,15 @@ def test_eval_metrics_match_scikit_learn_on_the_written_predictions(evaluated):
     assert metrics["metrics"]["macro_f1"] == pytest.approx(f1_score(y, p, average="macro"))
     names = [c["baseline"] for c in metrics["comparisons"]]
     prompt_model = names[-1].removeprefix("2-shot ")
-    assert names == ["majority class", "TF-IDF + logistic regression", "zero-shot base model",
-                     f"zero-shot {prompt_model}", f"2-shot {prompt_model}"]
+    assert names == ["majority class", names[1], "zero-shot base model", f"zero-shot {prompt_model}",
+                     f"2-shot {prompt_model}"]
+    # the lexical baseline is the stronger of TF-IDF + logistic regression and + a linear SVM on validation
+    assert names[1] in ("TF-IDF + logistic regression (the stronger of two on validation)",
+                        "TF-IDF + linear SVM (the stronger of two on validation)")
+    lexical = lexical_model(evaluated)
+    assert lexical.validation[lexical.kind] == max(lexical.validation.values())
+    assert metrics["comparisons"][1]["baseline_accuracy"] == pytest.approx(
+        accuracy_score(y, [["negative", "positive"][i] for i in lexical.predict([r["text"] for r in preds])]))
     train_labels = [json.loads(line)["label"] for line in open(evaluated / "data" / "train.jsonl")]
     majority = Counter(train_labels).most_common(1)[0][0]  # ties: the first seen, every run
     assert metrics["comparisons"][0]["baseline_accuracy"] == pytest.approx(sum(v == majority for v in y) / len(y))
@@ -57,6 +64,20 @@ def test_eval_metrics_match_scikit_learn_on_the_written_predictions(evaluated):
     row = next(r for r in cond["slices"] if r["slice"] == "pain")
     assert row["accuracy"] == pytest.approx(accuracy_score([y[i] for i in pain], [p[i] for i in pain]))
     assert metrics["calibration"]["temperature"] > 0
+
+
+def lexical_model(run: Path):
+    """The lexical baseline refitted by hand: both candidates on the run's train split, the better on validation."""
+    import numpy as np
+
+    from nichetune.tasks.lexical import fit_lexical
+
+    def split(name):
+        rows = [json.loads(line) for line in open(run / "data" / f"{name}.jsonl")]
+        return [r["text"] for r in rows], np.array([["negative", "positive"].index(r["label"]) for r in rows])
+
+    (tr, y_tr), (va, y_va) = split("train"), split("validation")
+    return fit_lexical(tr, y_tr, 2, val_texts=va, val_y=y_va)
 
 
 def test_few_shot_baseline_prompts_the_instruct_model_with_one_training_example_per_label(evaluated):

@@ -98,6 +98,8 @@ class TrainSection(_Section):
     early_stopping: EarlyStopping | None = None
     swa_last_k: int | None = Field(None, ge=2, description="average the weights of the last K evaluations")
     compile: bool = False
+    lexical: Literal["off", "stack"] = Field("off", description="stack: combine the classifier with TF-IDF + a "
+                                             "linear model, weighted on validation (never worse than the words)")
     tracking: list[Literal["tensorboard", "mlflow"]] = Field(default_factory=list)
 
     @field_validator("warmup")
@@ -227,6 +229,12 @@ class Recipe(_Section):
         stop = self.train.early_stopping
         metric = (stop.metric if stop else None) or self.eval.metric or task_spec(self.task).primary_metric
         return metric, (stop.mode if stop else None) or direction(metric)
+
+    def headline_metric(self) -> str:
+        """The metric a classifier's verdicts (and its lexical stack) are on: ``eval.metric`` when it is accuracy or
+        macro-F1 (imbalanced data picks macro-F1, where always answering the big class scores well on accuracy),
+        else accuracy."""
+        return self.eval.metric if self.eval.metric in ("accuracy", "macro_f1") else "accuracy"
 
     def objective_metric(self) -> tuple[str, str]:
         """What a hyperparameter search optimises: ``tune.metric``, else the selection metric; and its direction."""

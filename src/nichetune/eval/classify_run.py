@@ -19,25 +19,20 @@ from .evaluators import ClassifierInputs, run_evaluators
 from .slices import accuracy
 
 
-def tfidf_baseline(train: list[dict], test_texts: list[str], label2id: dict[str, int]) -> np.ndarray:
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
+def lexical_baseline(x: ClassifierInputs):
+    """The strongest lexical model a practitioner tries first: TF-IDF + logistic regression or + a linear SVM,
+    whichever scores higher on the run's validation rows by the verdict metric (``tasks.lexical.LexicalModel``)."""
+    from ..tasks.lexical import fit_lexical
 
-    pipe = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True),
-                         LogisticRegression(max_iter=2000, C=10.0))
-    pipe.fit([r["text"] for r in train], [label2id[r["label"]] for r in train])
-    return pipe.predict(test_texts)
+    def ids(rows: list[dict]) -> np.ndarray:
+        return np.array([x.label2id[r["label"]] for r in rows])
+
+    return fit_lexical([r["text"] for r in x.train_rows], ids(x.train_rows), len(x.labels),
+                       val_texts=[r["text"] for r in x.val_rows] or None, val_y=ids(x.val_rows),
+                       metric=x.macro_f1 if x.metric == "macro_f1" else None)
 
 
 VERDICT_METRICS = {"accuracy": "accuracy", "macro_f1": "macro-F1"}
-
-
-def headline_metric(recipe) -> str:
-    """The metric a classifier's verdicts are on: the recipe's ``eval.metric`` when it is accuracy or
-    macro-F1 (imbalanced data picks macro-F1, where always answering the big class scores well on
-    accuracy), else accuracy."""
-    return recipe.eval.metric if recipe.eval.metric in VERDICT_METRICS else "accuracy"
 
 
 def compare_predictions(name: str, y: np.ndarray, base_pred: np.ndarray, pred: np.ndarray, macro_f1,
@@ -81,13 +76,15 @@ def classifier_inputs(run, rows: list[dict], *, alpha: float = 0.1, target_accur
     val_rows = read_json_lines(run.paths.split("validation"))
 
     def logits_of(part: list[dict]) -> np.ndarray:
-        return head_logits(run.model, run.tokenizer, [r["text"] for r in part], max_length=max_length)
+        return head_logits(run.model, run.tokenizer, [r["text"] for r in part], max_length=max_length,
+                           lexical=run.lexical)
 
     return ClassifierInputs(
         labels=labels, rows=rows, y=np.array([label2id[r["label"]] for r in rows]), logits=logits_of(rows),
         y_val=np.array([label2id[r["label"]] for r in val_rows]), logits_val=logits_of(val_rows),
-        train_rows=read_json_lines(run.paths.split("train")), alpha=alpha, target_accuracy=target_accuracy,
-        metric=headline_metric(run.recipe), slice_fields=slice_fields_of(rows, slice_fields), min_count=min_count,
+        train_rows=read_json_lines(run.paths.split("train")), val_rows=val_rows, alpha=alpha,
+        target_accuracy=target_accuracy,
+        metric=run.recipe.headline_metric(), slice_fields=slice_fields_of(rows, slice_fields), min_count=min_count,
         zero_shot=zero_shot, shots_per_label=shots_per_label, prompt_model=prompt_model,
         base_reference=run.manifest.base_model.reference, seed=run.recipe.seed)
 

@@ -45,7 +45,7 @@ def _classifier_predictions(run_dir: str | Path, texts: list[str], labels: list[
 
 def _compare_classification(run_dir: Path, reference: str, rows: list[dict], manifest, recipe) -> dict:
     from ..stats.classification import macro_f1_for
-    from .classify_run import compare_predictions, headline_metric, zero_shot
+    from .classify_run import compare_predictions, zero_shot
     from .slices import accuracy
 
     labels = manifest.labels
@@ -56,7 +56,7 @@ def _compare_classification(run_dir: Path, reference: str, rows: list[dict], man
            else _classifier_predictions(reference, texts, labels))
     macro_f1 = macro_f1_for(labels)
     c = compare_predictions(_name(reference), y, ref, cand, macro_f1, b=run_dir.name,
-                            metric=headline_metric(recipe))
+                            metric=recipe.headline_metric())
     f1 = c["bootstrap_macro_f1"]
     metrics = {"accuracy": {"a": accuracy(y, cand), "b": c["baseline_accuracy"],
                             **{k: c["bootstrap"][k] for k in ("delta", "ci_low", "ci_high", "p_value")}},

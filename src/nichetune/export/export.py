@@ -78,6 +78,8 @@ def export_run(run_dir: str | Path, to: str, out: str | Path, *, tolerance: floa
         start = time.perf_counter()
         say(f"writing {to} ({fmt.note})")
         fmt.write(run, tmp, run.recipe.model.max_length)
+        if run.lexical is not None:
+            run.lexical.save(tmp)
         written_s = time.perf_counter() - start
         say(f"checking parity on the run's held-out rows (tolerance {tolerance:g} points)")
         parity = parity_report(run, fmt, tmp, tolerance=tolerance, rows_limit=rows)

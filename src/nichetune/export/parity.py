@@ -18,10 +18,9 @@ from ..data.readers import read_json_lines
 from ..stats.classification import classification_metrics
 from ..stats.significance import paired_bootstrap
 from ..tasks import task_spec
+from ..tasks.lexical import load_stack
 from ..timing import percentiles, single_requests
 from .formats import ExportFormat, Runner, folder_mb
-
-VERDICT_METRICS = ("accuracy", "macro_f1")
 
 
 def held_out_rows(run, limit: int | None) -> tuple[list[dict], str]:
@@ -44,7 +43,8 @@ def classifier_parity(run, runner: Runner, export_logits: np.ndarray, rows: list
     labels = run.manifest.labels
     texts = [r["text"] for r in rows]
     y = np.array([labels.index(r["label"]) for r in rows])
-    source = classifier_logits(run.model, run.tokenizer, texts, max_length=run.recipe.model.max_length)
+    source = classifier_logits(run.model, run.tokenizer, texts, max_length=run.recipe.model.max_length,
+                               lexical=run.lexical)
 
     def score(y_true, pred) -> float:
         return classification_metrics(y_true, pred, labels)[metric]
@@ -162,7 +162,10 @@ def parity_report(run, fmt: ExportFormat, folder: Path, *, tolerance: float = 0.
         texts = [r["text"] for r in rows]
         isolated = fmt.isolated_logits
         export_logits = isolated(folder, texts) if isolated else runner.logits(texts)
-        metric = run.recipe.eval.metric if run.recipe.eval.metric in VERDICT_METRICS else "accuracy"
+        stack = load_stack(folder)  # the export carries the run's lexical stack; whoever serves it applies it
+        if stack is not None:
+            export_logits = stack.apply(texts, export_logits)
+        metric = run.recipe.headline_metric()
         quality = classifier_parity(run, runner, export_logits, rows, metric)
         latency = _latency(runner.logits, texts, requests)
         quality["ran_without_torch"] = bool(isolated)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..errors import NichetuneError
 from ..models.loading import load_encoder
@@ -47,13 +48,15 @@ def head_labels(model) -> list[str]:
 
 
 def _with_head(resolved: ResolvedModel, texts: list[str], device: str) -> list[Prediction]:
+    from ..tasks.lexical import load_stack
     from ..tasks.scoring import classifier_logits
 
     model, tokenizer = load_sequence_classifier(resolved, device=device)
     run_dir = run_folder(resolved)
     calibration = read_calibration(run_dir) if run_dir else None
     max_length = read_run(run_dir)[1].model.max_length if run_dir else tokenizer.model_max_length
-    logits = classifier_logits(model, tokenizer, texts, max_length=min(max_length, 100_000))
+    stack = load_stack(resolved.path) if Path(resolved.path).is_dir() else None
+    logits = classifier_logits(model, tokenizer, texts, max_length=min(max_length, 100_000), lexical=stack)
     method = "classifier head" + (", temperature-scaled" if calibration else "")
     out = []
     for answer in calibrated_predictions(logits, head_labels(model), calibration):

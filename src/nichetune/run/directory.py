@@ -148,12 +148,15 @@ def run_lock(run_dir: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def save_final(model, tokenizer, recipe, head: str, run_dir: Path) -> Path:
-    """Write the final weights (adapter or whole model) with the tokenizer, atomically, with a manifest."""
+def save_final(model, tokenizer, recipe, head: str, run_dir: Path, extra=None) -> Path:
+    """Write the final weights (adapter or whole model) with the tokenizer, atomically, with a manifest;
+    ``extra(folder)`` writes what else the weights carry (a lexical stack)."""
     target = weights_path(run_dir, recipe.method.name)
     with atomic_dir(target) as tmp:
         save_adapted(model, recipe.method, head, tmp)
         tokenizer.save_pretrained(tmp)
+        if extra is not None:
+            extra(tmp)
         write_manifest(tmp, extra={"kind": "nichetune-weights", "method": recipe.method.name})
     return target
 

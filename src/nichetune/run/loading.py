@@ -14,6 +14,7 @@ from ..methods.storage import load_adapted
 from ..models.embedded import EMBEDDED
 from ..models.heads import HEADS
 from ..models.resolve import ResolvedModel, resolve_model
+from ..tasks.lexical import load_stack
 from .manifest import RunManifest, read_manifest
 from .paths import RunPaths
 
@@ -27,6 +28,7 @@ class LoadedRun:
     manifest: RunManifest
     recipe: Any  # config.recipe.Recipe
     paths: RunPaths
+    lexical: Any = None  # tasks.lexical.LexicalStack of a run trained with train.lexical: stack
 
 
 def read_run(run_dir: str | Path) -> tuple[RunManifest, object]:
@@ -71,7 +73,7 @@ def load_run(run_dir: str | Path, *, dtype=None, weights: str | Path | None = No
     model = load_adapted(lambda: run_base(manifest, recipe), recipe.method, manifest.head, folder)
     if dtype is not None:
         model = model.to(dtype)
-    return LoadedRun(model.eval(), tokenizer, manifest, recipe, paths)
+    return LoadedRun(model.eval(), tokenizer, manifest, recipe, paths, load_stack(folder))
 
 
 def checked_weights(folder: Path):

@@ -79,6 +79,7 @@ class Loaded:
     bytes: int = 0  # what this model adds to its group's shared weights
     last_used: float = 0.0
     in_use: int = 0
+    lexical: Any = None  # tasks.lexical.LexicalStack when the weights carry one (train.lexical: stack)
 
 
 def _peft_type(folder: Path) -> str:
@@ -231,8 +232,12 @@ class ModelPool:
                 group.model = None
 
     def _load(self, target: Target) -> Loaded:
+        from ..tasks.lexical import load_stack
+
         key = self._group_key(target)
-        return self._load_shared(target, key) if key[0] == "peft" else self._load_own(target, key)
+        loaded = self._load_shared(target, key) if key[0] == "peft" else self._load_own(target, key)
+        loaded.lexical = load_stack(target.weights) if target.weights.is_dir() else None
+        return loaded
 
     def _load_shared(self, target: Target, key: tuple) -> Loaded:
         """An adapter into its base's PeftModel (the base loads with the first adapter)."""

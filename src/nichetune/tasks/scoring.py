@@ -46,8 +46,11 @@ def score_rows(model, task, tokenizer, rows: list[dict], max_length: int, *, bat
 
 
 def classifier_logits(model, tokenizer, texts: list[str], *, max_length: int, batch_size: int = 32,
-                      max_padding: float | None = None):
+                      max_padding: float | None = None, lexical=None):
     """(N, C) float64 logits of a sequence classifier on ``texts``, batched by length, no gradients.
+
+    ``lexical`` (a ``tasks.lexical.LexicalStack``, a run's ``train.lexical: stack``) turns the encoder's logits
+    into the stack's.
 
     ``max_padding`` also cuts batches where padding would pass that share of the real tokens (see
     ``length_chunks``); character counts stand in for token counts.
@@ -63,4 +66,4 @@ def classifier_logits(model, tokenizer, texts: list[str], *, max_length: int, ba
             batch = tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length,
                               return_tensors="pt").to(device)
             out[idx] = model(**batch).logits.float().cpu().numpy()
-    return out
+    return out if lexical is None else lexical.apply(texts, out)

@@ -17,6 +17,7 @@ from ..errors import NichetuneError
 from ..hardware import pick_device, pick_dtype
 from ..methods.registry import METHODS, apply_method, check_method
 from ..models.architecture import model_facts
+from ..models.heads import HEADS
 from ..models.resolve import ResolvedModel, resolve_model
 from ..models.task_model import load_base
 from ..run.directory import (
@@ -63,6 +64,9 @@ def check_recipe(recipe) -> ResolvedModel:
         packable = ", ".join(n for n in task_names() if task_spec(n).packable)
         raise NichetuneError(f"train.packing applies to {packable}, not {recipe.task}",
                              hint=f"remove train.packing ({recipe.task} batches are padded per batch)")
+    if t.lexical == "stack" and not HEADS[task.head].fresh:
+        raise NichetuneError(f"train.lexical=stack combines a classifier with TF-IDF; {recipe.task} has no labels",
+                             hint="remove train.lexical")
     if t.packing and method.virtual_tokens:
         raise NichetuneError(f"{recipe.method.name} adds virtual tokens, which packed rows cannot share",
                              hint="set train.packing=false for this method")
@@ -74,6 +78,22 @@ def check_recipe(recipe) -> ResolvedModel:
                              trust_remote_code=recipe.model.trust_remote_code)
     check_method(recipe.method, model_facts(resolved, task.head, trust_remote_code=recipe.model.trust_remote_code))
     return resolved
+
+
+def _stack(model, tokenizer, splits, recipe, max_length: int, dtype, device: str):
+    """The lexical stack and what the manifest records of it; the stack's test metrics under ``stack_test``."""
+    from .lexical_stage import fit_lexical_stage
+
+    if not splits.validation:
+        raise NichetuneError("train.lexical=stack fits its weight on validation rows and this run has none",
+                             hint="give data.validation, or data.split.ratios with a validation share")
+    stack, encoder_test, stack_test = fit_lexical_stage(
+        model, tokenizer, splits, max_length=max_length, metric=recipe.headline_metric(), dtype=dtype, device=device,
+        batch_size=recipe.eval.batch_size)
+    print(f"lexical stack: {stack.model.name} (validation {stack.model.validation}), weight {stack.weight:.2f}; "
+          f"validation {stack.summary['validation']}", file=sys.stderr)
+    return stack, {"kind": stack.model.kind, "weight": stack.weight, **stack.summary,
+                   "encoder_test": encoder_test, "stack_test": stack_test}
 
 
 def train(recipe, *, fresh: bool = False, on_eval=None, on_step=None) -> RunManifest | None:
@@ -162,7 +182,11 @@ def _train(recipe, resolved: ResolvedModel, run_dir: Path, ctx, fresh: bool, on_
             tracker.close()
     if not ctx.main:
         return None
-    save_final(model, tokenizer, recipe, head, run_dir)
+    stack, lexical = None, None
+    if t.lexical == "stack":
+        stack, lexical = _stack(model, tokenizer, splits, recipe, max_length, dtype, ctx.device)
+        test_metrics = lexical.pop("stack_test") or test_metrics
+    save_final(model, tokenizer, recipe, head, run_dir, extra=stack.save if stack else None)
     info = {
         "task": recipe.task, "head": head, "seed": recipe.seed, "labels": splits.labels,
         "base_model": {"reference": recipe.model.name, "path": str(resolved.path), "source": resolved.source,
@@ -179,6 +203,7 @@ def _train(recipe, resolved: ResolvedModel, run_dir: Path, ctx, fresh: bool, on_
                    "validation_before": result.base_eval, "validation": result.final_eval,
                    "test": test_metrics, "resumed_from": result.resumed_from,
                    "train_seconds": round(result.train_seconds, 2), "wall_seconds": round(time.time() - started, 2),
-                   "supervised_tokens_per_s": round(result.supervised_tokens_per_s, 1)},
+                   "supervised_tokens_per_s": round(result.supervised_tokens_per_s, 1),
+                   **({"lexical": lexical} if lexical else {})},
     }
     return write_run_manifest(run_dir, info)

@@ -16,11 +16,13 @@ ZERO_SHOT_BASE = "zero-shot-base"  # the stable id of the base model's own zero-
 
 def baseline_predictions(x: ClassifierInputs) -> list[tuple[str, str, np.ndarray]]:
     """``(stable id, display name, predictions)`` of every baseline that applies."""
-    from ..classify_run import prompted_baselines, tfidf_baseline, zero_shot
+    from ..classify_run import lexical_baseline, prompted_baselines, zero_shot
 
     majority = Counter(r["label"] for r in x.train_rows).most_common(1)[0][0]
+    lexical = lexical_baseline(x)
+    chosen = " (the stronger of two on validation)" if len(lexical.validation) > 1 else ""
     out = [("majority", "majority class", np.full(len(x.y), x.label2id[majority])),
-           ("tfidf-logreg", "TF-IDF + logistic regression", tfidf_baseline(x.train_rows, x.texts, x.label2id))]
+           (f"tfidf-{lexical.kind}", lexical.name + chosen, lexical.predict(x.texts))]
     if x.zero_shot and x.base_reference:
         out.append((ZERO_SHOT_BASE, "zero-shot base model", zero_shot(x.base_reference, x.texts, x.labels)))
         if x.shots_per_label:
@@ -61,6 +63,18 @@ def comparison_row(c: dict, m: dict) -> dict:
 def render(section: list[dict], report) -> list[tuple[str, str]]:
     rows = [comparison_row(c, report.metrics["metrics"]) for c in section]
     return [("Against baselines", table(rows, list(rows[0])) if rows else "")]
+
+
+def lexical_warning(section: list[dict]) -> str:
+    """The plain statement when the tuned model does not beat the lexical baseline significantly: the simpler
+    model is then the better choice."""
+    for c in section:
+        if c["id"].startswith("tfidf-") and c["verdict"] != "better":
+            metric = "macro-F1" if c.get("metric") == "macro_f1" else "accuracy"
+            relation = "is worse than" if c["verdict"] == "worse" else "does not beat"
+            return (f"The tuned model {relation} {c['baseline'].split(' (')[0]} on {metric} with significance: the "
+                    "simpler model is the better choice here (as good, trained in seconds, its weights readable).")
+    return ""
 
 
 def also_accuracy(c: dict) -> str:

@@ -27,6 +27,7 @@ class ClassifierInputs:
     y_val: np.ndarray
     logits_val: np.ndarray
     train_rows: list[dict] = field(default_factory=list)
+    val_rows: list[dict] = field(default_factory=list)  # choose the lexical baseline; empty: logistic regression
     alpha: float = 0.1
     target_accuracy: float = 0.9
     metric: str = "accuracy"  # what verdicts are on: accuracy or macro_f1

@@ -31,6 +31,8 @@ def _run_batch(s, target):
             logits = (loaded.logits(texts) if loaded.logits is not None else
                       classifier_logits(loaded.model, loaded.tokenizer, texts, max_length=target.max_length,
                                         batch_size=s.config.batch_size, max_padding=MAX_PADDING))
+            if loaded.lexical is not None:
+                logits = loaded.lexical.apply(texts, logits)
         return calibrated_predictions(logits, target.labels, target.calibration)
     return run
 

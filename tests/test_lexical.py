@@ -1,0 +1,87 @@
+"""The lexical model and the stack: the same predictions as scikit-learn's pipelines, the stronger candidate kept on
+validation, a pickle-free round trip, and a stack weight that follows which side carries the signal."""
+
+import numpy as np
+import pytest
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.svm import LinearSVC
+
+from nichetune.errors import NichetuneError
+from nichetune.tasks.lexical import LexicalStack, fit_lexical, fit_stack, load_stack
+
+WORDS = [["awful", "pain", "nausea", "worse"], ["fine", "okay", "average", "mild"], ["great", "relief", "helped"]]
+
+
+def _texts(rng, y, noise: float = 0.6) -> list[str]:
+    out = []
+    for c in y:
+        words = [rng.choice(WORDS[c] if rng.random() > noise else WORDS[rng.integers(3)]) for _ in range(3)]
+        out.append(" ".join(words) + f" {rng.choice(['pill', 'drug', 'dose'])}")
+    return out
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    y_tr, y_va, y_te = rng.integers(0, 3, 300), rng.integers(0, 3, 120), rng.integers(0, 3, 120)
+    return (_texts(rng, y_tr), y_tr), (_texts(rng, y_va), y_va), (_texts(rng, y_te), y_te)
+
+
+@pytest.mark.parametrize("kind, clf", [("logreg", lambda: LogisticRegression(max_iter=2000, C=10.0)),
+                                       ("svm", lambda: LinearSVC(C=1.0))])
+def test_scores_match_scikit_learn(data, kind, clf):
+    (tr, y_tr), _, (te, _) = data
+    model = fit_lexical(tr, y_tr, 3, kinds=(kind,))
+    ref = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True), clf()).fit(tr, y_tr)
+    np.testing.assert_allclose(model.scores(te), ref.decision_function(te), atol=1e-8)
+
+
+def test_binary_scores_give_the_same_probabilities_and_absent_labels_never_win(data):
+    (tr, y_tr), _, (te, _) = data
+    keep = y_tr != 1  # label 1 never appears in training: two classes, 0 and 2, of three
+    model = fit_lexical([t for t, k in zip(tr, keep, strict=True) if k], y_tr[keep], 3, kinds=("logreg",))
+    ref = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True),
+                        LogisticRegression(max_iter=2000, C=10.0)).fit([t for t, k in zip(tr, keep, strict=True) if k],
+                                                                        y_tr[keep])
+    s = model.scores(te)
+    p2 = 1 / (1 + np.exp(-(s[:, 2] - s[:, 0])))
+    np.testing.assert_allclose(p2, ref.predict_proba(te)[:, 1], atol=1e-8)
+    assert not (s.argmax(1) == 1).any()
+
+
+def test_the_stronger_candidate_on_validation_is_kept(data):
+    (tr, y_tr), (va, y_va), _ = data
+    model = fit_lexical(tr, y_tr, 3, val_texts=va, val_y=y_va)
+    assert set(model.validation) == {"logreg", "svm"}
+    assert model.validation[model.kind] == max(model.validation.values())
+    assert model.validation[model.kind] == pytest.approx(float(np.mean(model.predict(va) == y_va)))
+
+
+def test_one_label_is_refused_with_a_hint():
+    with pytest.raises(NichetuneError, match="two labels"):
+        fit_lexical(["a b", "c d"], np.array([1, 1]), 3)
+
+
+def test_stack_weight_follows_the_side_with_the_signal_and_round_trips(data, tmp_path):
+    (tr, y_tr), (va, y_va), (te, _) = data
+    model = fit_lexical(tr, y_tr, 3, val_texts=va, val_y=y_va)
+    rng = np.random.default_rng(1)
+    noise = rng.normal(size=(len(y_va), 3))
+    # an encoder that knows nothing: all the weight goes to the words
+    assert fit_stack(model, noise, model.scores(va), y_va).weight > 0.9
+    # an encoder that knows the answer outright: the words add nothing
+    perfect = noise + 40 * np.eye(3)[y_va]
+    stack = fit_stack(model, perfect, model.scores(va), y_va)
+    assert stack.weight <= 0.1 and stack.summary["validation"]["stack"] == 1.0
+    # a useful encoder and useful words: the stack's validation log-loss is below either side's
+    both = fit_stack(model, noise + 1.5 * np.eye(3)[y_va], model.scores(va), y_va)
+    losses = both.summary["validation_log_loss"]
+    assert 0 < both.weight < 1 and losses["stack"] < min(losses["encoder"], losses["lexical"])
+    both.save(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lexical.json", "lexical.safetensors"]
+    back = load_stack(tmp_path)
+    enc = rng.normal(size=(len(te), 3))
+    np.testing.assert_allclose(back.apply(te, enc), both.apply(te, enc), atol=1e-5)
+    assert isinstance(back, LexicalStack) and load_stack(tmp_path / "missing") is None
