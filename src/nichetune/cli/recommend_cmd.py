@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..errors import NichetuneError
 from .output import print_json
 
 
@@ -25,6 +26,11 @@ def register(sub) -> None:
                    help="with --knowledge changing: the documents to index (files or folders); the recipe gets "
                         "an index plan that `nichetune index build --recipe` runs")
     p.add_argument("--target", choices=["server", "edge", "batch"], default="server", help="where it will run")
+    p.add_argument("--budget-minutes", type=float, metavar="MIN",
+                   help="the longest training you will wait for: epochs, input length and method shrink to fit the "
+                        "estimate (timed on this machine)")
+    p.add_argument("--no-estimate", action="store_true",
+                   help="skip timing a few training steps (no time estimate; --budget-minutes needs it)")
     p.add_argument("--output-dir", help="the recipe's run directory (default runs/NAME-recommended)")
     p.add_argument("--out", required=True, help="where to write the recipe YAML")
     p.add_argument("--json", action="store_true", help="print evidence, decisions and recipe as JSON")
@@ -34,20 +40,34 @@ def register(sub) -> None:
 def run(args) -> int:
     from ..recommend import recommend
     from ..recommend.evidence import Constraints
+    from ..tasks.lexical import KINDS
 
     constraints = Constraints(sensitivity=args.sensitivity, latency_ms=args.latency_ms, compute=args.compute,
                               consequence=args.consequence, knowledge=args.knowledge, target=args.target,
-                              model=args.model, docs=tuple(args.docs))
-    result = recommend(args.data, constraints, task=args.task, out=args.out, output_dir=args.output_dir)
+                              model=args.model, docs=tuple(args.docs), budget_minutes=args.budget_minutes)
+    if args.budget_minutes is not None and args.no_estimate:
+        raise NichetuneError("--budget-minutes fits the recipe to a timed estimate, and --no-estimate skips it",
+                             hint="drop one of the two")
+    result = recommend(args.data, constraints, task=args.task, out=args.out, output_dir=args.output_dir,
+                       time_it=not args.no_estimate)
     if args.json:
         print_json({k: v for k, v in result.items() if k != "yaml"})
         return 0
     e = result["evidence"]
     print(f"{e['source']}: {e['rows']} rows, {e['task']}, ~{e['train_rows']} for training, "
           f"p95 length {e['p95_tokens']:.0f} tokens, {e['pii_rows']} rows with PII")
+    if e["lexical"]:
+        lex = e["lexical"]
+        print("words alone (TF-IDF, held-out 20%): " + ", ".join(
+            f"{KINDS[k]} accuracy {lex[k]['accuracy']:.3f} macro-F1 {lex[k]['macro_f1']:.3f}" for k in KINDS)
+            + ": the bar the tuned model must clear")
     for d in result["decisions"]:
         settings = ", ".join(f"{k}={v}" for k, v in d["settings"].items()) or "(advice)"
         print(f"- {d['rule']}: {settings}\n    because {d['because']}")
+    if result["estimate"]:
+        est = result["estimate"]
+        print(f"estimated training time: about {est['minutes']:.0f} minutes ({est['steps']} steps x "
+              f"{est['seconds_per_step']:.2f} s, timed on this machine, plus evaluation)")
     print(f"wrote {args.out}; train it with: nichetune train {args.out}")
     if result["recipe"].get("retrieval"):
         print(f"build its index with: nichetune index build --recipe {args.out}")

@@ -26,6 +26,8 @@ class _Section(BaseModel):
 class ModelSection(_Section):
     name: str = "minilm-l6"
     max_length: int = Field(256, ge=8, le=MAX_LENGTH_LIMIT)
+    truncation: Literal["head", "head_tail"] = Field("head", description="a classifier's text longer than max_length: "
+                                                     "its first tokens, or the first quarter and last three quarters")
     allow_pickle: bool = False
     trust_remote_code: bool = False
 

@@ -98,8 +98,11 @@ def evaluate_classification(run_dir: Path, rows: list[dict], **options) -> dict:
     sections = run_evaluators(run.manifest.head, x)
     metrics = sections["metrics"]
     confidence = x.probs_cal.max(1)
+    from ..truncation import seen_share
+
     return {
         "task": run.recipe.task, "n": len(rows), "labels": x.labels, **sections,
+        "inputs": seen_share(run.tokenizer, x.texts, run.recipe.model.max_length),
         "primary": {"name": x.metric, "value": metrics[x.metric]},
         "predictions": [{"id": r.get("id"), "label": r["label"], "predicted": x.labels[p], "confidence": float(c),
                          "probabilities": {name: round(float(v), 6) for name, v in zip(x.labels, probs, strict=True)},

@@ -76,7 +76,9 @@ def _load(run_dir: Path, variant: str, folder: Path | None):
 def _encoder_forward(model, tok, texts: list[str], max_length: int):
     import torch
 
-    enc = tok(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    from ..truncation import encode_batch
+
+    enc = encode_batch(tok, texts, max_length)
     with torch.inference_mode():
         model(**enc)
     return np.zeros((len(texts), 1))

@@ -32,7 +32,19 @@ def _classifier_headline(metrics: dict, manifest) -> str:
     return (f'<p class="headline">{esc(manifest.method_name)} on <b>{esc(manifest.base_model.reference)}</b>, '
             f'{_trained_on(manifest)}, {metrics["n"]} evaluation rows: '
             f'accuracy <b id="headline-accuracy">{m["accuracy"]:.4f}</b>, macro-F1 '
-            f'<b id="headline-macro-f1">{m["macro_f1"]:.4f}</b>.</p><ul>{verdicts}</ul>')
+            f'<b id="headline-macro-f1">{m["macro_f1"]:.4f}</b>.{_text_seen(metrics.get("inputs"))}</p>'
+            f'<ul>{verdicts}</ul>')
+
+
+def _text_seen(inputs: dict | None) -> str:
+    """How much of the evaluation texts the classifier read, when its window cut any."""
+    if not inputs or not inputs["texts_cut"]:
+        return ""
+    how = "the first quarter and the last three quarters of" if inputs["truncation"] == "head_tail" \
+        else "the first tokens up to"
+    return (f' <span id="text-seen">It read <b>{inputs["token_share"]:.0%}</b> of their tokens: '
+            f'{inputs["texts_cut"]:.0%} of the texts are longer than its window, and it reads {how} '
+            f'{inputs["max_length"]} tokens of those.</span>')
 
 
 def _generator_headline(metrics: dict, manifest) -> str:

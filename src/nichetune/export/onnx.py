@@ -33,6 +33,8 @@ def write_onnx_classifier(model, tokenizer, folder: Path, max_length: int) -> No
     """
     import torch
 
+    from ..truncation import special_ids, truncation_of
+
     model = model.float().eval()
     sample = tokenizer(["an example text", "a second, longer example text for the trace"], padding=True,
                        return_tensors="pt")
@@ -49,7 +51,8 @@ def write_onnx_classifier(model, tokenizer, folder: Path, max_length: int) -> No
                              hint="use a base model whose tokenizer has a tokenizer.json")
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
     settings = {"file": FILE, "inputs": inputs, "labels": labels, "max_length": max_length,
-                "pad_id": tokenizer.pad_token_id, "pad_token": tokenizer.pad_token}
+                "pad_id": tokenizer.pad_token_id, "pad_token": tokenizer.pad_token,
+                "truncation": truncation_of(tokenizer), "special_ids": special_ids(tokenizer)}
     (folder / SETTINGS).write_text(json.dumps(settings, indent=2) + "\n")
 
 

@@ -14,10 +14,12 @@ __all__ = ["RULES", "Constraints", "Evidence", "recommend", "recipe_yaml"]
 
 
 def recommend(data: str, constraints: Constraints | None = None, *, task: str | None = None,
-              out: str | Path | None = None, output_dir: str | None = None) -> dict:
-    """Audit ``data``, apply the rules, validate the recipe, and (with ``out``) write it as commented YAML.
+              out: str | Path | None = None, output_dir: str | None = None, time_it: bool = True) -> dict:
+    """Audit ``data``, apply the rules, validate the recipe, time a few training steps of it on this machine (unless
+    ``time_it`` is false; ``constraints.budget_minutes`` then shrinks it to fit), and (with ``out``) write it as
+    commented YAML.
 
-    Returns ``{"evidence", "decisions", "recipe", "yaml"}``.
+    Returns ``{"evidence", "decisions", "recipe", "yaml", "estimate"}``.
     """
     from dataclasses import asdict
 
@@ -31,14 +33,40 @@ def recommend(data: str, constraints: Constraints | None = None, *, task: str | 
     raw = merge_dicts({"task": evidence.task, "output_dir": output_dir or f"runs/{name}-recommended", "seed": 0,
                        "data": source}, fragment)
     recipe = load_recipe(data=raw)  # the recipe must validate before anyone sees it
-    text = recipe_yaml(raw, decisions, evidence, constraints, Path(out).name if out else "RECIPE.yaml")
+    timing = None
+    if time_it:
+        raw, timing, decisions = _timed(raw, evidence, constraints, decisions)
+        recipe = load_recipe(data=raw)
+    text = recipe_yaml(raw, decisions, evidence, constraints, Path(out).name if out else "RECIPE.yaml", timing)
     if out:
         atomic_write_text(out, text)
-    return {"evidence": asdict(evidence), "decisions": decisions, "recipe": recipe.model_dump(), "yaml": text}
+    return {"evidence": asdict(evidence), "decisions": decisions, "recipe": recipe.model_dump(), "yaml": text,
+            "estimate": asdict(timing) if timing else None}
+
+
+def _timed(raw: dict, evidence: Evidence, constraints: Constraints, decisions: list[dict]):
+    """The recipe's training time from a few timed steps, shrunk to ``constraints.budget_minutes`` if it is over."""
+    from ..config.recipe import load_recipe
+    from .estimate import estimate, fit_budget
+    from .rules import flatten
+
+    def recipe_of(tree: dict):
+        return load_recipe(data=tree)
+
+    if constraints.budget_minutes is None:
+        return raw, estimate(recipe_of(raw), evidence), decisions
+    before = raw
+    raw, timing, changes = fit_budget(raw, recipe_of, evidence, constraints.budget_minutes)
+    if changes:
+        changed = {k: v for k, v in flatten(raw).items() if flatten(before).get(k) != v}
+        decisions = [*decisions, {"rule": "time budget", "settings": changed,
+                                  "because": f"a budget of {constraints.budget_minutes:g} minutes: "
+                                             + "; ".join(changes)}]
+    return raw, timing, decisions
 
 
 def recipe_yaml(raw: dict, decisions: list[dict], evidence: Evidence, constraints: Constraints,
-                name: str = "RECIPE.yaml") -> str:
+                name: str = "RECIPE.yaml", timing=None) -> str:
     """The recipe as YAML, each decided key followed by a comment naming the rule that set it."""
     why = {}
     for d in decisions:  # the last rule to set a key is the one that counts
@@ -48,7 +76,10 @@ def recipe_yaml(raw: dict, decisions: list[dict], evidence: Evidence, constraint
     head = [f"# Recommended by `nichetune recommend` for {evidence.source} ({evidence.rows} rows, {evidence.task}).",
             f"# Constraints: sensitivity={c.sensitivity}, latency_ms={c.latency_ms}, compute={c.compute}, "
             f"consequence={c.consequence}, knowledge={c.knowledge}, target={c.target}.",
-            f"# Run with: nichetune train {name}", "# Decisions (rule: evidence):"]
+            f"# Run with: nichetune train {name}"]
+    if timing is not None:
+        head.append(f"# Estimated training time: {timing.sentence()}.")
+    head.append("# Decisions (rule: evidence):")
     head += [f"#   - {d['rule']}: {d['because']}" for d in decisions]
     return "\n".join(head) + "\n" + "\n".join(_emit(raw, "", 0, why)) + "\n"
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..data.audit.overview import ADAPTERS_BELOW, FEW_SHOT_BELOW
 from ..data.schema import row_schema
+from ..tasks.lexical import KINDS
 from .evidence import Constraints, Evidence
 
 TINY_DATA = 100          # training rows below which only the smallest methods are safe
@@ -63,6 +64,14 @@ def _tiny(e: Evidence) -> bool:
     return e.train_rows < TINY_DATA or (_classify(e) and e.min_class < FEW_SHOT_BELOW)
 
 
+def _lexical_sentence(e: Evidence) -> str:
+    best = e.lexical["best"]
+    return (f"{KINDS[best]} already reaches accuracy {e.lexical[best]['accuracy']:.3f} and macro-F1 "
+            f"{e.lexical[best]['macro_f1']:.3f} on a held-out 20% of the rows: the encoder is stacked with it "
+            "(weights fitted on validation), so the specialist is never worse than the words alone, and "
+            "`nichetune eval` says plainly when the tuned model does not beat it")
+
+
 def _full(e: Evidence, c: Constraints) -> bool:
     return e.train_rows >= (FULL_FT_ROWS if c.compute != "cpu" else FULL_FT_ROWS_CPU) and (
         not _classify(e) or e.min_class >= ADAPTERS_BELOW)
@@ -92,6 +101,9 @@ RULES: tuple[Rule, ...] = (
                        "train": {"lr": 5e-5 if _classify(e) else 2e-5, "layer_decay": 0.9, "warmup": 0.06}},
          lambda e, c: f"{e.train_rows} training rows on {c.compute} compute: enough to move every weight; "
                       "layer-wise LR decay keeps the lower layers close to pretraining"),
+    Rule("words carry the label: stack TF-IDF with the encoder",
+         lambda e, c: _classify(e) and not _tiny(e) and bool(e.lexical),
+         lambda e, c: {"train": {"lexical": "stack"}}, lambda e, c: _lexical_sentence(e)),
     Rule("epochs by data size, early stopping", lambda e, c: True,
          lambda e, c: {"train": {"epochs": _epochs(e), "early_stopping": {"patience": 3}, "schedule": "cosine",
                                  "warmup": 0.1, "batch_size": 32 if e.train_rows >= 10_000 else 16}},

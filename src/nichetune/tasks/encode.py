@@ -22,11 +22,12 @@ class Example:
 
 
 def encode_classification(rows: list[dict], tokenizer, label2id: dict[str, int], max_length: int) -> list[Example]:
-    out = []
-    for row in rows:
-        ids = tokenizer(row["text"], truncation=True, max_length=max_length)["input_ids"]
-        out.append(Example(ids, label2id[row["label"]], float(row.get("weight", 1.0))))
-    return out
+    """Each row's text, cut to ``max_length`` as the tokenizer's recorded truncation says (see ``truncation``)."""
+    from ..truncation import encode_ids
+
+    ids = encode_ids(tokenizer, [row["text"] for row in rows], max_length) if rows else []
+    return [Example(row_ids, label2id[row["label"]], float(row.get("weight", 1.0)))
+            for row, row_ids in zip(rows, ids, strict=True)]
 
 
 def _template_ids(tokenizer, messages: list[dict], add_generation_prompt: bool) -> list[int]:

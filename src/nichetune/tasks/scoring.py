@@ -58,12 +58,12 @@ def classifier_logits(model, tokenizer, texts: list[str], *, max_length: int, ba
     import numpy as np
 
     from ..length_chunks import length_chunks
+    from ..truncation import encode_batch
 
     out = np.zeros((len(texts), model.config.num_labels), dtype=np.float64)
     device = next(model.parameters()).device
     with torch.inference_mode():
         for idx in length_chunks([len(t) for t in texts], batch_size, max_padding):
-            batch = tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length,
-                              return_tensors="pt").to(device)
+            batch = encode_batch(tokenizer, [texts[i] for i in idx], max_length).to(device)
             out[idx] = model(**batch).logits.float().cpu().numpy()
     return out if lexical is None else lexical.apply(texts, out)

@@ -32,6 +32,7 @@ from ..run.directory import (
 from ..run.manifest import RunManifest
 from ..run.paths import RunPaths
 from ..tasks import build_task, task_names, task_spec
+from ..truncation import set_truncation
 from .data import load_splits, write_splits
 from .distributed import barrier, init_from_env, shutdown
 from .loop import FitSpec, evaluate, fit
@@ -64,6 +65,9 @@ def check_recipe(recipe) -> ResolvedModel:
         packable = ", ".join(n for n in task_names() if task_spec(n).packable)
         raise NichetuneError(f"train.packing applies to {packable}, not {recipe.task}",
                              hint=f"remove train.packing ({recipe.task} batches are padded per batch)")
+    if recipe.model.truncation != "head" and not HEADS[task.head].fresh:
+        raise NichetuneError(f"model.truncation={recipe.model.truncation} applies to classifiers, not {recipe.task}",
+                             hint="remove model.truncation (generators keep the start of a conversation)")
     if t.lexical == "stack" and not HEADS[task.head].fresh:
         raise NichetuneError(f"train.lexical=stack combines a classifier with TF-IDF; {recipe.task} has no labels",
                              hint="remove train.lexical")
@@ -141,6 +145,7 @@ def _train(recipe, resolved: ResolvedModel, run_dir: Path, ctx, fresh: bool, on_
 
     tokenizer = load_tokenizer(resolved, allow_pickle=recipe.model.allow_pickle,
                                trust_remote_code=recipe.model.trust_remote_code)
+    set_truncation(tokenizer, recipe.model.truncation)  # saved with the weights: every reader cuts texts alike
     method = METHODS[recipe.method.name]
     task = build_task(recipe.task, splits.labels, t, virtual_tokens=method.virtual_tokens)
     max_length = min(recipe.model.max_length, int(getattr(tokenizer, "model_max_length", 10**9) or 10**9))
