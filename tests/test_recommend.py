@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import random
 
+import numpy as np
 import pytest
 import yaml
 
@@ -30,6 +31,12 @@ CASES = {
     "enough data and compute: full fine-tuning": (
         {"train_rows": 8000, "min_class": 2000}, {"compute": "gpu"}, {"method.name": "full", "train.lr": 5e-5},
         ({"train_rows": 8000, "min_class": 2000}, {})),  # the same data on a CPU stays with LoRA
+    "long inputs: read the head and the tail": (  # lengths 0..2,000 tokens: 75% of rows pass the 512-token window
+        {"length_quantiles": tuple(range(0, 2001, 100)), "p95_tokens": 1900}, {},
+        {"model.truncation": "head_tail"}, ({"length_quantiles": tuple(range(0, 101, 5))}, {})),
+    "words carry the label: stack TF-IDF with the encoder": (
+        {"lexical": {"best": "svm", "held_out": 200, "logreg": {"accuracy": 0.85, "macro_f1": 0.84},
+                     "svm": {"accuracy": 0.9, "macro_f1": 0.88}}}, {}, {"train.lexical": "stack"}, ({}, {})),
     "epochs by data size, early stopping": ({}, {}, {"train.epochs": 10, "train.early_stopping.patience": 3}, None),
     "small data: regularise": ({}, {}, {"train.label_smoothing": 0.1}, ({"train_rows": 4000}, {})),
     "imbalanced classes: class weights, macro-F1": (
@@ -132,3 +139,59 @@ def test_three_situations_get_different_explained_recipes_that_validate(tmp_path
     assert main(["train", str(tmp_path / "a.yaml"), "train.epochs=2", "train.precision=fp32"]) == 0
     kept = (tmp_path / "run" / "data" / "train.jsonl").read_text()
     assert "@example.com" not in kept and "[EMAIL]" in kept
+
+
+def test_the_estimate_is_steps_times_the_timed_step_plus_evaluation(monkeypatch):
+    from nichetune.recommend import estimate as est
+
+    e = dataclasses.replace(MID, rows=1000, train_rows=800, length_quantiles=tuple(range(0, 401, 20)))
+    recipe = load_recipe(data={"task": "classification", "output_dir": "r", "data": {"train": __file__},
+                               "model": {"name": "m", "max_length": 200}, "method": {"name": "lora"},
+                               "train": {"epochs": 3, "batch_size": 16}})
+    timing = est.estimate(recipe, e, seconds_per_step=2.0)
+    # 800 rows / 16 = 50 steps an epoch, 150 in all; 200 held-out rows evaluated 4 times at a third of a step
+    assert timing.steps == 150
+    assert timing.minutes == pytest.approx((150 + 4 * 200 / 16 / 3) * 2.0 / 60)
+    # lengths 0..400 clipped at 200: mean of the clipped quantile midpoints
+    q = np.minimum(np.arange(0, 401, 20), 200)
+    assert timing.tokens_per_row == pytest.approx(((q[:-1] + q[1:]) / 2).mean())
+
+
+def test_a_budget_cuts_epochs_to_two_then_length_then_epochs_then_method(monkeypatch):
+    from nichetune.recommend import estimate as est
+
+    calls = []
+
+    def fake_time(recipe, labels, tokens):  # 0.01 s per token of a row, full fine-tuning twice LoRA's cost
+        calls.append(recipe.method.name)
+        return 0.01 * tokens * (2 if recipe.method.name == "full" else 1)
+
+    monkeypatch.setattr(est, "time_step", fake_time)
+    e = dataclasses.replace(MID, rows=5000, train_rows=4000, length_quantiles=tuple(range(0, 2001, 100)))
+    raw = {"task": "classification", "output_dir": "r", "data": {"train": __file__},
+           "model": {"name": "m", "max_length": 512}, "method": {"name": "full"},
+           "train": {"epochs": 5, "batch_size": 16, "lr": 5e-5}}
+    raw2, timing, changes = est.fit_budget(raw, lambda r: load_recipe(data=r), e, budget_minutes=1.0)
+    assert changes[:4] == ["epochs 5 -> 2", "max_length 512 -> 256", "epochs 2 -> 1", "max_length 256 -> 128"]
+    assert changes[4] == "full fine-tuning -> LoRA r=16" and raw2["method"]["name"] == "lora"
+    assert calls == ["full", "lora"]  # timed once per model set-up, scaled by length in between
+    assert timing.minutes > 1.0 and changes[-1].startswith("still about")
+    loose, timing, none = est.fit_budget(raw, lambda r: load_recipe(data=r), e, budget_minutes=10_000)
+    assert loose == raw and none == []
+
+
+def test_recommend_prints_the_lexical_bar_and_the_estimate_and_fits_a_budget(tmp_path, tiny_bert_dir, capsys):
+    data = write_jsonl(tmp_path / "tickets.jsonl", _reviews(600, 1))
+    args = ["recommend", "--data", str(data), "--model", str(tiny_bert_dir), "--out", str(tmp_path / "r.yaml")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "words alone (TF-IDF, held-out 20%): TF-IDF + logistic regression accuracy" in out
+    assert "estimated training time: about" in out and "timed on this machine" in out
+    assert "# Estimated training time: about" in (tmp_path / "r.yaml").read_text()
+    assert load_recipe(tmp_path / "r.yaml").train.lexical == "stack"
+    assert main([*args, "--budget-minutes", "0.0001"]) == 0
+    out = capsys.readouterr().out
+    assert "- time budget: " in out and "epochs 10 -> 2" in out and "still about" in out
+    assert load_recipe(tmp_path / "r.yaml").train.epochs == 1
+    assert main([*args, "--budget-minutes", "5", "--no-estimate"]) == 1
+    assert "--no-estimate" in capsys.readouterr().err

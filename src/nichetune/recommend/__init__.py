@@ -46,9 +46,9 @@ def recommend(data: str, constraints: Constraints | None = None, *, task: str | 
 
 def _timed(raw: dict, evidence: Evidence, constraints: Constraints, decisions: list[dict]):
     """The recipe's training time from a few timed steps, shrunk to ``constraints.budget_minutes`` if it is over."""
-    from ..config.recipe import load_recipe
+    from ..config.recipe import load_recipe, merge_dicts
     from .estimate import estimate, fit_budget
-    from .rules import flatten
+    from .rules import flatten, long_inputs
 
     def recipe_of(tree: dict):
         return load_recipe(data=tree)
@@ -57,6 +57,7 @@ def _timed(raw: dict, evidence: Evidence, constraints: Constraints, decisions: l
         return raw, estimate(recipe_of(raw), evidence), decisions
     before = raw
     raw, timing, changes = fit_budget(raw, recipe_of, evidence, constraints.budget_minutes)
+    raw = merge_dicts(raw, long_inputs(evidence, recipe_of(raw).model.max_length))  # shorter windows cut more rows
     if changes:
         changed = {k: v for k, v in flatten(raw).items() if flatten(before).get(k) != v}
         decisions = [*decisions, {"rule": "time budget", "settings": changed,

@@ -72,6 +72,17 @@ def _lexical_sentence(e: Evidence) -> str:
             "`nichetune eval` says plainly when the tuned model does not beat it")
 
 
+def cut_share(e: Evidence, max_length: int) -> float:
+    """The share of rows longer than ``max_length`` tokens, from the length quantiles (to 5%)."""
+    q = e.length_quantiles
+    return sum(v > max_length for v in q[1:]) / max(len(q) - 1, 1) if q else 0.0
+
+
+def long_inputs(e: Evidence, max_length: int) -> dict:
+    """Head + tail truncation where at least 5% of a classifier's rows are longer than its window."""
+    return {"model": {"truncation": "head_tail"}} if _classify(e) and cut_share(e, max_length) >= 0.05 else {}
+
+
 def _full(e: Evidence, c: Constraints) -> bool:
     return e.train_rows >= (FULL_FT_ROWS if c.compute != "cpu" else FULL_FT_ROWS_CPU) and (
         not _classify(e) or e.min_class >= ADAPTERS_BELOW)
@@ -81,6 +92,11 @@ RULES: tuple[Rule, ...] = (
     Rule("base model", lambda e, c: True,
          lambda e, c: {"model": {"name": e.model, "max_length": _max_length(e)}},
          lambda e, c: f"{e.task} task; 95% of rows are at most {e.p95_tokens:.0f} tokens under this tokenizer"),
+    Rule("long inputs: read the head and the tail", lambda e, c: bool(long_inputs(e, _max_length(e))),
+         lambda e, c: long_inputs(e, _max_length(e)),
+         lambda e, c: f"{cut_share(e, _max_length(e)):.0%} of rows are longer than {_max_length(e)} tokens: the "
+                      "classifier reads their first quarter and last three quarters of its window (conclusions sit "
+                      "at the end; Sun et al., 2019), and the report says how much text it read"),
     Rule("tiny data: train the head and the top block", lambda e, c: _tiny(e) and _classify(e),
          lambda e, c: {"method": {"name": "freeze", "layers": max(0, e.model_layers - 1)},
                        "train": {"lr": 2e-3, "head_lr": 5e-3}},
