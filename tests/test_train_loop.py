@@ -333,3 +333,20 @@ def test_dropout_override_and_class_weights_reach_the_model_and_the_loss(tmp_pat
     _, total = classification_loss_sum(torch.zeros(4, 2), batch["labels"], weights=batch["weights"],
                                        class_weights=task.class_weights)
     assert sum(task.units(e) for e in examples) == pytest.approx(total)  # the step's denominator is the loss's
+
+
+def test_a_deterministic_run_is_bit_reproducible_on_one_machine(tmp_path, tiny_bert_dir, data_dir):
+    """Same recipe and seed, `train.deterministic: true`, dropout on, the CPU's own precision: identical weight bytes
+    and identical per-step losses, twice."""
+    digests, losses = [], []
+    for name in ("a", "b"):
+        recipe = load_recipe(data={
+            "task": "classification", "output_dir": str(tmp_path / name), "model": {"name": str(tiny_bert_dir)},
+            "data": {"train": str(data_dir / "cls.jsonl")}, "method": {"name": "lora", "r": 4, "dropout": 0.1},
+            "train": {"epochs": 2, "batch_size": 8, "lr": 3e-3, "precision": "auto", "deterministic": True,
+                      "log_every": 1, "lexical": "stack"}})
+        train(recipe)
+        digests.append({p.name: sha256_file(p) for p in sorted((tmp_path / name / "adapter").iterdir())})
+        losses.append(_losses(tmp_path / name))
+    assert digests[0] == digests[1] and "adapter_model.safetensors" in digests[0]
+    assert losses[0] == losses[1] and len(losses[0]) > 10
