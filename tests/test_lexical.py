@@ -85,3 +85,13 @@ def test_stack_weight_follows_the_side_with_the_signal_and_round_trips(data, tmp
     enc = rng.normal(size=(len(te), 3))
     np.testing.assert_allclose(back.apply(te, enc), both.apply(te, enc), atol=1e-5)
     assert isinstance(back, LexicalStack) and load_stack(tmp_path / "missing") is None
+
+
+def test_two_overconfident_wrong_sides_never_stack_into_a_constant_answer(data):
+    (tr, y_tr), (va, y_va), _ = data
+    model = fit_lexical(tr, y_tr, 3, val_texts=va, val_y=y_va)
+    rng = np.random.default_rng(2)
+    wrong = 50 * rng.normal(size=(len(y_va), 3))  # confident noise: uniform answers would have the lower log-loss
+    stack = fit_stack(model, wrong, 50 * rng.normal(size=(len(y_va), 3)), y_va)
+    assert stack.w_encoder + stack.w_lexical > 0
+    assert len(set(stack.mix(wrong, model.scores(va)).argmax(1).tolist())) > 1

@@ -22,8 +22,12 @@ MID = Evidence(source="x.jsonl", task="classification", rows=1000, train_rows=80
 # rule name -> (evidence changes, constraint changes, settings it must decide); and a case where it must not fire
 CASES = {
     "base model": ({}, {}, {"model.name": "m", "model.max_length": 128}, None),
+    "few examples per label: contrastive pairs, then every weight": (  # 8 rows a label
+        {"train_rows": 16, "min_class": 8}, {}, {"method.name": "full", "train.contrastive": 20},
+        ({"train_rows": 16, "min_class": 8, "encoder": False}, {})),  # a causal LM gets no pairs
     "tiny data: train the head and the top block": (
-        {"train_rows": 32, "min_class": 16}, {}, {"method.name": "freeze", "method.layers": 5}, ({}, {})),
+        {"train_rows": 80, "min_class": 4, "classes": 2}, {}, {"method.name": "freeze", "method.layers": 5},
+        ({}, {})),
     "tiny data: prompt tuning": (
         {"task": "sft", "train_rows": 40, "classes": 0, "min_class": 0}, {}, {"method.name": "prompt_tuning"},
         ({"task": "sft"}, {})),

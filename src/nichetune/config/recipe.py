@@ -100,6 +100,8 @@ class TrainSection(_Section):
     early_stopping: EarlyStopping | None = None
     swa_last_k: int | None = Field(None, ge=2, description="average the weights of the last K evaluations")
     compile: bool = False
+    contrastive: int = Field(0, ge=0, le=200, description="few-shot classification: iterations of SetFit-style "
+                             "label pairs (one same-label, one other-label per row) before the head trains; 0: off")
     lexical: Literal["off", "stack"] = Field("off", description="stack: combine the classifier with TF-IDF + a "
                                              "linear model, weighted on validation (never worse than the words)")
     tracking: list[Literal["tensorboard", "mlflow"]] = Field(default_factory=list)

@@ -59,6 +59,7 @@ class Evidence:
     model: str = ""
     model_layers: int = 0
     window: int = 512                    # the most tokens the model reads at once
+    encoder: bool = True                 # a bidirectional encoder (MiniLM), not a causal LM
     length_quantiles: tuple[float, ...] = ()  # token lengths at 0, 5, ..., 100%
     lexical: dict = field(default_factory=dict)  # TF-IDF's held-out accuracy and macro-F1 (classification)
 
@@ -115,6 +116,7 @@ def gather(data: str, task: str | None, model: str | None = None) -> Evidence:
                     pii_types=tuple(pii["by_type"]), group_field=group, slices=tuple(slices), labels=counts,
                     dataset=dataset, model=model, model_layers=int(getattr(config, "num_hidden_layers", 0)),
                     window=int(getattr(config, "max_position_embeddings", 512) or 512),
+                    encoder=not any(a.endswith("ForCausalLM") for a in (getattr(config, "architectures", None) or [])),
                     length_quantiles=tuple(float(v) for v in np.percentile(lengths, range(0, 101, 5))),
                     lexical=lexical)
 

@@ -25,6 +25,8 @@ TIGHT_LATENCY_MS = 50    # a CPU budget under which int8 and short inputs are ne
 DECODER_LATENCY_MS = 1_000
 EVIDENCE_TEST_ROWS = 250  # held-out rows that let a paired test see a ~7-point accuracy difference at p < 0.05
 VALIDATION_SHARE = 0.1
+FEW_SHOT_PER_CLASS = 16  # training rows per label below which pairs of rows teach more than rows alone
+CONTRASTIVE_ITERATIONS = 20  # SetFit's default: 20 positive and 20 negative partners per row
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,11 @@ def long_inputs(e: Evidence, max_length: int) -> dict:
     return {"model": {"truncation": "head_tail"}} if _classify(e) and cut_share(e, max_length) >= 0.05 else {}
 
 
+def _few_shot(e: Evidence) -> bool:
+    """An encoder classifier with fewer than ``FEW_SHOT_PER_CLASS`` training rows per label on average."""
+    return _classify(e) and e.encoder and e.train_rows < FEW_SHOT_PER_CLASS * max(e.classes, 1)
+
+
 def _full(e: Evidence, c: Constraints) -> bool:
     return e.train_rows >= (FULL_FT_ROWS if c.compute != "cpu" else FULL_FT_ROWS_CPU) and (
         not _classify(e) or e.min_class >= ADAPTERS_BELOW)
@@ -97,7 +104,13 @@ RULES: tuple[Rule, ...] = (
          lambda e, c: f"{cut_share(e, _max_length(e)):.0%} of rows are longer than {_max_length(e)} tokens: the "
                       "classifier reads their first quarter and last three quarters of its window (conclusions sit "
                       "at the end; Sun et al., 2019), and the report says how much text it read"),
-    Rule("tiny data: train the head and the top block", lambda e, c: _tiny(e) and _classify(e),
+    Rule("few examples per label: contrastive pairs, then every weight", lambda e, c: _few_shot(e),
+         lambda e, c: {"method": {"name": "full"},
+                       "train": {"lr": 5e-5, "head_lr": 5e-3, "contrastive": CONTRASTIVE_ITERATIONS}},
+         lambda e, c: f"{e.train_rows} training rows for {e.classes} labels: pairs of rows ({CONTRASTIVE_ITERATIONS} "
+                      "same-label and other-label partners per row, SetFit's idea) shape the encoder before the head "
+                      f"trains; a {e.model_layers}-block encoder is cheap to fine-tune whole on so few rows"),
+    Rule("tiny data: train the head and the top block", lambda e, c: _tiny(e) and _classify(e) and not _few_shot(e),
          lambda e, c: {"method": {"name": "freeze", "layers": max(0, e.model_layers - 1)},
                        "train": {"lr": 2e-3, "head_lr": 5e-3}},
          lambda e, c: f"{e.train_rows} training rows, smallest class {e.min_class}: too few to move "

@@ -2,9 +2,9 @@
 a tuned encoder so the specialist is never worse than the words alone where the words carry the label.
 
 Both candidates (logistic regression and a linear SVM) are fitted on the training split and the one scoring higher
-on validation is kept. The stack adds the two models' logits, each with a non-negative weight fitted on validation
-(stacking by logistic regression on two features; a zero weight drops a side). Saved without pickle:
-the vocabulary as JSON, the IDF weights and coefficients as safetensors.
+on validation is kept. The stack adds the two models' logits with weights fitted on validation: the lexical side's
+share of them, and an overall scale (a share of 0 is the encoder alone, 1 the lexical model alone). Saved without
+pickle: the vocabulary as JSON, the IDF weights and coefficients as safetensors.
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ def log_softmax(z: np.ndarray) -> np.ndarray:
 @dataclass
 class LexicalStack:
     """The encoder's logits and the lexical model's scores, each scaled by a weight fitted on validation and added:
-    ``w_encoder * encoder_logits + w_lexical * lexical_scores`` (a product of experts; a zero weight drops a side)."""
+    ``w_encoder * encoder_logits + w_lexical * lexical_scores`` (a product of experts)."""
 
     model: LexicalModel
     w_encoder: float
@@ -160,27 +160,36 @@ def load_stack(folder: str | Path) -> LexicalStack | None:
     return LexicalStack(model, float(meta["w_encoder"]), float(meta["w_lexical"]), meta.get("summary", {}))
 
 
+SHARES = np.linspace(0.0, 1.0, 21)  # the lexical side's share of the weights tried on validation
+
+
 def fit_stack(model: LexicalModel, encoder_val: np.ndarray, lexical_val: np.ndarray, y_val: np.ndarray,
               metric: Callable | None = None) -> LexicalStack:
-    """The two non-negative weights with the lowest validation log-loss (L-BFGS-B from each side alone and from
-    both); ``summary`` holds each side's and the stack's validation score by ``metric`` (accuracy) and log-loss."""
-    from scipy.optimize import minimize
+    """The stack with the lowest validation log-loss: weights ``scale * (1 - share)`` and ``scale * share`` for each
+    share in ``SHARES``, the scale fitted per share (a scale above zero, so the stack never degenerates to a constant
+    answer when both sides are overconfident). ``summary`` holds each side's and the stack's validation score by
+    ``metric`` (accuracy) and log-loss."""
+    from scipy.optimize import minimize_scalar
 
     metric = metric or (lambda y, p: float(np.mean(y == p)))
     y_val = np.asarray(y_val)
     enc, lex = np.asarray(encoder_val, dtype=np.float64), np.asarray(lexical_val, dtype=np.float64)
     rows = np.arange(len(y_val))
 
-    def loss(w: np.ndarray) -> float:
-        return float(-log_softmax(w[0] * enc + w[1] * lex)[rows, y_val].mean())
+    def fitted(share: float) -> tuple[float, float]:
+        def loss(log_scale: float) -> float:
+            z = np.exp(log_scale) * ((1 - share) * enc + share * lex)
+            return float(-log_softmax(z)[rows, y_val].mean())
 
-    fits = [minimize(loss, start, method="L-BFGS-B", bounds=[lo, hi]).x
-            for start, lo, hi in (([1.0, 0.0], (0, 100), (0, 0)), ([0.0, 1.0], (0, 0), (0, 100)),
-                                  ([1.0, 1.0], (0, 100), (0, 100)))]
-    losses = [loss(w) for w in fits]
-    best = fits[int(np.argmin(losses))]
-    stack = LexicalStack(model, float(best[0]), float(best[1]))
+        best = minimize_scalar(loss, bounds=(np.log(1e-3), np.log(1e3)), method="bounded")
+        return float(best.fun), float(np.exp(best.x))
+
+    fits = [fitted(share) for share in SHARES]
+    losses = [loss for loss, _ in fits]
+    i = int(np.argmin(losses))
+    share, scale = float(SHARES[i]), fits[i][1]
+    stack = LexicalStack(model, scale * (1 - share), scale * share)
     stack.summary = {"validation": {"encoder": metric(y_val, enc.argmax(1)), "lexical": metric(y_val, lex.argmax(1)),
                                     "stack": metric(y_val, stack.mix(enc, lex).argmax(1))},
-                     "validation_log_loss": {"encoder": losses[0], "lexical": losses[1], "stack": min(losses)}}
+                     "validation_log_loss": {"encoder": losses[0], "lexical": losses[-1], "stack": losses[i]}}
     return stack

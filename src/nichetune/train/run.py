@@ -68,6 +68,9 @@ def check_recipe(recipe) -> ResolvedModel:
     if recipe.model.truncation != "head" and not HEADS[task.head].fresh:
         raise NichetuneError(f"model.truncation={recipe.model.truncation} applies to classifiers, not {recipe.task}",
                              hint="remove model.truncation (generators keep the start of a conversation)")
+    if t.contrastive and not HEADS[task.head].fresh:
+        raise NichetuneError(f"train.contrastive pairs texts by label; {recipe.task} has no labels",
+                             hint="remove train.contrastive")
     if t.lexical == "stack" and not HEADS[task.head].fresh:
         raise NichetuneError(f"train.lexical=stack combines a classifier with TF-IDF; {recipe.task} has no labels",
                              hint="remove train.lexical")
@@ -91,12 +94,14 @@ def _stack(model, tokenizer, splits, recipe, max_length: int, dtype, device: str
     if not splits.validation:
         raise NichetuneError("train.lexical=stack fits its weight on validation rows and this run has none",
                              hint="give data.validation, or data.split.ratios with a validation share")
+    started = time.perf_counter()
     stack, encoder_test, stack_test = fit_lexical_stage(
         model, tokenizer, splits, max_length=max_length, metric=recipe.headline_metric(), dtype=dtype, device=device,
         batch_size=recipe.eval.batch_size)
     print(f"lexical stack: {stack.model.name} (validation {stack.model.validation}), weight {stack.weight:.2f}; "
           f"validation {stack.summary['validation']}", file=sys.stderr)
-    return stack, {"kind": stack.model.kind, "weight": stack.weight, **stack.summary,
+    return stack, {"kind": stack.model.kind, "weight": stack.weight, "w_encoder": stack.w_encoder,
+                   "w_lexical": stack.w_lexical, **stack.summary, "seconds": round(time.perf_counter() - started, 2),
                    "encoder_test": encoder_test, "stack_test": stack_test}
 
 
@@ -173,6 +178,13 @@ def _train(recipe, resolved: ResolvedModel, run_dir: Path, ctx, fresh: bool, on_
     spec = FitSpec(cfg=t, seed=recipe.seed, run_dir=run_dir, ctx=ctx, pad_id=tokenizer.pad_token_id, dtype=dtype,
                    eval_batch_size=recipe.eval.batch_size, metric=metric, mode=direction, on_epoch=on_epoch,
                    tracker=tracker, on_eval=on_eval, on_step=on_step)
+    contrastive = None
+    if t.contrastive and not (mode == "resume" and any(paths.checkpoints.glob("step-*"))):
+        from .contrastive import contrastive_stage
+
+        contrastive = contrastive_stage(model, tokenizer, splits.train, splits.labels, max_length=max_length,
+                                        iterations=t.contrastive, lr=t.lr, batch_size=t.batch_size, seed=recipe.seed,
+                                        dtype=dtype, device=ctx.device)
     try:
         result = fit(model, task, train_items, val_items, spec)
         test_metrics = None
@@ -209,6 +221,7 @@ def _train(recipe, resolved: ResolvedModel, run_dir: Path, ctx, fresh: bool, on_
                    "test": test_metrics, "resumed_from": result.resumed_from,
                    "train_seconds": round(result.train_seconds, 2), "wall_seconds": round(time.time() - started, 2),
                    "supervised_tokens_per_s": round(result.supervised_tokens_per_s, 1),
-                   **({"lexical": lexical} if lexical else {})},
+                   **({"lexical": lexical} if lexical else {}),
+                   **({"contrastive": contrastive} if contrastive else {})},
     }
     return write_run_manifest(run_dir, info)
