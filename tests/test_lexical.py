@@ -69,16 +69,19 @@ def test_stack_weight_follows_the_side_with_the_signal_and_round_trips(data, tmp
     model = fit_lexical(tr, y_tr, 3, val_texts=va, val_y=y_va)
     rng = np.random.default_rng(1)
     noise = rng.normal(size=(len(y_va), 3))
-    # an encoder that knows nothing: all the weight goes to the words
-    assert fit_stack(model, noise, model.scores(va), y_va).weight > 0.9
+    # an encoder that knows nothing: most of the weight goes to the words, and the stack is no worse than them
+    blind = fit_stack(model, noise, model.scores(va), y_va)
+    assert blind.weight > 0.5 and blind.summary["validation"]["stack"] >= blind.summary["validation"]["lexical"]
     # an encoder that knows the answer outright: the words add nothing
     perfect = noise + 40 * np.eye(3)[y_va]
     stack = fit_stack(model, perfect, model.scores(va), y_va)
     assert stack.weight <= 0.1 and stack.summary["validation"]["stack"] == 1.0
-    # a useful encoder and useful words: the stack's validation log-loss is below either side's
+    # a useful encoder and useful words: the stack beats either side on validation
     both = fit_stack(model, noise + 1.5 * np.eye(3)[y_va], model.scores(va), y_va)
-    losses = both.summary["validation_log_loss"]
-    assert 0 < both.weight < 1 and losses["stack"] < min(losses["encoder"], losses["lexical"])
+    scores = both.summary["validation"]
+    assert 0 < both.weight < 1 and scores["stack"] > max(scores["encoder"], scores["lexical"])
+    assert scores["stack"] == pytest.approx(float(np.mean(both.mix(noise + 1.5 * np.eye(3)[y_va],
+                                                                   model.scores(va)).argmax(1) == y_va)))
     both.save(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lexical.json", "lexical.safetensors"]
     back = load_stack(tmp_path)
@@ -95,3 +98,17 @@ def test_two_overconfident_wrong_sides_never_stack_into_a_constant_answer(data):
     stack = fit_stack(model, wrong, 50 * rng.normal(size=(len(y_va), 3)), y_va)
     assert stack.w_encoder + stack.w_lexical > 0
     assert len(set(stack.mix(wrong, model.scores(va)).argmax(1).tolist())) > 1
+
+
+def test_the_report_names_the_simpler_model_when_the_tuned_one_does_not_beat_it():
+    from nichetune.eval.evaluators.baselines import lexical_warning
+
+    majority = {"id": "majority", "baseline": "majority class", "verdict": "not significantly different"}
+    svm = {"id": "tfidf-svm", "baseline": "TF-IDF + linear SVM (the stronger of two on validation)",
+           "verdict": "not significantly different", "metric": "macro_f1"}
+    said = lexical_warning([majority, svm])
+    assert said.startswith("The tuned model does not beat TF-IDF + linear SVM on macro-F1")
+    assert "simpler model is the better choice" in said
+    assert "is worse than TF-IDF + linear SVM on accuracy" in lexical_warning([{**svm, "verdict": "worse",
+                                                                               "metric": "accuracy"}])
+    assert lexical_warning([majority, {**svm, "verdict": "better"}]) == ""

@@ -79,7 +79,7 @@ def test_only_the_tail_reader_learns_a_label_at_the_end(runs):
     assert head <= 0.65 and tail >= 0.9
 
 
-def test_the_choice_travels_with_the_weights_to_eval_and_onnx(runs, tmp_path):
+def test_the_choice_travels_with_the_weights_to_eval_and_onnx(runs, tmp_path, capsys):
     run = load_run(runs["head_tail"])
     assert json.loads((runs["head_tail"] / "model" / "tokenizer_config.json").read_text())[
         "nichetune_truncation"] == "head_tail"
@@ -94,6 +94,10 @@ def test_the_choice_travels_with_the_weights_to_eval_and_onnx(runs, tmp_path):
     assert main(["eval", str(runs["head_tail"]), "--no-zero-shot", "--latency-requests", "3"]) == 0
     metrics = json.loads((runs["head_tail"] / "eval" / "metrics.json").read_text())
     assert metrics["inputs"]["truncation"] == "head_tail" and metrics["inputs"]["texts_cut"] == 1.0
+    said = capsys.readouterr().out
+    assert f"the model read {metrics['inputs']['token_share']:.0%} of the evaluation tokens: 100% of the texts" in said
+    report = (runs["head_tail"] / "report.html").read_text()
+    assert 'id="text-seen"' in report and "the first quarter and the last three quarters of 24 tokens" in report
     assert 0 < metrics["inputs"]["token_share"] < 0.5
     assert main(["export", str(runs["head_tail"]), "--to", "onnx", "--out", str(tmp_path / "onnx")]) == 0
     parity = json.loads((tmp_path / "onnx" / "parity.json").read_text())

@@ -78,6 +78,15 @@ def run_eval(args) -> int:
                   "F1 p": f"{c['bootstrap_macro_f1']['p_value']:.3g}", "verdict": c["verdict"]}
                  for c in metrics["comparisons"]],
                 ["baseline", "accuracy", "acc delta", "McNemar p", "macro-F1", "F1 delta", "F1 p", "verdict"])
+    from ..eval.evaluators.baselines import lexical_warning
+
+    warning = lexical_warning(metrics["comparisons"])
+    if warning:
+        print(warning)
+    inputs = metrics.get("inputs")
+    if inputs and inputs["texts_cut"]:
+        print(f"the model read {inputs['token_share']:.0%} of the evaluation tokens: {inputs['texts_cut']:.0%} of the "
+              f"texts are longer than its {inputs['max_length']}-token window ({inputs['truncation']})")
     _latency(metrics)
     print(f"report: {args.run_dir}/report.html")
     return 0

@@ -81,15 +81,25 @@ def time_step(recipe, labels: list[str], tokens: int) -> float:
     return float(np.median(times[1:]))
 
 
+def training_rows(recipe, evidence) -> int:
+    """The rows the recipe trains on: its split's training share of the data, or the audit's count when the recipe
+    names its own validation and test files."""
+    d = recipe.data
+    if d.validation is None and d.test is None:
+        return int(evidence.rows * d.split.ratios[0])
+    return evidence.rows if d.train else evidence.train_rows
+
+
 def estimate(recipe, evidence, seconds_per_step: float | None = None) -> Estimate:
     """The training time of ``recipe`` on ``evidence``'s data; ``seconds_per_step`` reuses a timing."""
     t = recipe.train
     tokens = clipped_mean(evidence.length_quantiles, recipe.model.max_length)
     if seconds_per_step is None:
         seconds_per_step = time_step(recipe, list(evidence.labels), max(2, round(tokens)))
-    per_epoch = math.ceil(evidence.train_rows / (t.batch_size * t.grad_accum)) * t.grad_accum
+    train_rows = training_rows(recipe, evidence)
+    per_epoch = math.ceil(train_rows / (t.batch_size * t.grad_accum)) * t.grad_accum
     steps = t.max_steps or math.ceil(per_epoch * t.epochs)
-    held_out = evidence.rows - evidence.train_rows
+    held_out = evidence.rows - train_rows
     eval_steps = (math.ceil(t.epochs) + 1) * held_out / t.batch_size * FORWARD_SHARE
     return Estimate(seconds_per_step, steps, (steps + eval_steps) * seconds_per_step / 60, tokens)
 

@@ -165,10 +165,11 @@ SHARES = np.linspace(0.0, 1.0, 21)  # the lexical side's share of the weights tr
 
 def fit_stack(model: LexicalModel, encoder_val: np.ndarray, lexical_val: np.ndarray, y_val: np.ndarray,
               metric: Callable | None = None) -> LexicalStack:
-    """The stack with the lowest validation log-loss: weights ``scale * (1 - share)`` and ``scale * share`` for each
-    share in ``SHARES``, the scale fitted per share (a scale above zero, so the stack never degenerates to a constant
-    answer when both sides are overconfident). ``summary`` holds each side's and the stack's validation score by
-    ``metric`` (accuracy) and log-loss."""
+    """The stack scoring highest on validation by ``metric`` (accuracy when None; ties go to the lower log-loss):
+    weights ``scale * (1 - share)`` and ``scale * share`` for each share in ``SHARES``, the scale fitted per share by
+    log-loss (above zero, so the stack never degenerates to a constant answer when both sides are overconfident).
+    Shares 0 and 1 are the encoder and the lexical model alone, so on validation the stack is never worse than
+    either. ``summary`` holds each side's and the stack's validation score and log-loss."""
     from scipy.optimize import minimize_scalar
 
     metric = metric or (lambda y, p: float(np.mean(y == p)))
@@ -186,10 +187,10 @@ def fit_stack(model: LexicalModel, encoder_val: np.ndarray, lexical_val: np.ndar
 
     fits = [fitted(share) for share in SHARES]
     losses = [loss for loss, _ in fits]
-    i = int(np.argmin(losses))
+    scores = [metric(y_val, ((1 - share) * enc + share * lex).argmax(1)) for share in SHARES]
+    i = max(range(len(SHARES)), key=lambda k: (scores[k], -losses[k]))
     share, scale = float(SHARES[i]), fits[i][1]
     stack = LexicalStack(model, scale * (1 - share), scale * share)
-    stack.summary = {"validation": {"encoder": metric(y_val, enc.argmax(1)), "lexical": metric(y_val, lex.argmax(1)),
-                                    "stack": metric(y_val, stack.mix(enc, lex).argmax(1))},
+    stack.summary = {"validation": {"encoder": scores[0], "lexical": scores[-1], "stack": scores[i]},
                      "validation_log_loss": {"encoder": losses[0], "lexical": losses[-1], "stack": losses[i]}}
     return stack
