@@ -178,7 +178,7 @@ def test_a_budget_cuts_epochs_to_two_then_length_then_epochs_then_method(monkeyp
     raw2, timing, changes = est.fit_budget(raw, lambda r: load_recipe(data=r), e, budget_minutes=1.0)
     assert changes[:4] == ["epochs 5 -> 2", "max_length 512 -> 256", "epochs 2 -> 1", "max_length 256 -> 128"]
     assert changes[4] == "full fine-tuning -> LoRA r=16" and raw2["method"]["name"] == "lora"
-    assert calls == ["full", "lora"]  # timed once per model set-up, scaled by length in between
+    assert calls == ["full", "full", "full", "lora"]  # timed again at each new length and method
     assert timing.minutes > 1.0 and changes[-1].startswith("still about")
     loose, timing, none = est.fit_budget(raw, lambda r: load_recipe(data=r), e, budget_minutes=10_000)
     assert loose == raw and none == []

@@ -28,13 +28,13 @@ from tiny_data import chat_rows, review_rows, write_jsonl
 pytestmark = pytest.mark.slow
 
 
-def _train(root: Path, model_dir: Path, task: str, rows, name: str, seed: int = 0) -> Path:
+def _train(root: Path, model_dir: Path, task: str, rows, name: str, seed: int = 0, **train_extra) -> Path:
     data = write_jsonl(root / f"{name}.jsonl", rows)
     method = {"name": "lora", "r": 4, **({"target_modules": ["query", "value", "dense"]} if task != "sft" else {})}
     recipe = load_recipe(data={
         "task": task, "output_dir": str(root / name), "seed": seed,
         "model": {"name": str(model_dir), "max_length": 64}, "data": {"train": str(data)}, "method": method,
-        "train": {"epochs": 3, "batch_size": 8, "lr": 2e-2, "precision": "fp32"}})
+        "train": {"epochs": 3, "batch_size": 8, "lr": 2e-2, "precision": "fp32", **train_extra}})
     train(recipe)
     return Path(recipe.output_dir)
 
@@ -42,7 +42,9 @@ def _train(root: Path, model_dir: Path, task: str, rows, name: str, seed: int = 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, tiny_bert_dir, tiny_llama_dir) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("serve-runs")
-    reviews = _train(root, tiny_bert_dir, "classification", review_rows(160, seed=3, own=2, noise=4), "reviews")
+    # stacked with TF-IDF: the server, `classify` and the merged export must all answer with the stack
+    reviews = _train(root, tiny_bert_dir, "classification", review_rows(160, seed=3, own=2, noise=4), "reviews",
+                     lexical="stack")
     evaluate_run(reviews, zero_shot=False, latency=False, audit=False, progress=lambda *a, **k: None)
     other = _train(root, tiny_bert_dir, "classification", review_rows(120, seed=9, own=3, noise=1), "other", seed=1)
     chat = _train(root, tiny_llama_dir, "sft", chat_rows(40), "chat")
@@ -240,8 +242,8 @@ def test_classify_serves_exactly_what_nichetune_classify_prints(server, runs, ca
 
 
 def test_classify_applies_the_fitted_temperature_and_the_conformal_rule(server, runs):
-    """Reference: logits from a forward pass of the run, scipy's softmax at the temperature in metrics.json, and
-    the LAC set {label: 1 - p <= qhat} with the selective threshold, computed here by hand."""
+    """Reference: logits from a forward pass of the run and its lexical stack, scipy's softmax at the temperature
+    in metrics.json, and the LAC set {label: 1 - p <= qhat} with the selective threshold, computed here by hand."""
     from nichetune.run.loading import load_run
     from nichetune.tasks.scoring import classifier_logits
 
@@ -250,7 +252,9 @@ def test_classify_applies_the_fitted_temperature_and_the_conformal_rule(server, 
     threshold = (metrics["selective"]["target"] or {}).get("confidence_threshold")
     texts = ["good relief great", "pain worse awful", "good worse", "nausea", "great"]
     run = load_run(runs["reviews"])
-    probs = softmax(classifier_logits(run.model, run.tokenizer, texts, max_length=64) / temperature, axis=1)
+    assert run.lexical is not None  # the run's TF-IDF stack is part of what it answers
+    stacked = run.lexical.apply(texts, classifier_logits(run.model, run.tokenizer, texts, max_length=64))
+    probs = softmax(stacked / temperature, axis=1)
     labels = run.manifest.labels
     _, body, _ = server.request("POST", "/v1/classify", {"model": "reviews", "input": texts})
     assert body["calibration"]["temperature"] == pytest.approx(temperature)

@@ -27,6 +27,7 @@ EVIDENCE_TEST_ROWS = 250  # held-out rows that let a paired test see a ~7-point 
 VALIDATION_SHARE = 0.1
 FEW_SHOT_PER_CLASS = 16  # training rows per label below which pairs of rows teach more than rows alone
 CONTRASTIVE_ITERATIONS = 20  # SetFit's default: 20 positive and 20 negative partners per row
+PAIR_LENGTH = 256  # SetFit's and MiniLM's own window; pairs cost 2 x iterations x rows passes
 
 
 @dataclass(frozen=True)
@@ -105,11 +106,12 @@ RULES: tuple[Rule, ...] = (
                       "classifier reads their first quarter and last three quarters of its window (conclusions sit "
                       "at the end; Sun et al., 2019), and the report says how much text it read"),
     Rule("few examples per label: contrastive pairs, then every weight", lambda e, c: _few_shot(e),
-         lambda e, c: {"method": {"name": "full"},
+         lambda e, c: {"method": {"name": "full"}, "model": {"max_length": min(_max_length(e), PAIR_LENGTH)},
                        "train": {"lr": 5e-5, "head_lr": 5e-3, "contrastive": CONTRASTIVE_ITERATIONS}},
          lambda e, c: f"{e.train_rows} training rows for {e.classes} labels: pairs of rows ({CONTRASTIVE_ITERATIONS} "
                       "same-label and other-label partners per row, SetFit's idea) shape the encoder before the head "
-                      f"trains; a {e.model_layers}-block encoder is cheap to fine-tune whole on so few rows"),
+                      f"trains; a {e.model_layers}-block encoder is cheap to fine-tune whole on so few rows; at most "
+                      f"{PAIR_LENGTH} tokens, as pairs multiply the passes"),
     Rule("tiny data: train the head and the top block", lambda e, c: _tiny(e) and _classify(e) and not _few_shot(e),
          lambda e, c: {"method": {"name": "freeze", "layers": max(0, e.model_layers - 1)},
                        "train": {"lr": 2e-3, "head_lr": 5e-3}},

@@ -81,7 +81,7 @@ def contrastive_stage(model, tokenizer, rows: list[dict], labels: list[str], *, 
         torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     tenth = max(1, len(losses) // 10)
     summary = {"pairs": len(pairs), "steps": len(losses), "loss_first": float(np.mean(losses[:tenth])),
                "loss_last": float(np.mean(losses[-tenth:])), "seconds": round(time.perf_counter() - started, 2)}
