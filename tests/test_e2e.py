@@ -168,8 +168,8 @@ def test_demo_quick_runs_the_lifecycle_and_reuses_finished_work(tmp_path):
     assert metrics["primary"]["name"] == "macro_f1"  # recommend chose macro-F1 for the imbalanced labels
     assert rows["drug-reviews-recommended"]["headline metric"] == (
         f"macro-F1 {metrics['primary']['value']:.3f} (accuracy {metrics['metrics']['accuracy']:.3f})")
-    assert {c["baseline"] for c in metrics["comparisons"]} == {
-        "majority class", "TF-IDF + logistic regression", "zero-shot base model"}
+    ids = {c["id"] for c in metrics["comparisons"]}  # the lexical one: the stronger of two on validation
+    assert ids - {"tfidf-logreg", "tfidf-svm"} == {"majority", "zero-shot-base"} and len(ids) == 3
     assert {"calibration", "conformal", "slices"} <= set(metrics) and "condition" in metrics["slices"]
     sft = json.loads((out / "runs" / "foldoc-sft-lora" / "eval" / "metrics.json").read_text())
     base, tuned = sft["perplexity"]["base"]["perplexity"], sft["perplexity"]["tuned"]["perplexity"]
