@@ -86,3 +86,23 @@ def test_a_generator_cannot_stack_words(tmp_path, tiny_llama_dir):
                                "train": {"lexical": "stack"}})
     with pytest.raises(NichetuneError, match="lexical"):
         train(recipe)
+
+
+def test_a_stack_without_validation_rows_is_refused_before_training(tmp_path, tiny_bert_dir):
+    write_jsonl(tmp_path / "d.jsonl", review_rows(40, seed=1, own=2, noise=1))
+    recipe = load_recipe(data={
+        "task": "classification", "output_dir": str(tmp_path / "run"), "model": {"name": str(tiny_bert_dir)},
+        "data": {"train": str(tmp_path / "d.jsonl"), "split": {"ratios": [1.0]}}, "method": {"name": "full"},
+        "train": {"lexical": "stack"}})
+    with pytest.raises(NichetuneError, match="train.lexical needs validation data"):
+        train(recipe)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_latency_quality_of_a_stacked_run_is_the_stacks(stacked):
+    """Every way of serving the run (the run itself and each export the latency table writes) carries the stack."""
+    metrics = json.loads((stacked / "eval" / "metrics.json").read_text())
+    quality = {v["variant"]: v["quality"]["accuracy"] for v in metrics["latency"] if v["quality"]}
+    assert set(quality) >= {"tuned", "merged", "onnx"}
+    for variant in ("tuned", "merged", "bf16", "onnx"):  # exact forms; int8 may move an answer or two
+        assert quality[variant] == pytest.approx(metrics["metrics"]["accuracy"]), variant

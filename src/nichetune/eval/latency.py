@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..export.formats import folder_mb
+from ..export.formats import folder_mb, write_export
 from ..export.registry import FORMATS
 from ..timing import percentiles, single_requests
 
@@ -45,16 +45,18 @@ def _load(run_dir: Path, variant: str, folder: Path | None):
     """(runner, size on disk in MB, note) for one variant; an export variant loads its written ``folder``."""
     import torch
 
-    from ..export.formats import torch_runner
+    from ..export.formats import torch_runner, with_stack
     from ..methods.registry import METHODS
     from ..models.heads import HEADS
     from ..models.loading import load_causal_lm, load_encoder
     from ..run.loading import base_model, load_run, read_run
+    from ..tasks.lexical import load_stack
 
     manifest, recipe = read_run(run_dir)
     max_length = recipe.model.max_length
     if variant in FORMATS:
-        return FORMATS[variant].load(folder, manifest.head, max_length), folder_mb(folder), FORMATS[variant].note
+        runner = with_stack(FORMATS[variant].load(folder, manifest.head, max_length), load_stack(folder))
+        return runner, folder_mb(folder), FORMATS[variant].note
     base = base_model(manifest, recipe)
     base_mb = folder_mb(base.path)
     if variant == "base":  # a fresh head does not exist before training: time the bare encoder
@@ -65,7 +67,7 @@ def _load(run_dir: Path, variant: str, folder: Path | None):
             runner.logits = lambda texts: _encoder_forward(model, tok, texts, max_length)
         return runner, base_mb, "the untuned base model"
     run = load_run(run_dir, dtype=torch.float32)
-    runner = torch_runner(run.model, run.tokenizer, manifest.head, max_length)
+    runner = with_stack(torch_runner(run.model, run.tokenizer, manifest.head, max_length), run.lexical)
     whole = METHODS[manifest.method_name].whole_model
     weights = run.paths.weights(whole)
     if whole:
@@ -188,7 +190,7 @@ def measure_variants(run_dir: str | Path, rows: list[dict], *, requests: int = 2
                 try:
                     folders[variant] = Path(tmp) / variant
                     folders[variant].mkdir()
-                    FORMATS[variant].write(run, folders[variant], run.recipe.model.max_length)
+                    write_export(FORMATS[variant], run, folders[variant])
                 except Exception as exc:  # noqa: BLE001  (reported in its row; the others are still measured)
                     folders[variant] = exc
         del run

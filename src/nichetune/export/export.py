@@ -19,6 +19,7 @@ from ..hashing import MANIFEST_NAME, sha256_file, verify_manifest, write_manifes
 from ..run.loading import load_run
 from ..run.paths import RunPaths
 from ..versions import git_commit, package_versions
+from .formats import write_export
 from .parity import parity_report
 from .registry import FORMATS
 
@@ -77,9 +78,7 @@ def export_run(run_dir: str | Path, to: str, out: str | Path, *, tolerance: floa
     with atomic_dir(out) as tmp:
         start = time.perf_counter()
         say(f"writing {to} ({fmt.note})")
-        fmt.write(run, tmp, run.recipe.model.max_length)
-        if run.lexical is not None:
-            run.lexical.save(tmp)
+        write_export(fmt, run, tmp)
         written_s = time.perf_counter() - start
         say(f"checking parity on the run's held-out rows (tolerance {tolerance:g} points)")
         parity = parity_report(run, fmt, tmp, tolerance=tolerance, rows_limit=rows)

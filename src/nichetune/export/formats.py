@@ -120,6 +120,24 @@ def torch_runner(model, tokenizer, head: str, max_length: int) -> Runner:
     return Runner(model=model, tokenizer=tokenizer)
 
 
+def write_export(fmt: ExportFormat, run: LoadedRun, folder: Path) -> None:
+    """``fmt``'s files for ``run`` in ``folder``, with the run's lexical stack beside them when it has one (whoever
+    loads the export applies it)."""
+    fmt.write(run, folder, run.recipe.model.max_length)
+    if run.lexical is not None:
+        run.lexical.save(folder)
+
+
+def with_stack(runner: Runner, stack) -> Runner:
+    """``runner`` whose logits go through a run's lexical stack (``tasks.lexical``), when there is one: what a
+    stacked run's latency and quality are measured on."""
+    if stack is None or runner.logits is None:
+        return runner
+    inner = runner.logits
+    return Runner(logits=lambda texts, **kw: stack.apply(texts, inner(texts, **kw)), model=runner.model,
+                  tokenizer=runner.tokenizer)
+
+
 def _load_pretrained(dtype_name: str):
     def load(folder: Path, head: str, max_length: int) -> Runner:
         import torch

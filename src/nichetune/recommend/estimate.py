@@ -44,7 +44,7 @@ def time_step(recipe, labels: list[str], tokens: int) -> float:
     import torch
 
     from ..hardware import pick_dtype
-    from ..methods.registry import apply_method
+    from ..methods.registry import METHODS, apply_method
     from ..models.resolve import resolve_model
     from ..models.task_model import load_base
     from ..tasks import build_task, task_spec
@@ -61,7 +61,8 @@ def time_step(recipe, labels: list[str], tokens: int) -> float:
     dtype = pick_dtype(t.precision, "cpu")
     if dtype != torch.float32:
         cast_frozen(model, dtype)
-    task = build_task(recipe.task, labels or None, t)
+    # a method with virtual tokens (prompt tuning) widens every row: the task scores every position, as in training
+    task = build_task(recipe.task, labels or None, t, virtual_tokens=METHODS[recipe.method.name].virtual_tokens)
     optimizer = build_optimizer(model, t)
     vocab = int(model.config.vocab_size)
     gen = torch.Generator().manual_seed(0)

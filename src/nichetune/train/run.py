@@ -77,10 +77,12 @@ def check_recipe(recipe) -> ResolvedModel:
     if t.packing and method.virtual_tokens:
         raise NichetuneError(f"{recipe.method.name} adds virtual tokens, which packed rows cannot share",
                              hint="set train.packing=false for this method")
-    if t.early_stopping is not None and recipe.data.dataset is None and recipe.data.validation is None \
-            and len(recipe.data.split.ratios) < 2:
-        raise NichetuneError("train.early_stopping needs validation data",
-                             hint="give data.validation, or data.split.ratios with a validation share")
+    no_validation = recipe.data.dataset is None and recipe.data.validation is None and len(recipe.data.split.ratios) < 2
+    wanted = {"train.early_stopping": t.early_stopping is not None, "train.lexical": t.lexical == "stack"}
+    for name, needs in wanted.items():
+        if needs and no_validation:
+            raise NichetuneError(f"{name} needs validation data",
+                                 hint="give data.validation, or data.split.ratios with a validation share")
     resolved = resolve_model(recipe.model.name, allow_pickle=recipe.model.allow_pickle,
                              trust_remote_code=recipe.model.trust_remote_code)
     check_method(recipe.method, model_facts(resolved, task.head, trust_remote_code=recipe.model.trust_remote_code))
