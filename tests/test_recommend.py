@@ -199,3 +199,23 @@ def test_recommend_prints_the_lexical_bar_and_the_estimate_and_fits_a_budget(tmp
     assert load_recipe(tmp_path / "r.yaml").train.epochs == 1
     assert main([*args, "--budget-minutes", "5", "--no-estimate"]) == 1
     assert "--no-estimate" in capsys.readouterr().err
+
+
+def test_a_shorter_window_that_leaves_room_gives_epochs_back(monkeypatch):
+    from nichetune.recommend import estimate as est
+
+    # a step's cost grows with the square of the row length: halving the window frees three quarters of the time
+    monkeypatch.setattr(est, "time_step", lambda recipe, labels, tokens: 1e-4 * tokens**2)
+    e = dataclasses.replace(MID, rows=5000, train_rows=4000, length_quantiles=tuple(range(0, 2001, 100)))
+    raw = {"task": "classification", "output_dir": "r", "data": {"train": __file__},
+           "model": {"name": "m", "max_length": 512}, "method": {"name": "lora"},
+           "train": {"epochs": 5, "batch_size": 16}}
+    full = est.estimate(load_recipe(data=raw), e).minutes
+    budget = full * 0.3
+    fitted, timing, changes = est.fit_budget(raw, lambda r: load_recipe(data=r), e, budget_minutes=budget)
+    assert changes[:2] == ["epochs 5 -> 2", "max_length 512 -> 256"]
+    assert changes[2].endswith("(room left in the budget)") and 2 < fitted["train"]["epochs"] <= 5
+    assert timing.minutes <= budget
+    more = est.estimate(load_recipe(data={**fitted, "train": {**fitted["train"],
+                                                             "epochs": fitted["train"]["epochs"] + 1}}), e)
+    assert fitted["train"]["epochs"] == 5 or more.minutes > budget  # the most epochs that fit

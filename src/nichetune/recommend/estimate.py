@@ -137,12 +137,13 @@ LEVERS = (_fewer_epochs(2), _shorter(256), _fewer_epochs(MIN_EPOCHS), _shorter(M
 def fit_budget(raw: dict, recipe_of, evidence, budget_minutes: float) -> tuple[dict, Estimate, list[str]]:
     """Shrink the recipe ``raw`` until its estimate fits ``budget_minutes`` (``LEVERS`` in order: fewer epochs down to
     two, inputs down to 256 tokens, one epoch, 128 tokens, then LoRA instead of full fine-tuning; a new length or
-    method is timed again). Returns the recipe, its estimate and what changed. ``recipe_of(raw)`` validates a recipe
-    dict."""
+    method is timed again), then give back epochs where a shorter window left room. Returns the recipe, its estimate
+    and what changed. ``recipe_of(raw)`` validates a recipe dict."""
     from ..config.recipe import merge_dicts
 
     changes: list[str] = []
     current = estimate(recipe_of(raw), evidence)
+    first_epochs = recipe_of(raw).train.epochs
     levers = list(LEVERS)
     while current.minutes > budget_minutes and levers:
         r = recipe_of(raw)
@@ -158,6 +159,18 @@ def fit_budget(raw: dict, recipe_of, evidence, budget_minutes: float) -> tuple[d
         # fewer epochs keep the step time; a new length or method is timed again (on this CPU a step at 512 tokens
         # cost 3.7x one at 256, not 2x: per-token cost is not constant across lengths)
         current = estimate(recipe_of(raw), evidence, current.seconds_per_step if set(update) == {"train"} else None)
+    # a shorter window can leave room: give epochs back (same step time) up to what the recipe first asked
+    r = recipe_of(raw)
+    if changes and current.minutes < budget_minutes and r.train.epochs < first_epochs:
+        step_s = current.seconds_per_step
+        epochs = min(math.floor(first_epochs), math.floor(r.train.epochs * budget_minutes / current.minutes))
+        while epochs > r.train.epochs and estimate(recipe_of(merge_dicts(raw, {"train": {"epochs": epochs}})),
+                                                   evidence, step_s).minutes > budget_minutes:
+            epochs -= 1
+        if epochs > r.train.epochs:
+            changes.append(f"epochs {r.train.epochs:g} -> {epochs} (room left in the budget)")
+            raw = merge_dicts(raw, {"train": {"epochs": epochs}})
+            current = estimate(recipe_of(raw), evidence, step_s)
     if current.minutes > budget_minutes:
         changes.append(f"still about {current.minutes:.0f} minutes at the smallest settings: the budget of "
                        f"{budget_minutes:g} minutes needs less data (data.limit) or a smaller model")
