@@ -321,7 +321,12 @@ def test_dropout_override_and_class_weights_reach_the_model_and_the_loss(tmp_pat
     recipe = _cls_recipe(tmp_path, tiny_bert_dir, data_dir, max_steps=1, dropout=0.3)
     train(recipe)
     config = json.loads((tmp_path / "run" / "model" / "config.json").read_text())
-    assert config["hidden_dropout_prob"] == config["attention_probs_dropout_prob"] == 0.3
+    # attention dropout stays off unless asked for: it would take attention off PyTorch's fused kernels
+    assert (config["hidden_dropout_prob"], config["attention_probs_dropout_prob"]) == (0.3, 0.0)
+    recipe = _cls_recipe(tmp_path / "b", tiny_bert_dir, data_dir, max_steps=1, dropout=0.3, attention_dropout=0.2)
+    train(recipe)
+    config = json.loads((tmp_path / "b" / "run" / "model" / "config.json").read_text())
+    assert (config["hidden_dropout_prob"], config["attention_probs_dropout_prob"]) == (0.3, 0.2)
 
     task = ClassificationTask(["a", "b"], class_weights=True)
     rows = [{"text": "the drug", "label": "a"}] * 3 + [{"text": "nausea", "label": "b"}]

@@ -11,7 +11,7 @@ from nichetune.config.recipe import TrainSection
 from nichetune.models.loading import load_tokenizer
 from nichetune.models.resolve import resolve_model
 from nichetune.models.task_model import load_base
-from nichetune.tasks.batching import collate_causal, length_grouped_order, pack
+from nichetune.tasks.batching import bucket_width, collate_causal, length_grouped_order, pack, token_slices
 from nichetune.tasks.encode import IGNORE, Example, check_eos, encode_sft
 from nichetune.tasks.loss import (
     causal_loss_per_example,
@@ -217,3 +217,48 @@ def test_pii_mask_reaches_every_split_and_the_provenance(tmp_path):
     assert sum("[EMAIL]" in r["text"] for r in everything) == 20
     masked = next(s for s in splits.sources if s.get("kind") == "transform")
     assert masked["rows"] == 20
+
+
+def test_bucket_width_rounds_up_by_at_most_an_eighth_and_never_past_the_cap():
+    assert [bucket_width(n, 512) for n in (7, 100, 130, 300, 400, 416, 511, 512)] == [8, 104, 144, 320, 416, 416, 512,
+                                                                                      512]
+    assert bucket_width(500, 416) == 500  # a row longer than the cap keeps its length
+    assert bucket_width(100, None) == 100  # no known cap: no rounding
+    widths = {bucket_width(n, 416) for n in range(200, 417)}
+    assert len(widths) <= 10  # few shapes for the allocator to reuse
+    assert all(n <= bucket_width(n, 10_000) <= n * 1.125 for n in range(64, 5000))  # shorter: steps of 8
+
+
+def test_token_slices_cover_the_batch_within_the_budget():
+    items = [Example([1] * n, 0) for n in (300, 50, 416, 120, 416, 200, 90, 10)]
+    parts = token_slices(items, 1000)
+    assert sorted(id(e) for p in parts for e in p) == sorted(id(e) for e in items)
+    assert all(len(p) * max(len(e.input_ids) for e in p) <= 1000 for p in parts)
+    assert len(parts) == 4  # 8 rows x 416 tokens = 3328 padded tokens: 4 even slices of 2
+    assert token_slices(items, None) == [items] and token_slices(items, 10**6) == [items]
+
+
+def test_a_sliced_batch_gives_the_whole_batch_gradient(tiny_classifier_dir):
+    """The loop runs a batch over the token budget in slices: the summed, once-scaled loss has the same gradient."""
+    from nichetune.tasks.classification import ClassificationTask
+
+    model = load_base(resolve_model(tiny_classifier_dir), "classification", ["a", "b"])
+    model.eval()  # no dropout: the two passes must see the same function
+    task = ClassificationTask(["a", "b"], class_weights=True)
+    g = torch.Generator().manual_seed(0)
+    rows = [{"text": " ".join(["word"] * int(n)), "label": "ab"[i % 2]}
+            for i, n in enumerate(torch.randint(3, 40, (9,), generator=g))]
+    items = task.items(task.encode(rows, load_tokenizer(tiny_classifier_dir), 32, train=True), 32, False)
+    units = sum(task.units(it) for it in items)
+
+    def grads(parts):
+        model.zero_grad()
+        for part in parts:
+            loss, _ = task.loss_sum(model, task.collate(part, 0))
+            (loss / units).backward()
+        return _grads(model)
+
+    whole, sliced = grads([items]), grads(token_slices(items, 64))
+    assert len(token_slices(items, 64)) > 2
+    for name, grad in whole.items():
+        assert torch.allclose(sliced[name], grad, atol=1e-6), name

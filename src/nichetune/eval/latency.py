@@ -24,21 +24,10 @@ import numpy as np
 
 from ..export.formats import folder_mb, write_export
 from ..export.registry import FORMATS
+from ..hardware import peak_rss_mb, rss_mb
 from ..timing import percentiles, single_requests
 
 VARIANTS = ("base", "tuned", *FORMATS)
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def _peak_rss_mb() -> float:
-    # VmHWM is this address space's high-water mark; ru_maxrss would carry the parent's over fork + exec
-    with open("/proc/self/status") as f:
-        line = next(line for line in f if line.startswith("VmHWM:"))
-    return int(line.split()[1]) / 1024
 
 
 def _load(run_dir: Path, variant: str, folder: Path | None):
@@ -139,11 +128,11 @@ def measure(run_dir: Path, variant: str, rows: list[dict], *, requests: int, bat
     from ..tasks import task_spec
 
     manifest, recipe = read_run(run_dir)
-    before = _rss_mb()
+    before = rss_mb()
     start = time.perf_counter()
     runner, disk_mb, note = _load(run_dir, variant, folder)
     load_s = time.perf_counter() - start
-    loaded = _rss_mb()
+    loaded = rss_mb()
     if task_spec(recipe.task).labelled:
         timings = _classify_timings(runner.logits, [r["text"] for r in rows], requests, batch)
     else:
@@ -152,7 +141,7 @@ def measure(run_dir: Path, variant: str, rows: list[dict], *, requests: int, bat
         timings = _generate_timings(runner.model, runner.tokenizer, prompts, requests, batch, new_tokens)
     quality = _quality(runner, recipe, manifest, rows, variant)
     return {"variant": variant, "note": note, "load_s": load_s, "disk_mb": disk_mb,
-            "memory_mb": loaded - before, "peak_rss_mb": _peak_rss_mb(), **timings, "quality": quality}
+            "memory_mb": loaded - before, "peak_rss_mb": peak_rss_mb(), **timings, "quality": quality}
 
 
 def _quiet() -> None:

@@ -8,12 +8,16 @@ from .heads import HEADS
 from .loading import load_tokenizer
 from .resolve import ResolvedModel
 
+ATTENTION_DROPOUT_KEYS = ("attention_probs_dropout_prob", "attention_dropout")
+
 
 def load_base(resolved: ResolvedModel, head: str, labels: list[str] | None, *, dropout: float | None = None,
-              trust_remote_code: bool = False, allow_pickle: bool = False) -> nn.Module:
+              attention_dropout: float | None = None, trust_remote_code: bool = False,
+              allow_pickle: bool = False) -> nn.Module:
     """The base model in fp32 (master weights) with ``head`` (a key of ``HEADS``).
 
-    A fresh head (a classifier's) is sized by ``labels``.
+    A fresh head (a classifier's) is sized by ``labels``. ``dropout`` sets every dropout the config names;
+    ``attention_dropout`` then sets the attention weights' own (``None`` leaves the model's).
     """
     import torch
 
@@ -23,6 +27,10 @@ def load_base(resolved: ResolvedModel, head: str, labels: list[str] | None, *, d
         for key in ("hidden_dropout_prob", "attention_probs_dropout_prob", "attention_dropout", "dropout"):
             if key in resolved.config:
                 kwargs[key] = dropout
+    if attention_dropout is not None:
+        for key in ATTENTION_DROPOUT_KEYS:
+            if key in resolved.config:
+                kwargs[key] = attention_dropout
     spec = HEADS[head]
     if spec.fresh:
         id2label = dict(enumerate(labels or []))

@@ -57,7 +57,8 @@ def time_step(recipe, labels: list[str], tokens: int) -> float:
     head = task_spec(recipe.task).head
     resolved = resolve_model(recipe.model.name, allow_pickle=recipe.model.allow_pickle,
                              trust_remote_code=recipe.model.trust_remote_code)
-    model = apply_method(load_base(resolved, head, labels or None), recipe.method, head)
+    base = load_base(resolved, head, labels or None, dropout=t.dropout, attention_dropout=t.attention_dropout)
+    model = apply_method(base, recipe.method, head)
     dtype = pick_dtype(t.precision, "cpu")
     if dtype != torch.float32:
         cast_frozen(model, dtype)

@@ -122,11 +122,12 @@ RULES: tuple[Rule, ...] = (
          lambda e, c: f"{e.train_rows} training rows: 20 virtual tokens are the fewest weights that can adapt"),
     Rule("default: LoRA", lambda e, c: not _tiny(e) and not _full(e, c),
          lambda e, c: {"method": {"name": "lora", "r": _lora_rank(e), "alpha": 2 * _lora_rank(e),
-                                  "dropout": 0.1 if e.train_rows < 1_000 else 0.05,
+                                  "dropout": 0.0,  # PEFT drops a copy of each adapted layer's input
                                   "target_modules": "all-linear"},
                        "train": {"lr": 1e-3 if _classify(e) else 5e-4, **({"head_lr": 3e-3} if _classify(e) else {})}},
          lambda e, c: f"{e.train_rows} training rows: enough for low-rank updates (rank {_lora_rank(e)} grows "
-                      "with the data), too few to justify moving every weight"),
+                      "with the data), too few to justify moving every weight; no LoRA dropout (it keeps a dropped "
+                      "copy of every adapted layer's input: +47% step time, +0.45 GB on MiniLM at 416 tokens)"),
     Rule("enough data and compute: full fine-tuning", _full,
          lambda e, c: {"method": {"name": "full"},
                        "train": {"lr": 5e-5 if _classify(e) else 2e-5, "layer_decay": 0.9, "warmup": 0.06}},

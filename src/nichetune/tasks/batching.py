@@ -19,6 +19,36 @@ def item_tokens(item: Example | list[Example]) -> int:
     return sum(len(e.input_ids) for e in item_examples(item))
 
 
+def bucket_width(longest: int, cap: int | None) -> int:
+    """The padded width of a batch whose longest row has ``longest`` tokens: rounded up to a step of a sixteenth to an
+    eighth of it (8 for 100 tokens, 32 for 400), never past ``cap`` (the encoding's own limit; ``None``: no rounding).
+
+    Batches of many distinct widths fragment the CPU allocator's heap: resident memory grew by 1 GB over 30 steps of
+    a MiniLM run on long documents, and stayed flat once widths came from a few buckets. The rounding costs at most
+    an eighth more padding (about 3% on average).
+    """
+    if cap is None or longest >= cap:
+        return longest
+    step = max(8, 1 << max(0, longest.bit_length() - 4))
+    return min(-(-longest // step) * step, cap)
+
+
+def token_slices(items: list, max_tokens: int | None) -> list[list]:
+    """``items`` (one batch) cut into even slices, longest first, whose padded tokens fit ``max_tokens``.
+
+    The loss is a sum scaled once per optimizer step, so the gradient is the batch's own; only the activations held
+    at once shrink (a MiniLM forward of 16 rows of 416 tokens keeps about 1.2 GB for the backward pass).
+    """
+    if not max_tokens or len(items) < 2:
+        return [items]
+    ordered = sorted(items, key=lambda it: -item_tokens(it))
+    parts = min(len(items), -(-len(items) * item_tokens(ordered[0]) // max_tokens))
+    if parts <= 1:
+        return [items]
+    size = -(-len(items) // parts)
+    return [ordered[i : i + size] for i in range(0, len(ordered), size)]
+
+
 def length_grouped_order(lengths: list[int], batch_size: int, seed: int, *, group: bool) -> list[int]:
     """A shuffled order in which each batch holds similar lengths (less padding), batches shuffled.
 
@@ -52,12 +82,13 @@ def pack(examples: list[Example], max_length: int) -> list[list[Example]]:
     return [items for _, items in bins]
 
 
-def collate_causal(items: list[list[Example]] | list[Example], pad_id: int) -> dict[str, torch.Tensor]:
-    """Pad to the longest row. Packed rows (lists of examples) get restarting position ids and no
-    attention mask, so transformers builds a block-diagonal causal mask: no example sees another."""
+def collate_causal(items: list[list[Example]] | list[Example], pad_id: int,
+                   cap: int | None = None) -> dict[str, torch.Tensor]:
+    """Pad to the longest row (to its ``bucket_width`` under ``cap``). Packed rows (lists of examples) get restarting
+    position ids and no attention mask, so transformers builds a block-diagonal causal mask: no example sees another."""
     rows = [item_examples(it) for it in items]
     packed = isinstance(items[0], list)
-    width = max(sum(len(e.input_ids) for e in r) for r in rows)
+    width = bucket_width(max(sum(len(e.input_ids) for e in r) for r in rows), cap)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
     positions = torch.zeros((len(rows), width), dtype=torch.long)
@@ -81,8 +112,8 @@ def collate_causal(items: list[list[Example]] | list[Example], pad_id: int) -> d
     return batch
 
 
-def collate_classification(items: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
-    width = max(len(e.input_ids) for e in items)
+def collate_classification(items: list[Example], pad_id: int, cap: int | None = None) -> dict[str, torch.Tensor]:
+    width = bucket_width(max(len(e.input_ids) for e in items), cap)
     ids = torch.full((len(items), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(items), width), dtype=torch.long)
     for b, ex in enumerate(items):

@@ -32,6 +32,7 @@ class CausalTask:
         self.loss_on = loss_on
         self.label_smoothing = label_smoothing
         self.select_positions = select_positions
+        self.width_cap: int | None = None  # the longest encoding: batch widths round up to buckets below it
 
     def encode(self, rows: list[dict], tokenizer, max_length: int, *, train: bool) -> list[Example]:
         if self.chat:
@@ -41,6 +42,7 @@ class CausalTask:
         return encode_completion(rows, tokenizer, max_length)
 
     def items(self, examples: list[Example], max_length: int, packing: bool) -> list[Item]:
+        self.width_cap = max(self.width_cap or 0, max_length)
         return pack(examples, max_length) if packing else list(examples)
 
     def units(self, item: Item) -> float:
@@ -48,7 +50,7 @@ class CausalTask:
         return float(sum(sum(1 for t in e.labels[1:] if t != IGNORE) for e in item_examples(item)))
 
     def collate(self, items: list[Item], pad_id: int) -> dict[str, torch.Tensor]:
-        return collate_causal(items, pad_id)
+        return collate_causal(items, pad_id, self.width_cap)
 
     def scored(self, model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, V) logits and (N,) targets for the N supervised positions of the batch."""

@@ -21,6 +21,7 @@ class ClassificationTask:
         self.label_smoothing = label_smoothing
         self.use_class_weights = class_weights
         self.class_weights: torch.Tensor | None = None
+        self.width_cap: int | None = None  # the longest encoding: batch widths round up to buckets below it
 
     def encode(self, rows: list[dict], tokenizer, max_length: int, *, train: bool) -> list[Example]:
         examples = encode_classification(rows, tokenizer, self.label2id, max_length)
@@ -29,6 +30,7 @@ class ClassificationTask:
         return examples
 
     def items(self, examples: list[Example], max_length: int, packing: bool) -> list[Example]:
+        self.width_cap = max(self.width_cap or 0, max_length)
         return list(examples)
 
     def units(self, item: Example) -> float:
@@ -38,7 +40,7 @@ class ClassificationTask:
         return weight
 
     def collate(self, items: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
-        return collate_classification(items, pad_id)
+        return collate_classification(items, pad_id, self.width_cap)
 
     def loss_sum(self, model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, float]:
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits  # (B, C)

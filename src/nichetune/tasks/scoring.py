@@ -7,7 +7,7 @@ from contextlib import nullcontext
 
 import torch
 
-from .batching import item_tokens
+from .batching import item_tokens, token_slices
 
 
 def autocast_for(dtype: torch.dtype, device: str):
@@ -19,10 +19,12 @@ def autocast_for(dtype: torch.dtype, device: str):
 
 def score(model, task, items: list, *, batch_size: int, pad_id: int, device: str = "cpu",
           dtype: torch.dtype = torch.float32,
-          reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, float]:
+          reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
+          max_tokens: int | None = None) -> dict[str, float]:
     """``task.metrics`` of ``items``: ``task.eval_sums`` per batch, summed, then ``reduce``d (e.g. across processes).
 
-    Longest items go first so a batch holds similar lengths. The model's train/eval mode is restored.
+    Longest items go first so a batch holds similar lengths; a batch over ``max_tokens`` padded tokens runs in slices.
+    The model's train/eval mode is restored.
     """
     was_training = model.training
     model.eval()
@@ -30,8 +32,9 @@ def score(model, task, items: list, *, batch_size: int, pad_id: int, device: str
     sums = torch.zeros(task.sums_size, dtype=torch.float64)
     with torch.no_grad(), autocast_for(dtype, device):
         for start in range(0, len(ordered), batch_size):
-            batch = task.collate(ordered[start : start + batch_size], pad_id)
-            sums += task.eval_sums(model, {k: v.to(device) for k, v in batch.items()}).cpu()
+            for part in token_slices(ordered[start : start + batch_size], max_tokens):
+                batch = task.collate(part, pad_id)
+                sums += task.eval_sums(model, {k: v.to(device) for k, v in batch.items()}).cpu()
     if reduce is not None:
         sums = reduce(sums)
     model.train(was_training)

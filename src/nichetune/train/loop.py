@@ -20,9 +20,10 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from ..hardware import peak_rss_mb, rss_mb
 from ..run.metrics_log import read_metrics, truncate_after
 from ..run.paths import RunPaths
-from ..tasks.batching import batches, item_tokens
+from ..tasks.batching import batches, item_tokens, token_slices
 from ..tasks.loss import step_scale
 from ..tasks.scoring import autocast_for, score
 from .checkpoint import (
@@ -62,6 +63,14 @@ class FitResult:
         return self.supervised_tokens / max(self.train_seconds, 1e-9)
 
 
+CPU_BATCH_TOKENS = 4096
+
+
+def batch_tokens(configured: int | None, device: str) -> int | None:
+    """Padded tokens per forward pass: the recipe's ``train.max_batch_tokens``, else 4096 on a CPU, else no limit."""
+    return configured if configured is not None else (CPU_BATCH_TOKENS if device == "cpu" else None)
+
+
 def steps_per_epoch(n_items: int, cfg, world: int) -> int:
     micro = math.ceil(n_items / cfg.batch_size)
     return max(1, math.ceil(micro / (cfg.grad_accum * world)))
@@ -78,14 +87,15 @@ def _to(batch: dict[str, torch.Tensor], device: str) -> dict[str, torch.Tensor]:
     return {k: v.to(device) for k, v in batch.items()} if device != "cpu" else batch
 
 
-def evaluate(model, task, items: list, *, batch_size: int, pad_id: int, ctx: Dist, dtype: torch.dtype) -> dict:
+def evaluate(model, task, items: list, *, batch_size: int, pad_id: int, ctx: Dist, dtype: torch.dtype,
+             max_tokens: int | None = None) -> dict:
     """Validation metrics: this process's share scored by ``tasks.scoring``, the sums added across processes."""
 
     def across_processes(sums: torch.Tensor) -> torch.Tensor:
         return all_reduce_sum(sums.to(ctx.device) if ctx.device.startswith("cuda") else sums, ctx).cpu()
 
     return score(model, task, items[ctx.rank :: ctx.world], batch_size=batch_size, pad_id=pad_id, device=ctx.device,
-                 dtype=dtype, reduce=across_processes)
+                 dtype=dtype, reduce=across_processes, max_tokens=max_tokens)
 
 
 @dataclass
@@ -128,6 +138,7 @@ def fit(model, task, train_items: list, val_items: list, spec: FitSpec) -> FitRe
     swa = WeightAverager(cfg.swa_last_k)
     scaler = torch.amp.GradScaler("cuda") if spec.dtype == torch.float16 and ctx.device.startswith("cuda") else None
     forward_model = torch.compile(model) if cfg.compile else model
+    budget = batch_tokens(cfg.max_batch_tokens, ctx.device)
     ckpt_dir = RunPaths(spec.run_dir).checkpoints
 
     step, resumed_from = 0, None
@@ -155,7 +166,7 @@ def fit(model, task, train_items: list, val_items: list, spec: FitSpec) -> FitRe
     base_eval = None
     if val_items and step == 0 and spec.eval_before:
         base_eval = evaluate(forward_model, task, val_items, batch_size=spec.eval_batch_size, pad_id=spec.pad_id,
-                             ctx=ctx, dtype=spec.dtype)
+                             ctx=ctx, dtype=spec.dtype, max_tokens=budget)
         log({"eval_before": base_eval})
     elif resumed_from is not None:
         base_eval = next((r["eval_before"] for r in read_metrics(spec.run_dir) if "eval_before" in r), None)
@@ -181,12 +192,13 @@ def fit(model, task, train_items: list, val_items: list, spec: FitSpec) -> FitRe
         loss_sum = torch.zeros((), dtype=torch.float64, device=ctx.device)  # one host sync per step, not per batch
         step_inputs = sum(item_tokens(it) for mb in micro for it in mb)
         for mb in micro[ctx.rank :: ctx.world]:
-            batch = _to(task.collate(mb, spec.pad_id), ctx.device)
-            with autocast_for(spec.dtype, ctx.device):
-                loss, _ = task.loss_sum(forward_model, batch)
-            scaled = loss * scale
-            (scaler.scale(scaled) if scaler is not None else scaled).backward()
-            loss_sum += loss.detach().double()
+            for part in token_slices(mb, budget):
+                batch = _to(task.collate(part, spec.pad_id), ctx.device)
+                with autocast_for(spec.dtype, ctx.device):
+                    loss, _ = task.loss_sum(forward_model, batch)
+                scaled = loss * scale
+                (scaler.scale(scaled) if scaler is not None else scaled).backward()
+                loss_sum += loss.detach().double()
         trainable = [p for p in params.values() if p.requires_grad]
         average_gradients(trainable, ctx)
         if scaler is not None:
@@ -212,13 +224,14 @@ def fit(model, task, train_items: list, val_items: list, spec: FitSpec) -> FitRe
             rate = window_inputs / elapsed
             log({"loss": step_loss, "lr": lr, "grad_norm": float(grad_norm), "epoch": round(step / per_epoch, 4),
                  "supervised_tokens": units, "tokens_per_s": round(rate, 1),
-                 "supervised_per_s": round(window_units / elapsed, 1)})
+                 "supervised_per_s": round(window_units / elapsed, 1), "rss_mb": round(rss_mb()),
+                 "peak_rss_mb": round(peak_rss_mb())})
             window_t, window_units, window_inputs = time.perf_counter(), 0.0, 0
             bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{rate:.0f}")
         evaluated = False
         if val_items and (step % eval_every == 0 or step == total):
             metrics = evaluate(forward_model, task, val_items, batch_size=spec.eval_batch_size, pad_id=spec.pad_id,
-                               ctx=ctx, dtype=spec.dtype)
+                               ctx=ctx, dtype=spec.dtype, max_tokens=budget)
             improved = best.update(step, metrics)
             swa.add(trainable_weights(optimizer))
             log({"eval": metrics, "best": improved})
@@ -251,7 +264,7 @@ def fit(model, task, train_items: list, val_items: list, spec: FitSpec) -> FitRe
         final = "best"
     if val_items:
         final_eval = evaluate(forward_model, task, val_items, batch_size=spec.eval_batch_size, pad_id=spec.pad_id,
-                              ctx=ctx, dtype=spec.dtype)
+                              ctx=ctx, dtype=spec.dtype, max_tokens=budget)
         log({"final_eval": final_eval, "final_weights": final})
     return FitResult(step, total, stopped, final, best.state(), final_eval, base_eval, resumed_from, seconds,
                      supervised, input_tokens)

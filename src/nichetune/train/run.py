@@ -35,7 +35,7 @@ from ..tasks import build_task, task_names, task_spec
 from ..truncation import set_truncation
 from .data import load_splits, write_splits
 from .distributed import barrier, init_from_env, shutdown
-from .loop import FitSpec, evaluate, fit
+from .loop import FitSpec, batch_tokens, evaluate, fit
 from .model_setup import cast_frozen
 from .tracking import Tracker
 
@@ -162,7 +162,7 @@ def _train(recipe, resolved: ResolvedModel, run_dir: Path, ctx, fresh: bool, on_
     val_items = task.items(val_examples, max_length, False)
 
     head = task_spec(recipe.task).head
-    model = load_base(resolved, head, splits.labels, dropout=t.dropout,
+    model = load_base(resolved, head, splits.labels, dropout=t.dropout, attention_dropout=t.attention_dropout,
                       trust_remote_code=recipe.model.trust_remote_code, allow_pickle=recipe.model.allow_pickle)
     model = apply_method(model, recipe.method, head)
     model.to(ctx.device)
@@ -193,7 +193,8 @@ def _train(recipe, resolved: ResolvedModel, run_dir: Path, ctx, fresh: bool, on_
         if recipe.eval.test and splits.test:
             test_items = task.items(task.encode(splits.test, tokenizer, max_length, train=False), max_length, False)
             test_metrics = evaluate(model, task, test_items, batch_size=recipe.eval.batch_size,
-                                    pad_id=tokenizer.pad_token_id, ctx=ctx, dtype=dtype)
+                                    pad_id=tokenizer.pad_token_id, ctx=ctx, dtype=dtype,
+                                    max_tokens=batch_tokens(t.max_batch_tokens, ctx.device))
             if tracker is not None:
                 tracker.log(result.steps, {"test": test_metrics})
     finally:
