@@ -1,155 +1,73 @@
-"""LoRA SFT throughput: nichetune's loop against a plain transformers Trainer + PEFT, in one process.
+"""Training throughput: nichetune's loop against a plain transformers Trainer + PEFT, each peer in its own process.
 
-    .venv/bin/python benchmarks/train_throughput.py [--steps 24] [--batch-size 8] [--rows 400] [--compile]
+    .venv/bin/python benchmarks/train_throughput.py [--case sft encoder] [--steps 16] [--device cpu]
 
-Both train LoRA (r=16, alpha=32, all linear layers, dropout 0) on ``smollm2-135m-instruct`` with
-the same ``foldoc`` pairs, encoded once by nichetune (chat template, assistant-only labels), the
-same batch size and LR. The baseline is what a user writes first: ``Trainer`` in fp32 with
-pad-to-longest batches in random order. nichetune runs with its defaults for sft (bf16 autocast
-where the CPU has native bf16 with the frozen base stored in bf16, packing, length grouping, the
-output layer only at supervised positions) for the same number of steps, with as many packed
-rows per step as hold about the same number of examples, so the two end at comparable loss,
-measured on the same held-out pairs. Reported: supervised (loss-bearing) tokens per second and their ratio,
-peak RSS growth of each phase (sampled), and model FLOP utilisation against the bf16 and fp32
-matmul peak measured here.
+Case ``sft``: LoRA (r=16, alpha=32, all linear layers, dropout 0) on ``smollm2-135m-instruct`` with the same
+``foldoc`` pairs, encoded once by nichetune (chat template, assistant-only labels), LR 2e-4 constant. Peers: the
+``Trainer`` a user writes first (fp32, pad-to-longest batches of 8 in random order), the same ``Trainer`` with
+``bf16=True`` (what a user who knows the CPU has native bf16 writes next), and nichetune's loop with its sft defaults
+(bf16 autocast where native with the frozen base stored in bf16, packing, length grouping, the output layer only at
+supervised positions) with as many packed rows per step as hold about the same number of examples.
+
+Case ``encoder``: MiniLM-L6 sequence classification on ``bbc-news`` articles (256 tokens, batches of 16), LoRA (r=16,
+all linear layers, dropout 0) and full fine-tuning: ``Trainer`` + PEFT with ``bf16=True`` and dynamic padding
+against nichetune's loop with its defaults (attention dropout off, bucketed widths, a token budget per forward).
+
+Reported per peer: supervised (loss-bearing) tokens per second (sft) or examples per second (encoder), the ratio of
+nichetune over each peer, held-out loss on the same unseen rows after the same steps, the process's peak RSS (from
+``wait4``) and model FLOP utilisation against the bf16 and fp32 matmul peak measured in the same run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import threading
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import torch
 
-
-class PeakRss:
-    """Samples this process's RSS every 50 ms; ``peak_mb`` is the highest reading above the start."""
-
-    def __init__(self):
-        self.start = self.peak = self._rss()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    @staticmethod
-    def _rss() -> int:
-        return int(Path("/proc/self/statm").read_text().split()[1]) * 4096
-
-    def _run(self):
-        while not self._stop.wait(0.05):
-            self.peak = max(self.peak, self._rss())
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-    @property
-    def peak_mb(self) -> float:
-        return round((self.peak - self.start) / 2**20, 1)
+SFT_PEERS = ("trainer-fp32", "trainer-bf16", "nichetune")
+ENCODER_PEERS = ("trainer-bf16-lora", "nichetune-lora", "trainer-bf16-full", "nichetune-full")
+LR = {"sft": 2e-4, "lora": 1e-3, "full": 5e-5}
 
 
-def matmul_peak(dtype: torch.dtype, n: int = 2048, seconds: float = 3.0) -> float:
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+def matmul_peak(dtype: torch.dtype, device: str, n: int = 2048, seconds: float = 3.0) -> float:
+    """FLOP/s of square matrix products in ``dtype``: the peak an MFU is read against."""
+    a, b = torch.randn(n, n, dtype=dtype, device=device), torch.randn(n, n, dtype=dtype, device=device)
     a @ b
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    sync()
     count, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
         a @ b
         count += 1
+    sync()
     return 2 * n**3 * count / (time.perf_counter() - start)
 
 
-def lora_model(path):
+def _lora(model, task_type: str):
     import peft
-    from transformers import AutoModelForCausalLM
 
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-    config = peft.LoraConfig(task_type=peft.TaskType.CAUSAL_LM, r=16, lora_alpha=32, lora_dropout=0.0,
+    config = peft.LoraConfig(task_type=getattr(peft.TaskType, task_type), r=16, lora_alpha=32, lora_dropout=0.0,
                              target_modules="all-linear")
     return peft.get_peft_model(model, config)
 
 
-def heldout_loss(model, task, items, pad_id, dtype) -> float:
-    from nichetune.train.distributed import Dist
-    from nichetune.train.loop import evaluate
-
-    return evaluate(model, task, items, batch_size=8, pad_id=pad_id, ctx=Dist(), dtype=dtype)["loss"]
-
-
-def run_baseline(path, examples, heldout, task, args, pad_id) -> dict:
-    from transformers import Trainer, TrainingArguments
-
-    from nichetune.tasks.batching import collate_causal
-
-    model = lora_model(path)
-    seen = {"supervised": 0, "inputs": 0, "padded": 0}
-
-    def collate(batch):
-        out = collate_causal(batch, pad_id)  # pad to the longest example of the batch
-        seen["supervised"] += int((out["labels"][:, 1:] != -100).sum())
-        seen["inputs"] += int(out["attention_mask"].sum())
-        seen["padded"] += out["input_ids"].numel()
-        return out
-
-    targs = TrainingArguments(output_dir=str(args.out / "trainer"), per_device_train_batch_size=args.batch_size,
-                              max_steps=args.steps, learning_rate=2e-4, warmup_steps=0, lr_scheduler_type="constant",
-                              logging_steps=10**6, save_strategy="no", report_to=[], use_cpu=True,
-                              dataloader_num_workers=0, remove_unused_columns=False, seed=0, disable_tqdm=True)
-    trainer = Trainer(model=model, args=targs, train_dataset=examples, data_collator=collate)
-    with PeakRss() as rss:
-        start = time.perf_counter()
-        trainer.train()
-        seconds = time.perf_counter() - start
-    return {"seconds": seconds, **seen, "steps": args.steps, "examples_per_step": args.batch_size,
-            "peak_rss_growth_mb": rss.peak_mb, "heldout_loss": heldout_loss(model, task, heldout, pad_id,
-                                                                             torch.float32)}
+def _matmul_params(model) -> int:
+    """Parameters that multiply activations: all but input embedding tables (a tied output layer counts)."""
+    emb = model.get_input_embeddings()
+    tied = getattr(model.config, "tie_word_embeddings", False) and model.get_output_embeddings() is not None
+    skip = {id(p) for m in model.modules() if isinstance(m, torch.nn.Embedding) for p in m.parameters()}
+    if tied:
+        skip.discard(id(emb.weight))
+    return sum(p.numel() for p in model.parameters() if id(p) not in skip)
 
 
-def run_nichetune(path, examples, heldout, task, args, pad_id) -> dict:
-    from nichetune.config.recipe import TrainSection
-    from nichetune.hardware import pick_dtype
-    from nichetune.train.distributed import Dist
-    from nichetune.train.loop import FitSpec, fit
-    from nichetune.train.model_setup import cast_frozen
-
-    model = lora_model(path)
-    dtype = pick_dtype("auto", "cpu")
-    if dtype != torch.float32:
-        cast_frozen(model, dtype)  # as `nichetune train` does for adapter methods
-    items = task.items(examples, args.max_length, True)
-    per_row = len(examples) / len(items)
-    rows = max(1, round(args.batch_size / per_row))  # packed rows holding about batch-size examples
-    cfg = TrainSection(max_steps=args.steps, batch_size=rows, lr=2e-4, warmup=0, schedule="constant",
-                       packing=True, group_by_length=True, log_every=10**6, compile=args.compile, max_grad_norm=1.0,
-                       weight_decay=0.0)
-    spec = FitSpec(cfg=cfg, seed=0, run_dir=args.out / "nichetune", ctx=Dist(), pad_id=pad_id, dtype=dtype,
-                   resume=False)
-    with PeakRss() as rss:
-        start = time.perf_counter()
-        result = fit(model, task, items, [], spec)
-        seconds = time.perf_counter() - start
-    return {"seconds": seconds, "supervised": result.supervised_tokens, "inputs": result.input_tokens,
-            "steps": args.steps, "examples_per_step": round(rows * per_row, 2), "packed_rows_per_step": rows,
-            "peak_rss_growth_mb": rss.peak_mb, "precision": str(dtype).removeprefix("torch."),
-            "heldout_loss": heldout_loss(model, task, heldout, pad_id, dtype)}
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=24, help="baseline optimizer steps")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--rows", type=int, default=400, help="foldoc pairs to draw from")
-    parser.add_argument("--max-length", type=int, default=256, help="truncation, and the packed row length")
-    parser.add_argument("--compile", action="store_true", help="also torch.compile nichetune's model")
-    parser.add_argument("--out", type=Path, default=Path("/tmp/nichetune-bench-train"))
-    args = parser.parse_args()
-
+def _sft_data(args):
     import random
 
     from nichetune.data.catalog import load_dataset
@@ -161,26 +79,191 @@ def main() -> None:
     tokenizer = load_tokenizer(resolved)
     rows = load_dataset("foldoc")
     random.Random(0).shuffle(rows)
-    task = CausalTask("sft")
-    examples = task.encode(rows[: args.rows], tokenizer, args.max_length, train=True)
-    heldout = task.encode(rows[args.rows : args.rows + 48], tokenizer, args.max_length, train=False)
-    params = sum(p.numel() for p in lora_model(resolved.path).parameters())
-    peaks = {"bf16": matmul_peak(torch.bfloat16), "fp32": matmul_peak(torch.float32)}
+    task = CausalTask(chat=True)
+    examples = task.encode(rows[: args.rows], tokenizer, 256, train=True)
+    heldout = task.encode(rows[args.rows : args.rows + 48], tokenizer, 256, train=False)
+    return resolved, tokenizer, task, examples, heldout
 
-    base = run_baseline(resolved.path, examples, heldout, task, args, tokenizer.pad_token_id)
-    ours = run_nichetune(resolved.path, examples, heldout, task, args, tokenizer.pad_token_id)
-    report = {"threads": torch.get_num_threads(), "model_parameters": params,
-              "matmul_peak_gflops": {k: round(v / 1e9) for k, v in peaks.items()}}
-    for name, r, peak in (("baseline_trainer_fp32", base, peaks["fp32"]),
-                          ("nichetune", ours, peaks[ours.get("precision", "fp32").replace("bfloat16", "bf16")
-                                                    .replace("float32", "fp32")])):
-        flops = 4 * params * r["inputs"]  # LoRA: forward 2N + input-gradient backward 2N per token
-        report[name] = {**{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()},
-                        "supervised_tokens_per_s": round(r["supervised"] / r["seconds"], 1),
-                        "mfu_vs_measured_peak": round(flops / r["seconds"] / peak, 3)}
-    report["speedup_supervised_tokens_per_s"] = round(report["nichetune"]["supervised_tokens_per_s"]
-                                                      / report["baseline_trainer_fp32"]["supervised_tokens_per_s"], 2)
-    print(json.dumps(report, indent=2))
+
+def _encoder_data(args):
+    import random
+
+    from nichetune.data.catalog import load_dataset
+    from nichetune.models.loading import load_tokenizer
+    from nichetune.models.resolve import resolve_model
+    from nichetune.tasks.classification import ClassificationTask
+
+    resolved = resolve_model("minilm-l6")
+    tokenizer = load_tokenizer(resolved)
+    rows = load_dataset("bbc-news")
+    random.Random(0).shuffle(rows)
+    labels = sorted({r["label"] for r in rows})
+    task = ClassificationTask(labels)
+    examples = task.encode(rows[: args.rows], tokenizer, 256, train=True)
+    heldout = task.encode(rows[args.rows : args.rows + 64], tokenizer, 256, train=False)
+    return resolved, tokenizer, task, examples, heldout
+
+
+def _heldout(model, task, items, pad_id, dtype, device) -> dict:
+    from nichetune.tasks.scoring import score
+
+    return score(model, task, items, batch_size=16, pad_id=pad_id, device=device, dtype=dtype)
+
+
+def _trainer(model, examples, collate, args, bf16: bool, lr: float, batch: int) -> float:
+    from transformers import Trainer, TrainingArguments
+
+    targs = TrainingArguments(output_dir=str(args.out / "trainer"), per_device_train_batch_size=batch,
+                              max_steps=args.steps, learning_rate=lr, warmup_steps=0, lr_scheduler_type="constant",
+                              logging_steps=10**6, save_strategy="no", report_to=[], use_cpu=args.device == "cpu",
+                              bf16=bf16, dataloader_num_workers=0, remove_unused_columns=False, seed=0,
+                              disable_tqdm=True)
+    trainer = Trainer(model=model, args=targs, train_dataset=examples, data_collator=collate)
+    start = time.perf_counter()
+    trainer.train()
+    return time.perf_counter() - start
+
+
+def _fit(model, task, items, args, cfg_kwargs: dict, pad_id: int):
+    from nichetune.config.recipe import TrainSection
+    from nichetune.hardware import pick_dtype
+    from nichetune.train.distributed import Dist
+    from nichetune.train.loop import FitSpec, fit
+
+    cfg = TrainSection(max_steps=args.steps, warmup=0, schedule="constant", log_every=10**6, max_grad_norm=1.0,
+                       weight_decay=0.0, compile=args.compile, **cfg_kwargs)
+    spec = FitSpec(cfg=cfg, seed=0, run_dir=args.out / "nichetune", ctx=Dist(device=args.device), pad_id=pad_id,
+                   dtype=pick_dtype("auto", args.device), resume=False)
+    start = time.perf_counter()
+    result = fit(model, task, items, [], spec)
+    torch.cuda.synchronize() if args.device.startswith("cuda") else None
+    return result, time.perf_counter() - start, spec.dtype
+
+
+def run_peer(case: str, peer: str, args) -> dict:
+    """Train one peer in this process; what it did, in numbers."""
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    from nichetune.tasks.batching import collate_causal, collate_classification
+    from nichetune.train.model_setup import cast_frozen
+
+    torch.manual_seed(0)
+    seen = {"supervised": 0, "inputs": 0, "padded": 0}
+    if case == "sft":
+        resolved, tokenizer, task, examples, heldout = _sft_data(args)
+        model = _lora(AutoModelForCausalLM.from_pretrained(resolved.path, dtype=torch.float32), "CAUSAL_LM")
+    else:
+        resolved, tokenizer, task, examples, heldout = _encoder_data(args)
+        attention = {"attention_probs_dropout_prob": 0.0} if peer.startswith("nichetune") else {}
+        model = AutoModelForSequenceClassification.from_pretrained(resolved.path, num_labels=len(task.labels),
+                                                                   dtype=torch.float32, **attention)
+        if peer.endswith("lora"):
+            model = _lora(model, "SEQ_CLS")
+    model.to(args.device)
+    pad_id = tokenizer.pad_token_id
+    matmul = _matmul_params(model.get_base_model() if hasattr(model, "get_base_model") else model)
+    method = "full" if peer.endswith("full") else "lora"
+    if peer.startswith("trainer"):
+        calls = []
+
+        def collate(batch):
+            calls.append(1)
+            counted = len(calls) <= args.steps  # the data loader may collate a batch ahead of the last step
+            if case == "sft":
+                out = collate_causal(batch, pad_id)  # pad to the longest example of the batch
+                supervised = int((out["labels"][:, 1:] != -100).sum())
+            else:
+                out = collate_classification(batch, pad_id)  # dynamic padding, no buckets
+                out.pop("weights")
+                supervised = len(batch)
+            if counted:
+                seen["supervised"] += supervised
+                seen["inputs"] += int(out["attention_mask"].sum())
+                seen["padded"] += out["input_ids"].numel()
+            return out
+
+        batch = args.batch_size if case == "sft" else 16
+        seconds = _trainer(model, examples, collate, args, bf16=peer != "trainer-fp32",
+                           lr=LR["sft" if case == "sft" else method], batch=batch)
+        dtype = torch.float32 if peer == "trainer-fp32" else torch.bfloat16
+        out = {**seen, "seconds": seconds, "examples_per_step": batch}
+    else:
+        from nichetune.hardware import pick_dtype
+
+        dtype = pick_dtype("auto", args.device)
+        if method == "lora" and dtype != torch.float32:
+            cast_frozen(model, dtype)  # as `nichetune train` does for adapter methods
+        if case == "sft":
+            items = task.items(examples, 256, True)
+            per_row = len(examples) / len(items)
+            rows = max(1, round(args.batch_size / per_row))  # packed rows holding about batch-size examples
+            cfg = {"batch_size": rows, "lr": LR["sft"], "packing": True}
+        else:
+            items, per_row, rows = task.items(examples, 256, False), 1.0, 16
+            cfg = {"batch_size": 16, "lr": LR[method]}  # one LR for every weight, as the Trainer peer
+        result, seconds, dtype = _fit(model, task, items, args, cfg, pad_id)
+        out = {"seconds": seconds, "supervised": result.supervised_tokens if case == "sft" else 16 * args.steps,
+               "inputs": result.input_tokens, "examples_per_step": round(rows * per_row, 2)}
+    out["heldout"] = _heldout(model, task, heldout, pad_id, dtype, args.device)
+    out["precision"] = str(dtype).removeprefix("torch.")
+    out["flops"] = (4 if method == "lora" else 6) * matmul * out["inputs"]  # forward 2N, backward 2N (+2N weights)
+    return out
+
+
+def _child(case: str, peer: str, args) -> dict:
+    path = args.out / f"{case}-{peer}.json"
+    cmd = [sys.executable, __file__, "--child", case, peer, "--steps", str(args.steps), "--rows", str(args.rows),
+           "--batch-size", str(args.batch_size), "--device", args.device, "--out", str(args.out)]
+    cmd += ["--compile"] if args.compile else []
+    with open(args.out / f"{case}-{peer}.log", "w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{case} {peer} failed: see {args.out / f'{case}-{peer}.log'}")
+    return {**json.loads(path.read_text()), "peak_rss_mb": round(usage.ru_maxrss / 1024)}
+
+
+def report(case: str, results: dict, peaks: dict) -> dict:
+    unit = "supervised_tokens_per_s" if case == "sft" else "examples_per_s"
+    out = {}
+    for peer, r in results.items():
+        peak = peaks["bf16" if r["precision"] == "bfloat16" else "fp32"]
+        out[peer] = {unit: round(r["supervised"] / r["seconds"], 1), "seconds": round(r["seconds"], 1),
+                     "heldout_loss": round(r["heldout"]["loss"], 4),
+                     **({"heldout_accuracy": round(r["heldout"]["accuracy"], 3)} if case == "encoder" else {}),
+                     "peak_rss_mb": r["peak_rss_mb"], "precision": r["precision"],
+                     "mfu_vs_measured_peak": round(r["flops"] / r["seconds"] / peak, 3),
+                     "inputs": r["inputs"], "padded": r.get("padded"), "examples_per_step": r["examples_per_step"]}
+    for ours in (p for p in out if p.startswith("nichetune")):
+        suffix = ours.removeprefix("nichetune")
+        for peer in (p for p in out if p.startswith("trainer") and p.endswith(suffix)):
+            out[ours][f"ratio_vs_{peer}"] = round(out[ours][unit] / out[peer][unit], 2)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--case", nargs="+", choices=("sft", "encoder"), default=["sft", "encoder"])
+    parser.add_argument("--steps", type=int, default=16, help="optimizer steps per peer")
+    parser.add_argument("--batch-size", type=int, default=8, help="sft examples per step")
+    parser.add_argument("--rows", type=int, default=400, help="training rows to draw from")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--compile", action="store_true", help="also torch.compile nichetune's model")
+    parser.add_argument("--out", type=Path, default=Path("/tmp/nichetune-bench-train"))
+    parser.add_argument("--child", nargs=2, metavar=("CASE", "PEER"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.child:
+        case, peer = args.child
+        (args.out / f"{case}-{peer}.json").write_text(json.dumps(run_peer(case, peer, args)))
+        return
+    peaks = {"bf16": matmul_peak(torch.bfloat16, args.device), "fp32": matmul_peak(torch.float32, args.device)}
+    summary = {"device": args.device, "threads": torch.get_num_threads(), "steps": args.steps,
+               "matmul_peak_gflops": {k: round(v / 1e9) for k, v in peaks.items()}}
+    for case in args.case:
+        peers = SFT_PEERS if case == "sft" else ENCODER_PEERS
+        summary[case] = report(case, {p: _child(case, p, args) for p in peers}, peaks)
+    print(json.dumps(summary, indent=2))
 
 
 if __name__ == "__main__":
