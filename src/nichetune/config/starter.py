@@ -58,6 +58,8 @@ train:
   epochs: {d['epochs']}
   batch_size: {d['batch']}              # examples per micro-batch per process
   grad_accum: 1              # micro-batches per optimizer step
+  # max_batch_tokens: 4096   # padded tokens per forward pass (default 4096 on a CPU): same gradient, less memory
+  # attention_dropout: 0.0   # default 0: any other value takes attention off the fused kernels (slow, memory)
   lr: {d['lr']}
   # head_lr: 1.0e-3          # a separate LR for a new classification head
   # layer_decay: 0.9         # layer-wise LR decay from the top block down
