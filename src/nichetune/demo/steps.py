@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import NichetuneError
+from ..hardware import peak_rss_mb, release_memory, rss_mb
 
 SKIPPED = object()  # what a step returns when it did not run
 
@@ -27,6 +28,7 @@ class Steps:
     done: int = 0
     failures: list[dict] = field(default_factory=list)
     commands: list[dict] = field(default_factory=list)
+    memory: list[dict] = field(default_factory=list)  # resident and peak MB after each step
 
     def elapsed(self) -> str:
         return f"[{time.perf_counter() - self.started:6.1f}s]"
@@ -59,5 +61,8 @@ class Steps:
             self.say(f"FAILED {name} after {time.perf_counter() - start:.1f}s: {message}\n"
                      f"{' ' * 10}how to fix: {fix}")
             return SKIPPED
-        self.say(f"done {name} in {time.perf_counter() - start:.1f}s")
+        release_memory()
+        self.memory.append({"step": name, "rss_mb": round(rss_mb()), "peak_rss_mb": round(peak_rss_mb())})
+        self.say(f"done {name} in {time.perf_counter() - start:.1f}s (resident {rss_mb() / 1024:.1f} GB, "
+                 f"peak so far {peak_rss_mb() / 1024:.1f} GB)")
         return result
