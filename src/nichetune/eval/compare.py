@@ -40,7 +40,9 @@ def _classifier_predictions(run_dir: str | Path, texts: list[str], labels: list[
     if run.manifest.labels != labels:
         raise NichetuneError(f"{run_dir} predicts {run.manifest.labels}, the candidate {labels}",
                              hint="compare runs trained on the same label set")
-    return head_logits(run.model, run.tokenizer, texts, max_length=run.recipe.model.max_length).argmax(1)
+    # with the run's lexical stack where it has one: the predictions its report, `classify` and the server give
+    return head_logits(run.model, run.tokenizer, texts, max_length=run.recipe.model.max_length,
+                       lexical=run.lexical).argmax(1)
 
 
 def _compare_classification(run_dir: Path, reference: str, rows: list[dict], manifest, recipe) -> dict:
