@@ -262,3 +262,20 @@ def test_a_sliced_batch_gives_the_whole_batch_gradient(tiny_classifier_dir):
     assert len(token_slices(items, 64)) > 2
     for name, grad in whole.items():
         assert torch.allclose(sliced[name], grad, atol=1e-6), name
+
+
+def test_causal_scoring_in_chunks_equals_the_whole_batch_at_once(lm):
+    """Evaluation takes the fp32 softmax 256 supervised positions at a time; the sums are the whole batch's."""
+    from nichetune.tasks.causal import EVAL_CHUNK, CausalTask
+
+    task = CausalTask(chat=False)
+    examples = _examples(24)  # 24 examples of 4..73 tokens: over 600 supervised positions
+    batch = collate_causal(examples, 0)
+    with torch.no_grad():
+        logits = lm(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        loss, count = causal_loss_sum(logits, batch["labels"])
+        sums = task.eval_sums(lm, batch)
+    assert count > 2 * EVAL_CHUNK
+    targets = batch["labels"][:, 1:]
+    correct = int((logits[:, :-1].argmax(-1) == targets)[targets != IGNORE].sum())
+    assert sums.tolist() == pytest.approx([float(loss), float(count), float(correct)], rel=1e-5)
