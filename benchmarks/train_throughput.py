@@ -124,20 +124,19 @@ def _trainer(model, examples, collate, args, bf16: bool, lr: float, batch: int) 
     return time.perf_counter() - start
 
 
-def _fit(model, task, items, args, cfg_kwargs: dict, pad_id: int):
+def _fit(model, task, items, args, cfg_kwargs: dict, pad_id: int, dtype: torch.dtype):
     from nichetune.config.recipe import TrainSection
-    from nichetune.hardware import pick_dtype
     from nichetune.train.distributed import Dist
     from nichetune.train.loop import FitSpec, fit
 
     cfg = TrainSection(max_steps=args.steps, warmup=0, schedule="constant", log_every=10**6, max_grad_norm=1.0,
                        weight_decay=0.0, compile=args.compile, **cfg_kwargs)
     spec = FitSpec(cfg=cfg, seed=0, run_dir=args.out / "nichetune", ctx=Dist(device=args.device), pad_id=pad_id,
-                   dtype=pick_dtype("auto", args.device), resume=False)
+                   dtype=dtype, resume=False)
     start = time.perf_counter()
     result = fit(model, task, items, [], spec)
     torch.cuda.synchronize() if args.device.startswith("cuda") else None
-    return result, time.perf_counter() - start, spec.dtype
+    return result, time.perf_counter() - start
 
 
 def run_peer(case: str, peer: str, args) -> dict:
@@ -201,7 +200,7 @@ def run_peer(case: str, peer: str, args) -> dict:
         else:
             items, per_row, rows = task.items(examples, 256, False), 1.0, 16
             cfg = {"batch_size": 16, "lr": LR[method]}  # one LR for every weight, as the Trainer peer
-        result, seconds, dtype = _fit(model, task, items, args, cfg, pad_id)
+        result, seconds = _fit(model, task, items, args, cfg, pad_id, dtype)
         out = {"seconds": seconds, "supervised": result.supervised_tokens if case == "sft" else 16 * args.steps,
                "inputs": result.input_tokens, "examples_per_step": round(rows * per_row, 2)}
     out["heldout"] = _heldout(model, task, heldout, pad_id, dtype, args.device)

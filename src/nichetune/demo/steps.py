@@ -28,7 +28,6 @@ class Steps:
     done: int = 0
     failures: list[dict] = field(default_factory=list)
     commands: list[dict] = field(default_factory=list)
-    memory: list[dict] = field(default_factory=list)  # resident and peak MB after each step
 
     def elapsed(self) -> str:
         return f"[{time.perf_counter() - self.started:6.1f}s]"
@@ -62,7 +61,6 @@ class Steps:
                      f"{' ' * 10}how to fix: {fix}")
             return SKIPPED
         release_memory()
-        self.memory.append({"step": name, "rss_mb": round(rss_mb()), "peak_rss_mb": round(peak_rss_mb())})
         self.say(f"done {name} in {time.perf_counter() - start:.1f}s (resident {rss_mb() / 1024:.1f} GB, "
                  f"peak so far {peak_rss_mb() / 1024:.1f} GB)")
         return result
