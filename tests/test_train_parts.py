@@ -266,7 +266,8 @@ def test_a_sliced_batch_gives_the_whole_batch_gradient(tiny_classifier_dir):
 
 def test_causal_scoring_in_chunks_equals_the_whole_batch_at_once(lm):
     """Evaluation takes the fp32 softmax 256 supervised positions at a time; the sums are the whole batch's."""
-    from nichetune.tasks.causal import EVAL_CHUNK, CausalTask
+    from nichetune.tasks.causal import CausalTask
+    from nichetune.tasks.loss import LOGIT_CHUNK
 
     task = CausalTask(chat=False)
     examples = _examples(24)  # 24 examples of 4..73 tokens: over 600 supervised positions
@@ -275,7 +276,79 @@ def test_causal_scoring_in_chunks_equals_the_whole_batch_at_once(lm):
         logits = lm(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         loss, count = causal_loss_sum(logits, batch["labels"])
         sums = task.eval_sums(lm, batch)
-    assert count > 2 * EVAL_CHUNK
+    assert count > 2 * LOGIT_CHUNK
     targets = batch["labels"][:, 1:]
     correct = int((logits[:, :-1].argmax(-1) == targets)[targets != IGNORE].sum())
     assert sums.tolist() == pytest.approx([float(loss), float(count), float(correct)], rel=1e-5)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_chunked_linear_cross_entropy_equals_the_logits_path_in_value_and_gradients(smoothing):
+    """The loss made from hidden states in chunks (with its gradients computed in the forward pass) against
+    ``F.cross_entropy`` on the whole (N, V) logits: same sum, same gradient for the hidden states and the weight."""
+    from nichetune.tasks.loss import LOGIT_CHUNK, linear_cross_entropy_sum
+
+    g = torch.Generator().manual_seed(0)
+    n, d, v = 2 * LOGIT_CHUNK + 37, 16, 300  # three chunks, the last one partial
+    hidden = torch.randn(n, d, generator=g, requires_grad=True)
+    weight = torch.randn(v, d, generator=g, requires_grad=True)
+    targets = torch.randint(0, v, (n,), generator=g)
+    expected = F.cross_entropy(hidden @ weight.T, targets, reduction="sum", label_smoothing=smoothing)
+    (3.0 * expected).backward()
+    want_h, want_w = hidden.grad.clone(), weight.grad.clone()
+    hidden.grad, weight.grad = None, None
+    got = linear_cross_entropy_sum(hidden, weight, targets, smoothing)
+    (3.0 * got).backward()  # the incoming gradient scales what the forward pass computed
+    assert float(got) == pytest.approx(float(expected), rel=1e-6)
+    assert torch.allclose(hidden.grad, want_h, rtol=1e-4, atol=1e-5)
+    assert torch.allclose(weight.grad, want_w, rtol=1e-4, atol=1e-5)
+
+    frozen = weight.detach()  # a frozen output layer (LoRA): no weight gradient is made
+    hidden.grad = None
+    linear_cross_entropy_sum(hidden, frozen, targets, smoothing).backward()
+    assert torch.allclose(hidden.grad, want_h / 3.0, rtol=1e-4, atol=1e-5)
+
+
+def test_causal_training_loss_equals_the_whole_models_logits(lm):
+    """``loss_sum`` runs the body and the chunked loss (no hook, no full logits): its value and every parameter's
+    gradient equal cross entropy on the full model's logits."""
+    from nichetune.tasks.causal import CausalTask
+
+    task = CausalTask(chat=False)
+    batch = collate_causal(_examples(8), 0)
+    lm.zero_grad()
+    logits = lm(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    expected, count = causal_loss_sum(logits, batch["labels"])
+    expected.backward()
+    want = _grads(lm)
+    lm.zero_grad()
+    loss, units = task.loss_sum(lm, batch)
+    loss.backward()
+    got = _grads(lm)
+    lm.zero_grad()
+    assert (float(loss), units) == (pytest.approx(float(expected), rel=1e-5), count)
+    assert got.keys() == want.keys() and "lm_head.weight" in got  # the output layer's weight trains too
+    for name, grad in want.items():
+        assert torch.allclose(got[name], grad, rtol=1e-4, atol=1e-6), name
+
+
+def test_models_that_cap_logits_after_the_head_are_scored_through_the_whole_model():
+    """Gemma 2 soft-caps logits after its output layer: the body-and-head shortcut would skip the cap, so the task
+    takes the model's own logits there, and its loss is the capped one."""
+    from transformers import Gemma2Config, Gemma2ForCausalLM
+
+    from nichetune.models.task_model import plain_output_head
+    from nichetune.tasks.causal import CausalTask
+
+    torch.manual_seed(0)
+    config = Gemma2Config(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                          num_attention_heads=2, num_key_value_heads=1, head_dim=8, final_logit_softcapping=0.5)
+    model = Gemma2ForCausalLM(config).eval()
+    assert plain_output_head(model) is None
+    batch = collate_causal(_examples(4), 0)
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        expected, _ = causal_loss_sum(logits, batch["labels"])
+        loss, _ = CausalTask(chat=False).loss_sum(model, batch)
+    assert logits.abs().max() <= 0.5  # the cap is in force: a loss without it would differ
+    assert float(loss) == pytest.approx(float(expected), rel=1e-5)

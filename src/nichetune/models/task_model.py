@@ -47,3 +47,25 @@ def load_base(resolved: ResolvedModel, head: str, labels: list[str] | None, *, d
     if getattr(model, "hf_quantizer", None) is not None:  # a GGUF-loaded model must be dequantised to train
         model.hf_quantizer.remove_quantization_config(model)
     return model
+
+
+def body(model: nn.Module) -> nn.Module:
+    """The transformer body inside a (PEFT-wrapped, or ``torch.compile``-wrapped) model with a head: what the head
+    reads. Adapter layers live inside it, so calling it runs them."""
+    model = getattr(model, "_orig_mod", model)
+    hf = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return hf.base_model  # transformers' own accessor: the module named by ``base_model_prefix``
+
+
+LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "logits_scaling")  # config keys that change logits
+
+
+def plain_output_head(model: nn.Module) -> nn.Linear | None:
+    """The output layer when the model's logits are exactly ``head(hidden states)``: a plain ``nn.Linear`` (not an
+    adapter-wrapped one) on a config that neither caps nor scales logits afterwards; ``None`` otherwise."""
+    model = getattr(model, "_orig_mod", model)
+    head = model.get_output_embeddings()
+    config = model.config
+    if type(head) is not nn.Linear or any(getattr(config, k, None) not in (None, 1, 1.0) for k in LOGIT_TRANSFORMS):
+        return None
+    return head

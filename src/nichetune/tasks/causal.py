@@ -8,22 +8,20 @@ import torch
 
 from .batching import collate_causal, item_examples, pack
 from .encode import IGNORE, Example, check_eos, encode_completion, encode_sft
-from .loss import token_loss_sum
+from ..models.task_model import body, plain_output_head
+from .loss import LOGIT_CHUNK, linear_cross_entropy_sum, token_loss_sum
 from .registry import TaskSpec, register_task
 
 Item = Example | list[Example]  # a packed row is a list of examples
 
 
-EVAL_CHUNK = 256  # supervised positions whose fp32 log-softmax is held at once when scoring
-
-
 class CausalTask:
     """Next-token prediction on the supervised tokens (SFT: assistant turns; completion: all text).
 
-    With ``select_positions`` the output layer runs only where a target follows (a forward pre-hook
-    on the model's output embedding picks those hidden states), so prompt and padding positions
-    cost neither the vocabulary projection nor the softmax. Virtual-token methods shift positions
-    and use the full logits instead.
+    With ``select_positions`` the output layer runs only where a target follows (see ``selected``), and
+    training takes the loss from the hidden states in chunks (``linear_cross_entropy_sum``), never
+    holding fp32 logits over the vocabulary. Virtual-token methods shift positions and use the full
+    logits instead.
     """
 
     head = "causal"
@@ -55,41 +53,62 @@ class CausalTask:
     def collate(self, items: list[Item], pad_id: int) -> dict[str, torch.Tensor]:
         return collate_causal(items, pad_id, self.width_cap)
 
-    def scored(self, model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(N, V) logits and (N,) targets for the N supervised positions of the batch."""
-        inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "position_ids")}
+    def _inputs(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "position_ids")}
+
+    def selected(self, model, batch: dict[str, torch.Tensor]):
+        """``(hidden (N, d), targets (N,), head)`` at the N supervised positions, or ``None`` where logits must come
+        from the whole model (virtual tokens shift positions; some models cap or scale logits after the head).
+
+        The body runs once over the batch and only the positions where a target follows reach the output layer, so
+        prompt and padding positions cost neither the vocabulary projection nor the softmax. Nothing is hooked onto
+        the model, so the call is the same on every micro-batch (``torch.compile`` sees one graph).
+        """
+        head = plain_output_head(model) if self.select_positions else None
+        if head is None:
+            return None
         targets = batch["labels"][:, 1:]  # (B, T-1)
         keep = targets != IGNORE
-        if not self.select_positions:
-            logits = model(**inputs, use_cache=False).logits  # (B, P + T, V), P virtual tokens first
-            logits = logits[:, logits.shape[1] - batch["labels"].shape[1] :]  # (B, T, V)
-            return logits[:, :-1][keep], targets[keep]
         where = torch.zeros_like(batch["labels"], dtype=torch.bool)
         where[:, :-1] = keep  # position t predicts token t+1
+        hidden = body(model)(**self._inputs(batch), use_cache=False).last_hidden_state  # (B, T, d)
+        return hidden[where], targets[keep], head
 
-        def pick(module, args):
-            return (args[0][where],) + tuple(args[1:])  # (B, T, d) -> (N, d)
-
-        handle = model.get_output_embeddings().register_forward_pre_hook(pick)
-        try:
-            logits = model(**inputs, use_cache=False).logits  # (N, V)
-        finally:
-            handle.remove()
-        return logits, targets[keep]
+    def scored(self, model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, V) logits and (N,) targets for the N supervised positions of the batch."""
+        picked = self.selected(model, batch)
+        if picked is not None:
+            hidden, targets, head = picked
+            return head(hidden), targets
+        targets = batch["labels"][:, 1:]
+        logits = model(**self._inputs(batch), use_cache=False).logits  # (B, P + T, V), P virtual tokens first
+        logits = logits[:, logits.shape[1] - batch["labels"].shape[1] :]  # (B, T, V)
+        keep = targets != IGNORE
+        return logits[:, :-1][keep], targets[keep]
 
     def loss_sum(self, model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, float]:
+        picked = self.selected(model, batch)
+        if picked is not None and picked[2].bias is None:
+            hidden, targets, head = picked
+            return linear_cross_entropy_sum(hidden, head.weight, targets, self.label_smoothing), float(targets.numel())
         logits, targets = self.scored(model, batch)
         return token_loss_sum(logits, targets, self.label_smoothing), float(targets.numel())
 
     def eval_sums(self, model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """(3,) float64: NLL sum, supervised tokens, tokens predicted correctly (argmax).
 
-        The fp32 softmax runs over 256 positions at a time: over the whole batch at once, 16 rows of a 49k-token
-        vocabulary held a GB more at the peak of a SmolLM2 run's evaluation.
+        Logits and their fp32 softmax are made ``LOGIT_CHUNK`` positions at a time: over the whole batch at once,
+        16 rows of a 49k-token vocabulary held a GB more at the peak of a SmolLM2 run's evaluation.
         """
-        logits, targets = self.scored(model, batch)
+        picked = self.selected(model, batch)
+        if picked is not None:
+            hidden, targets, head = picked
+            parts = ((head(h), t) for h, t in zip(hidden.split(LOGIT_CHUNK), targets.split(LOGIT_CHUNK), strict=True))
+        else:
+            logits, targets = self.scored(model, batch)
+            parts = zip(logits.split(LOGIT_CHUNK), targets.split(LOGIT_CHUNK), strict=True)
         nll, correct = 0.0, 0
-        for part, wanted in zip(logits.split(EVAL_CHUNK), targets.split(EVAL_CHUNK), strict=True):
+        for part, wanted in parts:
             nll += float(token_loss_sum(part, wanted))
             correct += int((part.argmax(-1) == wanted).sum())
         return torch.tensor([nll, float(targets.numel()), float(correct)], dtype=torch.float64)

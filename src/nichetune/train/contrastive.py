@@ -16,6 +16,7 @@ import time
 import numpy as np
 import torch
 
+from ..models.task_model import body
 from ..tasks.scoring import autocast_for
 from ..truncation import encode_ids
 
@@ -38,12 +39,6 @@ def pair_indices(labels: list[int], iterations: int, seed: int) -> list[tuple[in
     return [(int(i), int(j), float(t)) for i, j, t in pairs]
 
 
-def _encoder(model):
-    """The transformer body inside a (PEFT-wrapped) sequence classifier, whose outputs the head reads."""
-    hf = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return getattr(hf, hf.base_model_prefix)
-
-
 def _embed(encoder, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     out = encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
     pooled = getattr(out, "pooler_output", None)
@@ -62,7 +57,7 @@ def contrastive_stage(model, tokenizer, rows: list[dict], labels: list[str], *, 
     index = {name: i for i, name in enumerate(labels)}
     ids = encode_ids(tokenizer, [r["text"] for r in rows], max_length)
     pairs = pair_indices([index[r["label"]] for r in rows], iterations, seed)
-    encoder = _encoder(model)
+    encoder = body(model)
     cfg = _StageConfig(lr)
     optimizer = build_optimizer(model, cfg)
     pad = tokenizer.pad_token_id or 0

@@ -21,6 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..hardware import peak_rss_mb, rss_mb
+from ..models.task_model import body
 from ..run.metrics_log import read_metrics, truncate_after
 from ..run.paths import RunPaths
 from ..tasks.batching import batches, item_tokens, token_slices
@@ -137,7 +138,8 @@ def fit(model, task, train_items: list, val_items: list, spec: FitSpec) -> FitRe
     best = BestTracker(spec.metric, spec.mode, patience)
     swa = WeightAverager(cfg.swa_last_k)
     scaler = torch.amp.GradScaler("cuda") if spec.dtype == torch.float16 and ctx.device.startswith("cuda") else None
-    forward_model = torch.compile(model) if cfg.compile else model
+    if cfg.compile:  # in place, on the body every task calls (a causal task calls it directly, not the model)
+        body(model).compile()
     budget = batch_tokens(cfg.max_batch_tokens, ctx.device)
     ckpt_dir = RunPaths(spec.run_dir).checkpoints
 
@@ -165,7 +167,7 @@ def fit(model, task, train_items: list, val_items: list, spec: FitSpec) -> FitRe
 
     base_eval = None
     if val_items and step == 0 and spec.eval_before:
-        base_eval = evaluate(forward_model, task, val_items, batch_size=spec.eval_batch_size, pad_id=spec.pad_id,
+        base_eval = evaluate(model, task, val_items, batch_size=spec.eval_batch_size, pad_id=spec.pad_id,
                              ctx=ctx, dtype=spec.dtype, max_tokens=budget)
         log({"eval_before": base_eval})
     elif resumed_from is not None:
@@ -195,7 +197,7 @@ def fit(model, task, train_items: list, val_items: list, spec: FitSpec) -> FitRe
             for part in token_slices(mb, budget):
                 batch = _to(task.collate(part, spec.pad_id), ctx.device)
                 with autocast_for(spec.dtype, ctx.device):
-                    loss, _ = task.loss_sum(forward_model, batch)
+                    loss, _ = task.loss_sum(model, batch)
                 scaled = loss * scale
                 (scaler.scale(scaled) if scaler is not None else scaled).backward()
                 loss_sum += loss.detach().double()
@@ -230,7 +232,7 @@ def fit(model, task, train_items: list, val_items: list, spec: FitSpec) -> FitRe
             bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{rate:.0f}")
         evaluated = False
         if val_items and (step % eval_every == 0 or step == total):
-            metrics = evaluate(forward_model, task, val_items, batch_size=spec.eval_batch_size, pad_id=spec.pad_id,
+            metrics = evaluate(model, task, val_items, batch_size=spec.eval_batch_size, pad_id=spec.pad_id,
                                ctx=ctx, dtype=spec.dtype, max_tokens=budget)
             improved = best.update(step, metrics)
             swa.add(trainable_weights(optimizer))
@@ -263,7 +265,7 @@ def fit(model, task, train_items: list, val_items: list, spec: FitSpec) -> FitRe
         load_weights(model, checkpoint_weights(best_dir))
         final = "best"
     if val_items:
-        final_eval = evaluate(forward_model, task, val_items, batch_size=spec.eval_batch_size, pad_id=spec.pad_id,
+        final_eval = evaluate(model, task, val_items, batch_size=spec.eval_batch_size, pad_id=spec.pad_id,
                               ctx=ctx, dtype=spec.dtype, max_tokens=budget)
         log({"final_eval": final_eval, "final_weights": final})
     return FitResult(step, total, stopped, final, best.state(), final_eval, base_eval, resumed_from, seconds,
