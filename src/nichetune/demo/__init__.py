@@ -54,7 +54,9 @@ MODELS = ("minilm-l6", "smollm2-135m-instruct")
 def run_demo(out: str | Path = "demo-out", *, quick: bool = False, fresh: bool = False, log=None) -> dict:
     """Run both parts; write ``OUT/index.html`` and ``OUT/demo-summary.json``; return the summary."""
     from ..atomic import atomic_write_text
+    from ..hardware import steady_allocator
 
+    steady_allocator()  # one process trains, evaluates and serves in turn: large blocks go back between parts
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     budget = QUICK if quick else FULL

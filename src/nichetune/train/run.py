@@ -14,7 +14,7 @@ import torch
 
 from ..atomic import atomic_write_text
 from ..errors import NichetuneError
-from ..hardware import pick_device, pick_dtype
+from ..hardware import pick_device, pick_dtype, steady_allocator
 from ..methods.registry import METHODS, apply_method, check_method
 from ..models.architecture import model_facts
 from ..models.heads import HEADS
@@ -120,6 +120,7 @@ def train(recipe, *, fresh: bool = False, on_eval=None, on_step=None) -> RunMani
     """
     resolved = check_recipe(recipe)
     run_dir = Path(recipe.output_dir)
+    steady_allocator()
     ctx = init_from_env(pick_device("auto"))
     try:
         with run_lock(run_dir) if ctx.main else nullcontext():
