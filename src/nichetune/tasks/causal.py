@@ -6,9 +6,9 @@ import math
 
 import torch
 
+from ..models.task_model import body, plain_output_head
 from .batching import collate_causal, item_examples, pack
 from .encode import IGNORE, Example, check_eos, encode_completion, encode_sft
-from ..models.task_model import body, plain_output_head
 from .loss import LOGIT_CHUNK, linear_cross_entropy_sum, token_loss_sum
 from .registry import TaskSpec, register_task
 
