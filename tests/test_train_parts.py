@@ -352,3 +352,44 @@ def test_models_that_cap_logits_after_the_head_are_scored_through_the_whole_mode
         loss, _ = CausalTask(chat=False).loss_sum(model, batch)
     assert logits.abs().max() <= 0.5  # the cap is in force: a loss without it would differ
     assert float(loss) == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_cast_frozen_adapters_make_no_fp32_copies_of_their_inputs(tiny_llama_dir):
+    """With the base in bf16, PEFT would cast each LoRA layer's bf16 input up to fp32 for its fp32 weights and
+    autocast would cast it back down: ``cast_frozen`` turns that off. The outputs are the same; the copies are gone."""
+    import peft
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from nichetune.train.model_setup import cast_frozen
+
+    class UpCasts(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.count = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            if func is torch.ops.aten._to_copy.default and args[0].dtype == torch.bfloat16 \
+                    and kwargs.get("dtype") == torch.float32 and args[0].dim() == 3:
+                self.count += 1  # an activation (B, T, d) copied up to fp32
+            return func(*args, **kwargs)
+
+    torch.manual_seed(0)
+    model = peft.get_peft_model(load_base(resolve_model(tiny_llama_dir), "causal", None),
+                                peft.LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    batch = collate_causal(_examples(3), 0)
+
+    def forward():
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16), UpCasts() as casts:
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        return logits, casts.count
+
+    for p in model.parameters():
+        if not p.requires_grad:
+            p.data = p.data.to(torch.bfloat16)  # what cast_frozen does to the weights, without the switch
+    before, upcasts_before = forward()
+    assert cast_frozen(model, torch.bfloat16) == 0  # nothing left to cast; the switch is still set
+    after, upcasts_after = forward()
+    assert upcasts_before >= 4  # two LoRA layers per block, two blocks: the copies this removes
+    assert upcasts_after < upcasts_before - 3
+    assert torch.equal(before, after)
