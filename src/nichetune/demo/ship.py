@@ -14,7 +14,8 @@ DRUG = ("drug-reviews-recommended", ("merged", "int8", "onnx"))
 JARGON = ("foldoc-sft-lora", ("merged", "int8", "gguf"))
 
 
-def _export_or_reuse(run_dir: Path, fmt: str, out: Path, *, fresh: bool, rows: int | None, say) -> dict:
+def _export_or_reuse(run_dir: Path, fmt: str, out: Path, *, fresh: bool, rows: int | None, tolerance: float,
+                     say) -> dict:
     """An export of ``run_dir``, reused when ``out`` holds one of this very run (its manifest's sha256)."""
     from ..errors import NichetuneError
     from ..export.export import export_run, read_export
@@ -30,17 +31,17 @@ def _export_or_reuse(run_dir: Path, fmt: str, out: Path, *, fresh: bool, rows: i
                 return manifest
         except NichetuneError:
             pass
-    return export_run(run_dir, fmt, out, rows=rows, force=True, progress=None)
+    return export_run(run_dir, fmt, out, rows=rows, tolerance=tolerance, force=True, progress=None)
 
 
 def _export_all(run_dir: Path, formats: tuple[str, ...], folder: Path, *, fresh: bool, rows: int | None,
-                say) -> dict:
+                tolerance: float, say) -> dict:
     from ..errors import NichetuneError
 
     exports = {}
     for fmt in formats:
         out = folder / f"{run_dir.name}-{fmt}"
-        manifest = _export_or_reuse(run_dir, fmt, out, fresh=fresh, rows=rows, say=say)
+        manifest = _export_or_reuse(run_dir, fmt, out, fresh=fresh, rows=rows, tolerance=tolerance, say=say)
         p = manifest["parity"]
         say(f"  {fmt}: parity {p['status']}, {p['metric']} {p['export']:.4f} ({100 * p['change']:+.2f} points, "
             f"95% CI {100 * p['ci_low']:+.2f} to {100 * p['ci_high']:+.2f}), max logit difference "
@@ -98,16 +99,21 @@ def run_ship(steps: Steps, out: Path, budget, medical: dict, jargon: dict, *, fr
     drug_needed = medical.get("runs", {}).get(DRUG[0], SKIPPED)
     jargon_needed = jargon.get("runs", {}).get(JARGON[0], SKIPPED)
 
+    tolerance = budget.parity_tolerance
+    flag = f" --tolerance {tolerance:g}" if tolerance != 0.5 else ""
+
     def commands(run_dir: Path, formats) -> str:
-        return " && ".join(f"nichetune export {run_dir} --to {f} --out {folder / f'{run_dir.name}-{f}'}"
+        return " && ".join(f"nichetune export {run_dir} --to {f} --out {folder / f'{run_dir.name}-{f}'}{flag}"
                            for f in formats)
 
     drug = steps.run("export the recommended classifier: merged, int8 and ONNX, each checked for parity",
-                     lambda: _export_all(drug_run, DRUG[1], folder, fresh=fresh, rows=None, say=steps.say),
+                     lambda: _export_all(drug_run, DRUG[1], folder, fresh=fresh, rows=None, tolerance=tolerance,
+                                                 say=steps.say),
                      needs=(drug_needed,), command=commands(drug_run, DRUG[1]))
     rows = budget.parity_rows
     jar = steps.run("export the FOLDOC model: merged, int8 and GGUF, each checked for parity (and greedy answers)",
-                    lambda: _export_all(jargon_run, JARGON[1], folder, fresh=fresh, rows=rows, say=steps.say),
+                    lambda: _export_all(jargon_run, JARGON[1], folder, fresh=fresh, rows=rows, tolerance=tolerance,
+                                               say=steps.say),
                     needs=(jargon_needed,), command=commands(jargon_run, JARGON[1]) + f" --rows {rows}")
     reg = out / "registry"
     registry = steps.run(
