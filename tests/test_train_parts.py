@@ -393,3 +393,23 @@ def test_cast_frozen_adapters_make_no_fp32_copies_of_their_inputs(tiny_llama_dir
     assert upcasts_before >= 4  # two LoRA layers per block, two blocks: the copies this removes
     assert upcasts_after < upcasts_before - 3
     assert torch.equal(before, after)
+
+
+def test_the_cpu_token_budget_shrinks_with_the_body_and_stays_above_the_floor():
+    """4096 tokens for a MiniLM-sized body, scaled down by layers x width, never under 1024; a recipe's own value
+    and a GPU's no-limit win."""
+    from types import SimpleNamespace
+
+    from nichetune.train.loop import batch_tokens
+
+    def body(layers, width):
+        return SimpleNamespace(num_hidden_layers=layers, hidden_size=width)
+
+    assert batch_tokens(None, "cpu", body(6, 384)) == 4096  # MiniLM-L6
+    assert batch_tokens(None, "cpu", body(3, 384)) == 4096  # smaller bodies are capped, not raised
+    assert batch_tokens(None, "cpu", body(12, 384)) == 2048  # twice the depth: half the tokens
+    assert batch_tokens(None, "cpu", body(12, 768)) == 1024  # BERT-base: a quarter
+    assert batch_tokens(None, "cpu", body(30, 576)) == 1024  # SmolLM2-135M: 546 by the ratio, the floor
+    assert batch_tokens(None, "cpu", None) == 4096  # no config to read
+    assert batch_tokens(700, "cpu", body(30, 576)) == 700
+    assert batch_tokens(None, "cuda", body(30, 576)) is None

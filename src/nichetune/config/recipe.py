@@ -79,7 +79,8 @@ class TrainSection(_Section):
     grad_accum: int = Field(1, ge=1)
     max_batch_tokens: int | None = Field(
         None, ge=1, description="padded tokens one forward pass holds; a larger batch is run in slices with the same "
-        "gradient (default: 4096 on a CPU, where activations of long rows dominate memory; no limit on a GPU)")
+        "gradient (default on a CPU, where activations of long rows dominate memory: 4096 for a MiniLM-sized body, "
+        "fewer for deeper and wider ones, never under 1024; no limit on a GPU)")
     lr: float = Field(2e-4, gt=0)
     head_lr: float | None = Field(None, gt=0)
     layer_decay: float = Field(1.0, gt=0, le=1)

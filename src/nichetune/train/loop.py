@@ -64,12 +64,23 @@ class FitResult:
         return self.supervised_tokens / max(self.train_seconds, 1e-9)
 
 
-CPU_BATCH_TOKENS = 4096
+CPU_BATCH_TOKENS = 4096  # for a MiniLM-sized body (6 layers of 384); deeper and wider bodies get fewer
+CPU_REFERENCE_UNITS = 6 * 384
+CPU_MIN_BATCH_TOKENS = 1024  # below this the slices' own overhead starts to show
 
 
-def batch_tokens(configured: int | None, device: str) -> int | None:
-    """Padded tokens per forward pass: the recipe's ``train.max_batch_tokens``, else 4096 on a CPU, else no limit."""
-    return configured if configured is not None else (CPU_BATCH_TOKENS if device == "cpu" else None)
+def batch_tokens(configured: int | None, device: str, config=None) -> int | None:
+    """Padded tokens per forward pass: the recipe's ``train.max_batch_tokens``; else, on a CPU, 4096 tokens scaled
+    down by the body's layers x width against MiniLM's (activation memory per token grows with both), never under
+    1024 (SmolLM2-135M, 30 layers of 576: 1024); else no limit."""
+    if configured is not None or device != "cpu":
+        return configured
+    layers = getattr(config, "num_hidden_layers", None)
+    width = getattr(config, "hidden_size", None)
+    if not (isinstance(layers, int) and isinstance(width, int)):
+        return CPU_BATCH_TOKENS
+    scaled = CPU_BATCH_TOKENS * CPU_REFERENCE_UNITS // (layers * width)
+    return max(CPU_MIN_BATCH_TOKENS, min(CPU_BATCH_TOKENS, scaled // 256 * 256))
 
 
 def steps_per_epoch(n_items: int, cfg, world: int) -> int:
@@ -140,7 +151,7 @@ def fit(model, task, train_items: list, val_items: list, spec: FitSpec) -> FitRe
     scaler = torch.amp.GradScaler("cuda") if spec.dtype == torch.float16 and ctx.device.startswith("cuda") else None
     if cfg.compile:  # in place, on the body every task calls (a causal task calls it directly, not the model)
         body(model).compile()
-    budget = batch_tokens(cfg.max_batch_tokens, ctx.device)
+    budget = batch_tokens(cfg.max_batch_tokens, ctx.device, getattr(model, "config", None))
     ckpt_dir = RunPaths(spec.run_dir).checkpoints
 
     step, resumed_from = 0, None

@@ -195,7 +195,7 @@ def _train(recipe, resolved: ResolvedModel, run_dir: Path, ctx, fresh: bool, on_
             test_items = task.items(task.encode(splits.test, tokenizer, max_length, train=False), max_length, False)
             test_metrics = evaluate(model, task, test_items, batch_size=recipe.eval.batch_size,
                                     pad_id=tokenizer.pad_token_id, ctx=ctx, dtype=dtype,
-                                    max_tokens=batch_tokens(t.max_batch_tokens, ctx.device))
+                                    max_tokens=batch_tokens(t.max_batch_tokens, ctx.device, model.config))
             if tracker is not None:
                 tracker.log(result.steps, {"test": test_metrics})
     finally:
