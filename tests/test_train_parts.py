@@ -413,3 +413,27 @@ def test_the_cpu_token_budget_shrinks_with_the_body_and_stays_above_the_floor():
     assert batch_tokens(None, "cpu", None) == 4096  # no config to read
     assert batch_tokens(700, "cpu", body(30, 576)) == 700
     assert batch_tokens(None, "cuda", body(30, 576)) is None
+
+
+def test_a_biased_output_layer_is_scored_from_one_body_pass(tiny_llama_dir):
+    """An output layer with a bias takes the whole-logits loss, from the same single pass of the body (it once ran
+    the body twice: once to find the head, once more to score)."""
+    from nichetune.models.task_model import body
+    from nichetune.tasks.causal import CausalTask
+
+    torch.manual_seed(0)
+    model = load_base(resolve_model(tiny_llama_dir), "causal", None)
+    old = model.lm_head
+    model.lm_head = torch.nn.Linear(old.in_features, old.out_features, bias=True)
+    batch = collate_causal(_examples(4), 0)
+    passes = []
+    handle = body(model).register_forward_hook(lambda *_: passes.append(1))
+    try:
+        with torch.no_grad():
+            loss, _ = CausalTask(chat=False).loss_sum(model, batch)
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    finally:
+        handle.remove()
+    assert len(passes) == 2  # one for loss_sum, one for the reference
+    expected, _ = causal_loss_sum(logits, batch["labels"])
+    assert float(loss) == pytest.approx(float(expected), rel=1e-5)

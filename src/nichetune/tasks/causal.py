@@ -88,10 +88,14 @@ class CausalTask:
 
     def loss_sum(self, model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, float]:
         picked = self.selected(model, batch)
-        if picked is not None and picked[2].bias is None:
+        if picked is None:
+            logits, targets = self.scored(model, batch)
+        else:
             hidden, targets, head = picked
-            return linear_cross_entropy_sum(hidden, head.weight, targets, self.label_smoothing), float(targets.numel())
-        logits, targets = self.scored(model, batch)
+            if head.bias is None:
+                loss = linear_cross_entropy_sum(hidden, head.weight, targets, self.label_smoothing)
+                return loss, float(targets.numel())
+            logits = head(hidden)  # a biased output layer: whole logits, from the same single body pass
         return token_loss_sum(logits, targets, self.label_smoothing), float(targets.numel())
 
     def eval_sums(self, model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
