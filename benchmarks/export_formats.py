@@ -53,7 +53,7 @@ def load_forms(run_dir: Path, exports: list[Path], requests: int, *, with_run: b
 
     from nichetune.export.export import read_export
     from nichetune.export.formats import folder_mb, torch_runner
-    from nichetune.export.parity import _per_row, held_out_rows
+    from nichetune.export.parity import held_out_rows, score_rows
     from nichetune.export.registry import FORMATS
     from nichetune.methods.registry import METHODS
     from nichetune.run.loading import base_model, load_run, read_run
@@ -70,7 +70,7 @@ def load_forms(run_dir: Path, exports: list[Path], requests: int, *, with_run: b
     def measure(r) -> dict:
         if spec.labelled:
             return {**timings(r.logits, [row["text"] for row in rows], requests, 16), "unit": "texts/s"}
-        return {**timings(lambda part: _per_row(r.model, task, r.tokenizer, part, max_length), rows,
+        return {**timings(lambda part: score_rows(r.model, task, r.tokenizer, part, max_length), rows,
                           max(5, requests // 4), 8), "unit": "rows/s"}
 
     if with_run:

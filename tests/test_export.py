@@ -121,6 +121,33 @@ def test_language_model_exports_and_refusals(lm_run, tmp_path, capsys):
     assert not (tmp_path / "onnx").exists()
 
 
+def test_language_model_parity_holds_one_rows_logits_per_model_at_a_time(lm_run, tmp_path, monkeypatch):
+    """Logits over the vocabulary are large (SmolLM2: 20 MB per 100 positions); parity that kept a split's worth
+    for both models was most of an export's peak memory. Each row's logits must be gone when the next one comes."""
+    import gc
+    import weakref
+
+    from nichetune.export import parity
+
+    real, alive, most, rows = parity.scored_rows, [], [0], [0]
+
+    def watched(*args, **kwargs):
+        for logits, stats in real(*args, **kwargs):
+            gc.collect()
+            alive[:] = [ref for ref in alive if ref() is not None]
+            most[0] = max(most[0], len(alive))
+            alive.append(weakref.ref(logits))
+            rows[0] += 1
+            yield logits, stats
+
+    monkeypatch.setattr(parity, "scored_rows", watched)
+    assert main(["export", str(lm_run), "--to", "merged", "--out", str(tmp_path / "merged"), "--rows", "8"]) == 0
+    report = json.loads((tmp_path / "merged" / "parity.json").read_text())
+    assert report["status"] == "passed" and rows[0] >= 2 * report["rows"] >= 8  # both models, and latency runs
+    # the pair in hand and the next row being made: a few, however many rows (lists of every row's would hold 7 here)
+    assert most[0] <= 3 < report["rows"] + 3
+
+
 def test_unmergeable_methods_unknown_formats_and_foreign_folders_are_refused(tmp_path, tiny_bert_dir, cls_run):
     from nichetune.export.export import export_run, read_export
 

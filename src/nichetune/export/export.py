@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..atomic import atomic_dir
 from ..errors import NichetuneError
+from ..hardware import release_memory, steady_allocator
 from ..hashing import MANIFEST_NAME, sha256_file, verify_manifest, write_manifest
 from ..run.loading import load_run
 from ..run.paths import RunPaths
@@ -72,6 +73,7 @@ def export_run(run_dir: str | Path, to: str, out: str | Path, *, tolerance: floa
         raise NichetuneError(f"unknown export format {to!r}", hint=f"use one of {', '.join(FORMATS)}")
     fmt, out = FORMATS[to], Path(out)
     _check_out(out, force)
+    steady_allocator()
     run = load_run(run_dir)
     fmt.check(run)
     say = progress or (lambda _text: None)
@@ -80,6 +82,7 @@ def export_run(run_dir: str | Path, to: str, out: str | Path, *, tolerance: floa
         say(f"writing {to} ({fmt.note})")
         write_export(fmt, run, tmp)
         written_s = time.perf_counter() - start
+        release_memory()  # the merged copy a format was built from is gone: give its pages back before parity loads
         say(f"checking parity on the run's held-out rows (tolerance {tolerance:g} points)")
         parity = parity_report(run, fmt, tmp, tolerance=tolerance, rows_limit=rows)
         (tmp / PARITY).write_text(json.dumps(parity, indent=1) + "\n")

@@ -57,21 +57,30 @@ def classifier_parity(run, runner: Runner, export_logits: np.ndarray, rows: list
             "same_prediction": float((src_pred == exp_pred).mean())}
 
 
-def _per_row(model, task, tokenizer, rows: list[dict], max_length: int):
-    """Per row: (N_i, V) logits on the supervised positions, and (tokens, correct, nll)."""
+def scored_rows(model, task, tokenizer, rows: list[dict], max_length: int):
+    """Yields, row by row: (N_i, V) fp32 logits on the supervised positions, and (tokens, correct, nll).
+
+    A generator, so a caller holds one row's logits at a time: over the vocabulary they are large (SmolLM2's
+    49,152 columns are 20 MB for 100 positions; a held-out split's worth held at once, for two models, was most of
+    an export's peak memory).
+    """
     import torch
 
     from ..tasks.loss import token_loss_sum
 
-    out = []
     with torch.inference_mode():
         for item in task.items(task.encode(rows, tokenizer, max_length, train=False), max_length, False):
             batch = task.collate([item], tokenizer.pad_token_id)
             logits, targets = task.scored(model, batch)
             logits = logits.float()
-            out.append((logits, (float(targets.numel()), float((logits.argmax(-1) == targets).sum()),
-                                 float(token_loss_sum(logits, targets)))))
-    return out
+            yield logits, (float(targets.numel()), float((logits.argmax(-1) == targets).sum()),
+                           float(token_loss_sum(logits, targets)))
+
+
+def score_rows(model, task, tokenizer, rows: list[dict], max_length: int) -> None:
+    """Run the model over ``rows`` as parity does, keeping nothing (for timing)."""
+    for _ in scored_rows(model, task, tokenizer, rows, max_length):
+        pass
 
 
 GREEDY_PROMPTS = 5
@@ -113,11 +122,15 @@ def causal_parity(run, runner: Runner, rows: list[dict], fmt: ExportFormat | Non
     spec = task_spec(run.recipe.task)
     task = spec.build(None, run.recipe.train)
     max_length = run.recipe.model.max_length
-    source = _per_row(run.model, task, run.tokenizer, rows, max_length)
-    export = _per_row(runner.model, task, runner.tokenizer, rows, max_length)
-    diff = max(float((a[0] - b[0]).abs().max()) for a, b in zip(source, export, strict=True))
-    tokens = np.array([s[1][0] for s in source])
-    src_correct, exp_correct = np.array([s[1][1] for s in source]), np.array([e[1][1] for e in export])
+    diff, source, export = 0.0, [], []  # per row: (tokens, correct, nll) of each; the logits are not kept
+    for (src_logits, src_stats), (exp_logits, exp_stats) in zip(
+            scored_rows(run.model, task, run.tokenizer, rows, max_length),
+            scored_rows(runner.model, task, runner.tokenizer, rows, max_length), strict=True):
+        diff = max(diff, float((src_logits - exp_logits).abs().max()))
+        source.append(src_stats)
+        export.append(exp_stats)
+    tokens = np.array([s[0] for s in source])
+    src_correct, exp_correct = np.array([s[1] for s in source]), np.array([e[1] for e in export])
 
     def pooled(total, correct) -> float:
         return float(correct.sum() / max(total.sum(), 1.0))
@@ -125,7 +138,7 @@ def causal_parity(run, runner: Runner, rows: list[dict], fmt: ExportFormat | Non
     boot = paired_bootstrap(pooled, tokens, src_correct, exp_correct)
 
     def perplexity(part) -> float:
-        return float(np.exp(sum(p[1][2] for p in part) / max(sum(p[1][0] for p in part), 1.0)))
+        return float(np.exp(sum(p[2] for p in part) / max(sum(p[0] for p in part), 1.0)))
 
     prompts = _prompts(rows)
     source_answers = greedy_answers(run.model, run.tokenizer, prompts, spec.chat)
@@ -175,7 +188,7 @@ def parity_report(run, fmt: ExportFormat, folder: Path, *, tolerance: float = 0.
         task = spec.build(None, run.recipe.train)
 
         def forward(batch_rows):
-            _per_row(runner.model, task, runner.tokenizer, batch_rows, max_length)
+            score_rows(runner.model, task, runner.tokenizer, batch_rows, max_length)
 
         latency = _latency(forward, rows, requests)
     passed = quality["change"] >= -tolerance / 100
