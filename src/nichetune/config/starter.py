@@ -58,7 +58,7 @@ train:
   epochs: {d['epochs']}
   batch_size: {d['batch']}              # examples per micro-batch per process
   grad_accum: 1              # micro-batches per optimizer step
-  # max_batch_tokens: 4096   # padded tokens per forward pass (default 4096 on a CPU): same gradient, less memory
+  # max_batch_tokens: 1024   # tokens per forward pass (CPU default: 4096 for MiniLM, fewer for bigger bodies)
   # attention_dropout: 0.0   # default 0: any other value takes attention off the fused kernels (slow, memory)
   lr: {d['lr']}
   # head_lr: 1.0e-3          # a separate LR for a new classification head

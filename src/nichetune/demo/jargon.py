@@ -26,7 +26,7 @@ RECIPE = {
     "data": {"dataset": "foldoc", "split": {"ratios": [0.8, 0.1, 0.1], "group_field": "group"}, "eval_limit": 100},
     "method": {"name": "lora", "r": 16, "alpha": 32, "dropout": 0.0, "target_modules": "all-linear"},
     "train": {"epochs": 2, "batch_size": 4, "lr": 5.0e-4, "warmup": 0.1, "schedule": "cosine", "packing": True,
-              "loss_on": "assistant", "precision": "auto", "log_every": 5},
+              "loss_on": "assistant", "precision": "auto", "log_every": 5, "max_batch_tokens": 512},
     "eval": {"metric": "loss", "batch_size": 16},
 }
 HEADER = ("# Written by `nichetune demo`: LoRA instruction tuning of SmolLM2-135M-Instruct on FOLDOC\n"
