@@ -127,6 +127,8 @@ def test_language_model_parity_holds_one_rows_logits_per_model_at_a_time(lm_run,
     import gc
     import weakref
 
+    import torch
+
     from nichetune.export import parity
 
     real, alive, most, rows = parity.scored_rows, [], [0], [0]
@@ -142,6 +144,9 @@ def test_language_model_parity_holds_one_rows_logits_per_model_at_a_time(lm_run,
 
     monkeypatch.setattr(parity, "scored_rows", watched)
     assert main(["export", str(lm_run), "--to", "merged", "--out", str(tmp_path / "merged"), "--rows", "8"]) == 0
+    # inference mode held across the yields of two interleaved generators was left on for the whole process (the
+    # demo's next training run then failed: "element 0 of tensors does not require grad")
+    assert torch.is_grad_enabled() and not torch.is_inference_mode_enabled()
     report = json.loads((tmp_path / "merged" / "parity.json").read_text())
     assert report["status"] == "passed" and rows[0] >= 2 * report["rows"] >= 8  # both models, and latency runs
     # the pair in hand and the next row being made: a few, however many rows (lists of every row's would hold 7 here)

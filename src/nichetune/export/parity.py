@@ -68,13 +68,14 @@ def scored_rows(model, task, tokenizer, rows: list[dict], max_length: int):
 
     from ..tasks.loss import token_loss_sum
 
-    with torch.inference_mode():
-        for item in task.items(task.encode(rows, tokenizer, max_length, train=False), max_length, False):
+    for item in task.items(task.encode(rows, tokenizer, max_length, train=False), max_length, False):
+        with torch.inference_mode():  # never held across a yield: it is thread-wide, and two of these interleave
             batch = task.collate([item], tokenizer.pad_token_id)
             logits, targets = task.scored(model, batch)
             logits = logits.float()
-            yield logits, (float(targets.numel()), float((logits.argmax(-1) == targets).sum()),
-                           float(token_loss_sum(logits, targets)))
+            stats = (float(targets.numel()), float((logits.argmax(-1) == targets).sum()),
+                     float(token_loss_sum(logits, targets)))
+        yield logits, stats
 
 
 def score_rows(model, task, tokenizer, rows: list[dict], max_length: int) -> None:
