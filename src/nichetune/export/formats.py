@@ -172,8 +172,11 @@ def _write_int8(run: LoadedRun, folder: Path, max_length: int) -> None:
     from torchao.quantization import Int8DynamicActivationInt8WeightConfig
     from transformers import TorchAoConfig
 
+    from ..hardware import release_memory
+
     with tempfile.TemporaryDirectory() as tmp:
         merged_model(run).save_pretrained(tmp, safe_serialization=True)
+        release_memory()  # the merged copy's pages go back before the quantized model loads (0.5 GB for SmolLM2)
         config = TorchAoConfig(Int8DynamicActivationInt8WeightConfig(), modules_to_not_convert=list(INT8_SKIP))
         quantized = HEADS[run.manifest.head].auto().from_pretrained(tmp, quantization_config=config,
                                                                      dtype=torch.float32)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.readers import read_json_lines
+from ..hardware import release_memory
 from ..stats.classification import classification_metrics
 from ..stats.significance import paired_bootstrap
 from ..tasks import task_spec
@@ -172,6 +173,7 @@ def parity_report(run, fmt: ExportFormat, folder: Path, *, tolerance: float = 0.
     start = time.perf_counter()
     runner = fmt.load(folder, run.manifest.head, max_length)
     load_s = time.perf_counter() - start
+    release_memory()  # what loading left behind (GGUF's dequantized arrays: 0.3 GB for SmolLM2) goes back first
     if task_spec(run.recipe.task).labelled:
         texts = [r["text"] for r in rows]
         isolated = fmt.isolated_logits
