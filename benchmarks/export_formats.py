@@ -49,7 +49,6 @@ def timings(call, items: list, requests: int, batch: int) -> dict:
 def load_forms(run_dir: Path, exports: list[Path], requests: int, *, with_run: bool = True):
     """Yield one result per form: the run itself first (unless not ``with_run``), then each export (loaded,
     timed, released). Only the run form loads the run's weights."""
-    from types import SimpleNamespace
 
     from nichetune.export.export import read_export
     from nichetune.export.formats import folder_mb, torch_runner
@@ -61,7 +60,7 @@ def load_forms(run_dir: Path, exports: list[Path], requests: int, *, with_run: b
     from nichetune.tasks import task_spec
 
     manifest, recipe = read_run(run_dir)
-    rows, _ = held_out_rows(SimpleNamespace(paths=RunPaths(run_dir)), 64)
+    rows, _ = held_out_rows(RunPaths(run_dir), 64)
     spec = task_spec(recipe.task)
     max_length = recipe.model.max_length
     head = manifest.head

@@ -76,24 +76,26 @@ def export_run(run_dir: str | Path, to: str, out: str | Path, *, tolerance: floa
     steady_allocator()
     run = load_run(run_dir)
     fmt.check(run)
+    run_manifest, recipe = run.manifest, run.recipe
     say = progress or (lambda _text: None)
     with atomic_dir(out) as tmp:
         start = time.perf_counter()
         say(f"writing {to} ({fmt.note})")
         write_export(fmt, run, tmp)
         written_s = time.perf_counter() - start
-        release_memory()  # the merged copy a format was built from is gone: give its pages back before parity loads
+        del run  # parity loads the export first, then the run again: never the run, its copy and the export at once
+        release_memory()
         say(f"checking parity on the run's held-out rows (tolerance {tolerance:g} points)")
-        parity = parity_report(run, fmt, tmp, tolerance=tolerance, rows_limit=rows)
+        parity = parity_report(run_dir, fmt, tmp, tolerance=tolerance, rows_limit=rows)
         (tmp / PARITY).write_text(json.dumps(parity, indent=1) + "\n")
-        run_paths = RunPaths(run.paths.root.resolve())
+        run_paths = RunPaths(Path(run_dir).resolve())
         manifest = write_manifest(tmp, extra={
             "kind": KIND, "schema_version": SCHEMA_VERSION, "format": to, "note": fmt.note,
             "created": datetime.now(UTC).isoformat(timespec="seconds"), "status": parity["status"],
             "source": {"run": str(run_paths.root), "run_manifest_sha256": sha256_file(run_paths.manifest),
-                       "task": run.manifest.task, "head": run.manifest.head, "method": run.manifest.method_name,
-                       "base_model": run.manifest.base_model.reference, "labels": run.manifest.labels,
-                       "max_length": run.recipe.model.max_length},
+                       "task": run_manifest.task, "head": run_manifest.head, "method": run_manifest.method_name,
+                       "base_model": run_manifest.base_model.reference, "labels": run_manifest.labels,
+                       "max_length": recipe.model.max_length},
             "tools": {"git_commit": git_commit(), **package_versions(TOOLS)}, "write_s": round(written_s, 2),
             "parity": {k: parity[k] for k in ("status", "metric", "source", "export", "change", "ci_low", "ci_high",
                                               "max_logit_diff", "disk_mb", "load_s", "p50_ms", "p95_ms", "reason")}})

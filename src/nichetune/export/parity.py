@@ -16,6 +16,8 @@ import numpy as np
 
 from ..data.readers import read_json_lines
 from ..hardware import release_memory
+from ..run.loading import load_run, read_run
+from ..run.paths import RunPaths
 from ..stats.classification import classification_metrics
 from ..stats.significance import paired_bootstrap
 from ..tasks import task_spec
@@ -24,13 +26,14 @@ from ..timing import percentiles, single_requests
 from .formats import ExportFormat, Runner, folder_mb
 
 
-def held_out_rows(run, limit: int | None) -> tuple[list[dict], str]:
+def held_out_rows(paths, limit: int | None) -> tuple[list[dict], str]:
+    """The run's test rows (else its validation rows), the first ``limit``; ``paths`` is the run's ``RunPaths``."""
     for split in ("test", "validation"):
-        path = run.paths.split(split)
+        path = paths.split(split)
         if path.is_file():
             rows = read_json_lines(path)
             return (rows[:limit] if limit else rows), split
-    raise FileNotFoundError(f"{run.paths.root} keeps no test or validation rows to check parity on")
+    raise FileNotFoundError(f"{paths.root} keeps no test or validation rows to check parity on")
 
 
 def _latency(call, items: list, requests: int) -> dict:
@@ -162,18 +165,23 @@ def causal_parity(run, runner: Runner, rows: list[dict], fmt: ExportFormat | Non
                                     for p, a, b in zip(prompts, source_answers, export_answers, strict=True)]}}
 
 
-def parity_report(run, fmt: ExportFormat, folder: Path, *, tolerance: float = 0.5, rows_limit: int | None = None,
-                  requests: int = 20) -> dict:
-    """Load ``folder`` as ``fmt`` does and compare it with ``run`` on the run's held-out rows.
+def parity_report(run_dir: str | Path, fmt: ExportFormat, folder: Path, *, tolerance: float = 0.5,
+                  rows_limit: int | None = None, requests: int = 20) -> dict:
+    """Load ``folder`` as ``fmt`` does and compare it with the run in ``run_dir`` on the run's held-out rows.
 
-    ``tolerance`` is in points (0.5 = half a percentage point of accuracy, macro-F1 or token accuracy).
+    The export loads first and the run after it, so that the export's loading (GGUF's dequantized arrays, an int8
+    model's float copy) never stacks on the run's weights. ``tolerance`` is in points (0.5 = half a percentage point
+    of accuracy, macro-F1 or token accuracy).
     """
-    rows, split = held_out_rows(run, rows_limit)
-    max_length = run.recipe.model.max_length
+    paths = RunPaths(run_dir)
+    manifest, recipe = read_run(paths.root)
+    rows, split = held_out_rows(paths, rows_limit)
+    max_length = recipe.model.max_length
     start = time.perf_counter()
-    runner = fmt.load(folder, run.manifest.head, max_length)
+    runner = fmt.load(folder, manifest.head, max_length)
     load_s = time.perf_counter() - start
-    release_memory()  # what loading left behind (GGUF's dequantized arrays: 0.3 GB for SmolLM2) goes back first
+    release_memory()  # what loading left behind goes back before the run's weights load
+    run = load_run(paths.root)
     if task_spec(run.recipe.task).labelled:
         texts = [r["text"] for r in rows]
         isolated = fmt.isolated_logits
