@@ -49,7 +49,6 @@ def timings(call, items: list, requests: int, batch: int) -> dict:
 def load_forms(run_dir: Path, exports: list[Path], requests: int, *, with_run: bool = True):
     """Yield one result per form: the run itself first (unless not ``with_run``), then each export (loaded,
     timed, released). Only the run form loads the run's weights."""
-
     from nichetune.export.export import read_export
     from nichetune.export.formats import folder_mb, torch_runner
     from nichetune.export.parity import held_out_rows, score_rows

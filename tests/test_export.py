@@ -150,7 +150,7 @@ def test_language_model_parity_holds_one_rows_logits_per_model_at_a_time(lm_run,
     report = json.loads((tmp_path / "merged" / "parity.json").read_text())
     assert report["status"] == "passed" and rows[0] >= 2 * report["rows"] >= 8  # both models, and latency runs
     # the pair in hand and the next row being made: a few, however many rows (lists of every row's would hold 7 here)
-    assert most[0] <= 3 < report["rows"] + 3
+    assert most[0] <= 3
 
 
 def test_unmergeable_methods_unknown_formats_and_foreign_folders_are_refused(tmp_path, tiny_bert_dir, cls_run):

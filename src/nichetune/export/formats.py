@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import NichetuneError
+from ..hardware import release_memory
 from ..methods.registry import METHODS
 from ..models.heads import HEADS
 from ..registries import add_unique
@@ -171,8 +172,6 @@ def _write_int8(run: LoadedRun, folder: Path, max_length: int) -> None:
     import torch
     from torchao.quantization import Int8DynamicActivationInt8WeightConfig
     from transformers import TorchAoConfig
-
-    from ..hardware import release_memory
 
     with tempfile.TemporaryDirectory() as tmp:
         merged_model(run).save_pretrained(tmp, safe_serialization=True)
