@@ -355,3 +355,56 @@ def test_a_deterministic_run_is_bit_reproducible_on_one_machine(tmp_path, tiny_b
         losses.append(_losses(tmp_path / name))
     assert digests[0] == digests[1] and "adapter_model.safetensors" in digests[0]
     assert losses[0] == losses[1] and len(losses[0]) > 10
+
+
+def test_gradient_checkpointing_trains_the_same_losses(tmp_path, tiny_llama_dir, data_dir):
+    recipe = _sft_recipe_file(tmp_path, tiny_llama_dir, data_dir, epochs=1)
+    for every in ("0", "1"):
+        assert main(["train", str(recipe), f"output_dir={tmp_path / every}", f"train.gradient_checkpointing={every}"]) \
+            == 0
+    plain, recomputed = _losses(tmp_path / "0"), _losses(tmp_path / "1")
+    assert len(plain) >= 3 and plain.keys() == recomputed.keys()
+    assert max(abs(plain[s] - recomputed[s]) for s in plain) < 1e-5  # the same gradients, step after step
+
+
+def test_gradient_checkpointing_keeps_fewer_activations_for_the_backward_pass(tiny_llama_dir):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from nichetune.train.model_setup import checkpoint_activations
+
+    def saved_bytes(every: int) -> int:
+        torch.manual_seed(0)
+        model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_llama_dir),
+                               LoraConfig(r=4, target_modules="all-linear"))
+        if every:
+            checkpoint_activations(model, every)
+        model.train()
+        total = 0
+
+        def pack(t):
+            nonlocal total
+            total += t.numel() * t.element_size()
+            return t
+
+        ids = torch.randint(3, 50, (2, 64))
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for n, p in model.named_parameters() if "lora_B" in n)
+        return total
+
+    off, every_layer, every_other = saved_bytes(0), saved_bytes(1), saved_bytes(2)
+    assert every_layer < 0.5 * off  # both layers recomputed: only their inputs (and the output layer's) stay
+    assert every_layer < every_other < off  # one layer of two recomputed
+
+
+def test_gradient_checkpointing_accepts_true_and_refuses_negative_counts():
+    from pydantic import ValidationError
+
+    from nichetune.config.recipe import TrainSection
+
+    assert TrainSection(gradient_checkpointing=True).gradient_checkpointing == 1
+    assert TrainSection(gradient_checkpointing=False).gradient_checkpointing == 0
+    with pytest.raises(ValidationError):
+        TrainSection(gradient_checkpointing=-1)

@@ -59,6 +59,7 @@ train:
   batch_size: {d['batch']}              # examples per micro-batch per process
   grad_accum: 1              # micro-batches per optimizer step
   # max_batch_tokens: 1024   # tokens per forward pass (CPU default: 4096 for MiniLM, fewer for bigger bodies)
+  # gradient_checkpointing: true  # recompute activations in the backward pass: less memory, slower
   # attention_dropout: 0.0   # default 0: any other value takes attention off the fused kernels (slow, memory)
   lr: {d['lr']}
   # head_lr: 1.0e-3          # a separate LR for a new classification head

@@ -29,3 +29,20 @@ def cast_frozen(model: nn.Module, dtype) -> int:
             if isinstance(module, BaseTunerLayer):
                 module.cast_input_dtype_enabled = False
     return count
+
+
+def checkpoint_activations(model: nn.Module, every: int) -> None:
+    """Recompute every ``every``-th transformer layer's activations in the backward pass instead of keeping them
+    (transformers' own activation checkpointing, non-reentrant, so frozen inputs need no gradient hook).
+
+    The layers' inputs are all that stays between the passes; each checkpointed layer runs its forward twice.
+    """
+    from ..errors import NichetuneError
+
+    hf = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if not getattr(hf, "supports_gradient_checkpointing", False):
+        raise NichetuneError(f"{type(hf).__name__} does not support activation checkpointing",
+                             hint="set train.gradient_checkpointing: 0 for this model")
+    hf.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False}, every_n_layers=every)
+    if hasattr(hf, "disable_input_require_grads"):  # a hook only the reentrant form needs: it would make the
+        hf.disable_input_require_grads()  # embeddings' output carry a gradient that nothing uses

@@ -36,7 +36,7 @@ from ..truncation import set_truncation
 from .data import load_splits, write_splits
 from .distributed import barrier, init_from_env, shutdown
 from .loop import FitSpec, batch_tokens, evaluate, fit
-from .model_setup import cast_frozen
+from .model_setup import cast_frozen, checkpoint_activations
 from .tracking import Tracker
 
 
@@ -167,6 +167,8 @@ def _train(recipe, resolved: ResolvedModel, run_dir: Path, ctx, fresh: bool, on_
                       trust_remote_code=recipe.model.trust_remote_code, allow_pickle=recipe.model.allow_pickle)
     model = apply_method(model, recipe.method, head)
     model.to(ctx.device)
+    if t.gradient_checkpointing:
+        checkpoint_activations(model, t.gradient_checkpointing)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total_params = sum(p.numel() for p in model.parameters())
     seed_everything(recipe.seed * 7919 + ctx.rank)  # dropout streams differ per process, same weights everywhere
