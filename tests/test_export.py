@@ -198,3 +198,24 @@ def test_an_onnx_export_leaves_none_of_the_models_weights_alive(cls_run, tmp_pat
     assert main(["export", str(cls_run), "--to", "onnx", "--out", str(tmp_path / "onnx")]) == 0
     gc.collect()
     assert refs and not [r for r in refs if r() is not None]
+
+
+def test_merging_for_an_export_folds_the_adapter_into_the_runs_own_weights(cls_run):
+    """No second copy of the weights while an export is written (SmolLM2's merged export peaked 0.5 GB higher with
+    one); the merged model still decides exactly as the run did."""
+    import torch
+
+    from nichetune.export.merged import merged_model
+    from nichetune.run import load_run
+
+    run = load_run(cls_run)
+    batch = run.tokenizer(["a great drug, no side effects", "it did nothing for me"], padding=True,
+                          return_tensors="pt")
+    with torch.no_grad():
+        before = run.model(**batch).logits
+    storages = {p.untyped_storage().data_ptr() for p in run.model.parameters()}
+    merged = merged_model(run)
+    with torch.no_grad():
+        after = merged(**batch).logits
+    assert torch.allclose(before, after, atol=1e-5)
+    assert all(p.untyped_storage().data_ptr() in storages for p in merged.parameters())

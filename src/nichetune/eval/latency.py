@@ -179,9 +179,11 @@ def measure_variants(run_dir: str | Path, rows: list[dict], *, requests: int = 2
                 try:
                     folders[variant] = Path(tmp) / variant
                     folders[variant].mkdir()
+                    run = run or load_run(run_dir)
                     write_export(FORMATS[variant], run, folders[variant])
                 except Exception as exc:  # noqa: BLE001  (reported in its row; the others are still measured)
                     folders[variant] = exc
+                run = None  # a writer may merge the run's model in place: the next variant loads it afresh
         del run
         for variant in variants:
             if progress:

@@ -123,7 +123,7 @@ def torch_runner(model, tokenizer, head: str, max_length: int) -> Runner:
 
 def write_export(fmt: ExportFormat, run: LoadedRun, folder: Path) -> None:
     """``fmt``'s files for ``run`` in ``folder``, with the run's lexical stack beside them when it has one (whoever
-    loads the export applies it)."""
+    loads the export applies it). The run's model is spent afterwards (merging folds the adapter in place)."""
     fmt.write(run, folder, run.recipe.model.max_length)
     if run.lexical is not None:
         run.lexical.save(folder)
