@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from child_peak import run_measured  # this folder: run as a script, it is on sys.path
 
 HERE = Path(__file__).resolve().parent
 BUILT_INS = ("bbc-news", "drug-reviews", "foldoc-subjects")
@@ -32,15 +31,11 @@ BASELINES = ("tfidf-logreg", "tfidf-svm")
 
 
 def _child(cmd: list[str], log: Path) -> dict:
-    """Run ``cmd``; its wall seconds, peak RSS (MB) and exit code, output to ``log``."""
-    start = time.perf_counter()
-    with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        _, status, usage = os.wait4(proc.pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        raise SystemExit(f"{' '.join(cmd[:4])} failed ({code}); see {log}")
-    return {"wall_s": round(time.perf_counter() - start, 1), "peak_mb": round(usage.ru_maxrss / 1024)}
+    """Run ``cmd``; its wall seconds and its own peak RSS (MB), output to ``log`` (see ``child_peak``)."""
+    result = run_measured(cmd, log)
+    if result.pop("code") != 0:
+        raise SystemExit(f"{' '.join(cmd[:4])} failed; see {log}")
+    return result
 
 
 def _rows(path: Path) -> list[dict]:
