@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import torch
+from child_peak import run_measured  # this folder: run as a script, it is on sys.path
 
 SFT_PEERS = ("trainer-fp32", "trainer-bf16", "nichetune")
 ENCODER_PEERS = ("trainer-bf16-lora", "nichetune-lora", "trainer-bf16-full", "nichetune-full")
@@ -214,12 +213,10 @@ def _child(case: str, peer: str, args) -> dict:
     cmd = [sys.executable, __file__, "--child", case, peer, "--steps", str(args.steps), "--rows", str(args.rows),
            "--batch-size", str(args.batch_size), "--device", args.device, "--out", str(args.out)]
     cmd += ["--compile"] if args.compile else []
-    with open(args.out / f"{case}-{peer}.log", "w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(proc.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
+    measured = run_measured(cmd, args.out / f"{case}-{peer}.log")  # the child's own peak, not this process's
+    if measured["code"] != 0:
         raise SystemExit(f"{case} {peer} failed: see {args.out / f'{case}-{peer}.log'}")
-    return {**json.loads(path.read_text()), "peak_rss_mb": round(usage.ru_maxrss / 1024)}
+    return {**json.loads(path.read_text()), "peak_rss_mb": measured["peak_mb"]}
 
 
 def report(case: str, results: dict, peaks: dict) -> dict:
