@@ -83,7 +83,7 @@ def export_run(run_dir: str | Path, to: str, out: str | Path, *, tolerance: floa
         say(f"writing {to} ({fmt.note})")
         write_export(fmt, run, tmp)
         written_s = time.perf_counter() - start
-        del run  # parity loads the export first, then the run again: never the run, its copy and the export at once
+        del run  # its model now holds the merged weights; parity loads the export first, then the run afresh
         release_memory()
         say(f"checking parity on the run's held-out rows (tolerance {tolerance:g} points)")
         parity = parity_report(run_dir, fmt, tmp, tolerance=tolerance, rows_limit=rows)

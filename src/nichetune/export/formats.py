@@ -175,7 +175,7 @@ def _write_int8(run: LoadedRun, folder: Path, max_length: int) -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         merged_model(run).save_pretrained(tmp, safe_serialization=True)
-        release_memory()  # the serialised weights' pages go back before the quantized model loads (0.5 GB, SmolLM2)
+        release_memory()  # the serialised weights' pages go back before the quantized model loads
         config = TorchAoConfig(Int8DynamicActivationInt8WeightConfig(), modules_to_not_convert=list(INT8_SKIP))
         quantized = HEADS[run.manifest.head].auto().from_pretrained(tmp, quantization_config=config,
                                                                      dtype=torch.float32)

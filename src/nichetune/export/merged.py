@@ -24,8 +24,8 @@ def merged_model(run: LoadedRun):
     """The run's model with its method folded into plain weights (identical outputs), merged in place: the run's
     model is spent afterwards, so whoever compares against the run loads it again (export's parity does).
 
-    A copy would hold the weights twice while the export is written: SmolLM2-135M's merged export peaked 0.5 GB
-    higher that way, with safetensors' serialised bytes on top.
+    A copy would hold the weights twice while the export is written: SmolLM2-135M's merged export, alone, peaked at
+    1.80 GB that way against 1.61 GB in place.
     """
     refuse_unmergeable(run.recipe.method.name)
     return merge_adapted(run.model, run.recipe.method)
