@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
 import pytest
 
 from nichetune.config.recipe import load_recipe
 from nichetune.errors import NichetuneError
-from nichetune.train.contrastive import pair_indices
+from nichetune.train.contrastive import fit_head_logistic, logistic_to_softmax, pair_indices
 from nichetune.train.run import train
 from tiny_data import review_rows, write_jsonl
 
@@ -47,4 +48,74 @@ def test_a_generator_has_no_labels_to_pair(tmp_path, tiny_llama_dir):
                                "data": {"train": str(tmp_path / "x.jsonl")}, "method": {"name": "full"},
                                "train": {"contrastive": 5}})
     with pytest.raises(NichetuneError, match="contrastive"):
+        train(recipe)
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+@pytest.mark.parametrize("classes", [[0, 1, 2], [0, 1], [0, 2]])
+def test_the_head_written_from_a_logistic_regression_gives_its_probabilities(classes):
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    y = rng.choice(classes, size=60)
+    x = rng.normal(size=(60, 5)) + y[:, None]
+    lr = LogisticRegression(max_iter=2000).fit(x, y)
+    weight, bias = logistic_to_softmax(lr.coef_, lr.intercept_, lr.classes_, n_labels=4)
+    assert weight.shape == (4, 5) and bias.shape == (4,)
+    probs = _softmax(x @ weight.T + bias)
+    np.testing.assert_allclose(probs[:, lr.classes_], lr.predict_proba(x), atol=1e-6)
+    unseen = [c for c in range(4) if c not in classes]
+    assert probs[:, unseen].max() < 1e-9  # a label absent from the rows is never predicted
+
+
+def test_the_fitted_head_is_sklearns_logistic_regression_on_what_the_head_reads(tiny_bert_dir):
+    import torch
+    from sklearn.linear_model import LogisticRegression
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    rows = review_rows(20, seed=4, own=2, noise=1)
+    for i, row in enumerate(rows):  # lengths that differ, so batches by length reorder the rows
+        row["text"] = " ".join([row["text"]] * (1 + i % 4))
+    labels = ["negative", "positive"]
+    tok = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir, num_labels=2)
+    summary = fit_head_logistic(model, tok, rows, labels, max_length=64, dtype=torch.float32, device="cpu")
+    model.eval()
+    with torch.no_grad():  # one text at a time: no batching or padding in the reference
+        single = [tok(r["text"], return_tensors="pt", truncation=True, max_length=64) for r in rows]
+        x = np.stack([model.bert(**enc).pooler_output[0].numpy() for enc in single])
+        logits = np.stack([model(**enc).logits[0].numpy() for enc in single])
+    y = np.array([labels.index(r["label"]) for r in rows])
+    reference = LogisticRegression(max_iter=5000).fit(x, y)
+    np.testing.assert_allclose(_softmax(logits.astype(np.float64)), reference.predict_proba(x), atol=1e-4)
+    assert summary["train_accuracy"] == pytest.approx(reference.score(x, y))
+
+
+def test_a_logistic_head_starts_the_loop_from_a_fitted_classifier(tmp_path, tiny_bert_dir):
+    write_jsonl(tmp_path / "d.jsonl", review_rows(48, seed=2, own=3, noise=1))
+    before = {}
+    for head_init in ("random", "logistic"):
+        recipe = load_recipe(data={
+            "task": "classification", "output_dir": str(tmp_path / head_init), "model": {"name": str(tiny_bert_dir)},
+            "data": {"train": str(tmp_path / "d.jsonl"), "split": {"ratios": [0.5, 0.25, 0.25]}},
+            "method": {"name": "full"}, "train": {"epochs": 1, "batch_size": 8, "lr": 1e-2, "precision": "fp32",
+                                                  "contrastive": 10, "head_init": head_init}})
+        result = train(recipe).result
+        before[head_init] = result.validation_before
+        assert (getattr(result, "head_fit", None) is not None) == (head_init == "logistic")
+    # same contrastive stage, same seed: only the head differs when the loop starts
+    assert before["logistic"]["accuracy"] >= 0.9
+    assert before["logistic"]["loss"] < 0.5 * before["random"]["loss"]
+
+
+def test_only_a_classifier_has_a_head_to_fit(tmp_path, tiny_llama_dir):
+    (tmp_path / "x.jsonl").write_text("")
+    recipe = load_recipe(data={"task": "sft", "output_dir": str(tmp_path / "r"), "model": {"name": str(tiny_llama_dir)},
+                               "data": {"train": str(tmp_path / "x.jsonl")}, "method": {"name": "full"},
+                               "train": {"head_init": "logistic"}})
+    with pytest.raises(NichetuneError, match="head_init"):
         train(recipe)

@@ -114,6 +114,9 @@ class TrainSection(_Section):
     compile: bool = False
     contrastive: int = Field(0, ge=0, le=200, description="few-shot classification: iterations of SetFit-style "
                              "label pairs (one same-label, one other-label per row) before the head trains; 0: off")
+    head_init: Literal["random", "logistic"] = Field("random", description="classification: logistic fits the fresh "
+                                                     "head by logistic regression on the encoder's features before "
+                                                     "the loop (SetFit's head; after train.contrastive)")
     lexical: Literal["off", "stack"] = Field("off", description="stack: combine the classifier with TF-IDF + a "
                                              "linear model, weighted on validation (never worse than the words)")
     tracking: list[Literal["tensorboard", "mlflow"]] = Field(default_factory=list)

@@ -71,6 +71,9 @@ def check_recipe(recipe) -> ResolvedModel:
     if t.contrastive and not HEADS[task.head].fresh:
         raise NichetuneError(f"train.contrastive pairs texts by label; {recipe.task} has no labels",
                              hint="remove train.contrastive")
+    if t.head_init == "logistic" and not HEADS[task.head].fresh:
+        raise NichetuneError(f"train.head_init: logistic fits a classifier's head; {recipe.task} has none",
+                             hint="remove train.head_init")
     if t.lexical == "stack" and not HEADS[task.head].fresh:
         raise NichetuneError(f"train.lexical=stack combines a classifier with TF-IDF; {recipe.task} has no labels",
                              hint="remove train.lexical")
@@ -183,13 +186,19 @@ def _train(recipe, resolved: ResolvedModel, run_dir: Path, ctx, fresh: bool, on_
     spec = FitSpec(cfg=t, seed=recipe.seed, run_dir=run_dir, ctx=ctx, pad_id=tokenizer.pad_token_id, dtype=dtype,
                    eval_batch_size=recipe.eval.batch_size, metric=metric, mode=direction, on_epoch=on_epoch,
                    tracker=tracker, on_eval=on_eval, on_step=on_step)
-    contrastive = None
-    if t.contrastive and not (mode == "resume" and any(paths.checkpoints.glob("step-*"))):
+    contrastive, head_fit = None, None
+    fresh_start = not (mode == "resume" and any(paths.checkpoints.glob("step-*")))
+    if t.contrastive and fresh_start:
         from .contrastive import contrastive_stage
 
         contrastive = contrastive_stage(model, tokenizer, splits.train, splits.labels, max_length=max_length,
                                         iterations=t.contrastive, lr=t.lr, batch_size=t.batch_size, seed=recipe.seed,
                                         dtype=dtype, device=ctx.device)
+    if t.head_init == "logistic" and fresh_start:
+        from .contrastive import fit_head_logistic
+
+        head_fit = fit_head_logistic(model, tokenizer, splits.train, splits.labels, max_length=max_length,
+                                     dtype=dtype, device=ctx.device)
     try:
         result = fit(model, task, train_items, val_items, spec)
         test_metrics = None
@@ -228,6 +237,7 @@ def _train(recipe, resolved: ResolvedModel, run_dir: Path, ctx, fresh: bool, on_
                    "train_seconds": round(result.train_seconds, 2), "wall_seconds": round(time.time() - started, 2),
                    "supervised_tokens_per_s": round(result.supervised_tokens_per_s, 1),
                    **({"lexical": lexical} if lexical else {}),
-                   **({"contrastive": contrastive} if contrastive else {})},
+                   **({"contrastive": contrastive} if contrastive else {}),
+                   **({"head_fit": head_fit} if head_fit else {})},
     }
     return write_run_manifest(run_dir, info)
