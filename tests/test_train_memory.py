@@ -53,4 +53,7 @@ def test_a_minilm_lora_run_on_long_rows_does_not_grow_in_memory(tmp_path):
     # measured on 2 cores: flat at about 1.6 GB from step 14 to 120; a width per batch took the peak to 2.4 GB
     assert late - settled < 100, sorted(rss.items())
     peak = max(r.get("peak_rss_mb", 0) for r in map(json.loads, (tmp_path / "run" / "metrics.jsonl").open()))
-    assert peak < 2000, peak
+    # bf16 where the CPU has it (issue 20's target: under 2 GB); a CPU without native bf16 trains in fp32, whose
+    # activations take twice the bytes: 2,267 MB measured on a 2-core AVX2 machine
+    precision = json.loads((tmp_path / "run" / "manifest.json").read_text())["hardware"]["precision"]
+    assert peak < (2000 if precision == "bfloat16" else 2500), (precision, peak)
