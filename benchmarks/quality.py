@@ -97,10 +97,11 @@ def _few_shot_split(run: Path, work: Path, k: int, seed: int) -> dict[str, Path]
 
 
 def _fit_seconds(manifest: dict) -> float:
-    """The training loop's seconds plus the contrastive and lexical stages' (model loading excluded, as for the
-    baselines)."""
+    """The training loop's seconds plus the contrastive, head-fitting and lexical stages' (model loading excluded, as
+    for the baselines)."""
     r = manifest["result"]
-    return r["train_seconds"] + sum((r.get(stage) or {}).get("seconds", 0.0) for stage in ("contrastive", "lexical"))
+    stages = ("contrastive", "head_fit", "lexical")
+    return r["train_seconds"] + sum((r.get(stage) or {}).get("seconds", 0.0) for stage in stages)
 
 
 def _predicted(run: Path) -> list[str]:

@@ -1,0 +1,116 @@
+"""Few-shot, over several samples: nichetune's few-shot path against a SetFit-style model on the same k rows a label.
+
+    .venv/bin/python benchmarks/few_shot.py --datasets drug-reviews bbc-news --seeds 0 1 2 --k 8
+
+For each dataset and seed: k rows a label for training and k for validation, drawn from the whole built-in dataset,
+and 300 other rows for test. nichetune runs `recommend` on the training rows (the few-shot path it picks: full
+fine-tuning of MiniLM after a contrastive pair stage), `train` with the validation and test rows, and `eval`;
+`setfit_style.py` fits on the same training rows (it takes no validation rows, as SetFit's default trainer doesn't).
+Both are scored on the same test rows: accuracy and macro-F1 with 95% bootstrap intervals, and a paired bootstrap
+of nichetune minus SetFit-style on macro-F1. Fit time is the training loop plus the contrastive and head stages for
+nichetune (model loading left out, as for SetFit-style). Unlike `quality.py --few-shot`, no full recommended run is
+trained first, so many samples are affordable. Results: benchmarks/results/few-shot.json (and .md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from quality import _child, _fit_seconds, _nichetune, _predicted, _rows, _score  # this folder is on sys.path
+
+HERE = Path(__file__).resolve().parent
+TEST_ROWS = 300
+
+
+def draw(name: str, k: int, seed: int) -> dict[str, list[dict]]:
+    """k rows a label for train, k for validation (fewer where a label has fewer), then ``TEST_ROWS`` others."""
+    from nichetune.data.catalog import load_dataset
+
+    rows = [{"text": r["text"], "label": r["label"]} for r in load_dataset(name)]
+    order = np.random.default_rng(seed).permutation(len(rows))
+    labels = sorted({r["label"] for r in rows})
+    picked: dict[str, list[int]] = {"train": [], "validation": []}
+    for split in picked:
+        taken = set(picked["train"])
+        for label in labels:
+            picked[split] += [int(i) for i in order if rows[i]["label"] == label and i not in taken][:k]
+    used = set(picked["train"]) | set(picked["validation"])
+    picked["test"] = [int(i) for i in order if i not in used][:TEST_ROWS]
+    return {split: [rows[i] for i in idx] for split, idx in picked.items()}
+
+
+def run_sample(name: str, k: int, seed: int, work: Path) -> dict:
+    from nichetune.stats.classification import classification_metrics
+    from nichetune.stats.significance import paired_bootstrap
+
+    work.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for split, rows in draw(name, k, seed).items():
+        paths[split] = work / f"{split}.jsonl"
+        paths[split].write_text("".join(json.dumps(r) + "\n" for r in rows))
+    recipe, run = work / "recipe.yaml", work / "run"
+    _child(_nichetune("recommend", "--data", str(paths["train"]), "--out", str(recipe), "--output-dir", str(run),
+                      "--no-estimate"), work / "recommend.log")
+    usage = _child(_nichetune("train", str(recipe), f"seed={seed}", f"data.validation={paths['validation']}",
+                              f"data.test={paths['test']}"), work / "train.log")
+    _child(_nichetune("eval", str(run), "--latency-requests", "3", "--no-zero-shot"), work / "eval.log")
+    manifest = json.loads((run / "manifest.json").read_text())
+    setfit_usage = _child([sys.executable, str(HERE / "setfit_style.py"), str(paths["train"]), str(paths["test"]),
+                           "--seed", str(seed)], work / "setfit.log")
+    got = json.loads(next(line for line in reversed((work / "setfit.log").read_text().splitlines())
+                          if line.startswith("{")))
+    test = _rows(paths["test"])
+    labels = sorted({r["label"] for r in _rows(paths["train"])} | {r["label"] for r in test})
+    y = np.array([labels.index(r["label"]) for r in test])
+    ours, theirs = _predicted(run), got["predictions"]
+    paired = paired_bootstrap(lambda t, p: classification_metrics(t, p, labels)["macro_f1"], y,
+                              np.array([labels.index(p) for p in theirs]), np.array([labels.index(p) for p in ours]))
+    return {"dataset": name, "seed": seed, "k": k,
+            "nichetune": {**_score(labels, test, ours), "fit_s": _fit_seconds(manifest), "peak_mb": usage["peak_mb"],
+                          "method": manifest["method"]},
+            "setfit-style": {**_score(labels, test, theirs), "fit_s": got["fit_s"],
+                             "peak_mb": setfit_usage["peak_mb"]},
+            "macro_f1_delta": paired}
+
+
+def table(results: list[dict]) -> str:
+    lines = ["| dataset | seed | nichetune macro-F1 | SetFit-style macro-F1 | delta (95% CI, p) | fit s (ours / "
+             "theirs) |", "|---|---|---|---|---|---|"]
+    for r in results:
+        n, s, d = r["nichetune"], r["setfit-style"], r["macro_f1_delta"]
+        lines.append(f"| {r['dataset']} | {r['seed']} | {n['macro_f1']['value']:.3f} | {s['macro_f1']['value']:.3f} "
+                     f"| {d['delta']:+.3f} ({d['ci_low']:+.3f} to {d['ci_high']:+.3f}, p = {d['p_value']:.3f}) | "
+                     f"{n['fit_s']:.0f} / {s['fit_s']:.0f} |")
+    for name in dict.fromkeys(r["dataset"] for r in results):
+        deltas = [r["macro_f1_delta"]["delta"] for r in results if r["dataset"] == name]
+        lines.append(f"| {name} | mean of {len(deltas)} | | | {np.mean(deltas):+.3f} | |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--datasets", nargs="+", default=["drug-reviews", "bbc-news"])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--k", type=int, default=8, help="rows a label for training (and as many for validation)")
+    p.add_argument("--work", default="benchmarks/work/few-shot")
+    p.add_argument("--out", default="benchmarks/results/few-shot.json")
+    args = p.parse_args()
+    results = []
+    for name in args.datasets:
+        for seed in args.seeds:
+            results.append(run_sample(name, args.k, seed, Path(args.work) / f"{name}-{seed}"))
+            print(table(results[-1:]), flush=True)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1))
+    out.with_suffix(".md").write_text(table(results))
+    print(table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
