@@ -98,7 +98,10 @@ def output_layer(model) -> torch.nn.Linear:
              if isinstance(m, torch.nn.Linear) and m.out_features == n and "original_module" not in name
              and any(part in ("classifier", "score", "out_proj") for part in name.split("."))]
     if not found:
-        raise ValueError(f"no output layer with {n} outputs in {type(model).__name__}")
+        from ..errors import NichetuneError
+
+        raise NichetuneError(f"train.head_init: logistic found no output layer with {n} outputs in "
+                             f"{type(model).__name__}", hint="use train.head_init: random for this model")
     return found[-1]
 
 
@@ -108,7 +111,6 @@ def fit_head_logistic(model, tokenizer, rows: list[dict], labels: list[str], *, 
     reads for ``rows`` (dropout off), and write the coefficients into it. Returns the training accuracy and seconds.
     """
     from sklearn.linear_model import LogisticRegression
-
 
     started = time.perf_counter()
     x = head_inputs(model, tokenizer, [r["text"] for r in rows], max_length=max_length, dtype=dtype, device=device)
