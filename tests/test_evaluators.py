@@ -61,8 +61,9 @@ def ref_comparisons(x: ClassifierInputs) -> dict:
     tuned = accuracy_score(x.y, x.logits.argmax(1))
     train_text, train_y = [r["text"] for r in x.train_rows], [LABELS.index(r["label"]) for r in x.train_rows]
     majority = DummyClassifier(strategy="most_frequent").fit(train_text, train_y).predict(x.texts)
+    logreg = LogisticRegression(max_iter=2000, C=10.0, solver="newton-cg")
     tfidf = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True),
-                          LogisticRegression(max_iter=2000, C=10.0)).fit(train_text, train_y).predict(x.texts)
+                          logreg).fit(train_text, train_y).predict(x.texts)
     deltas = {"delta_majority": tuned - accuracy_score(x.y, majority),
               "delta_tfidf-logreg": tuned - accuracy_score(x.y, tfidf)}
     return {**deltas, "min_delta": min(deltas.values())}

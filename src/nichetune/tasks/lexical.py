@@ -20,15 +20,19 @@ from ..errors import NichetuneError
 
 VECTORIZER = {"ngram_range": (1, 2), "min_df": 1, "sublinear_tf": True}
 KINDS = {"logreg": "TF-IDF + logistic regression", "svm": "TF-IDF + linear SVM"}
+SOLVER = "newton-cg"
 ABSENT_SCORE = -30.0  # the score of a label the training split never showed
 FILES = ("lexical.json", "lexical.safetensors")
 
 
 def _classifier(kind: str):
+    """Newton-CG rather than scikit-learn's default L-BFGS: on FOLDOC's 122 subjects x 117k n-grams L-BFGS kept ten
+    past gradients of 14M coefficients (4.1 GB, 139 s); Newton-CG reached a lower objective in 54 s and 1.4 GB,
+    and on drug-reviews and BBC News the same or a lower one, 3-8x faster."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.svm import LinearSVC
 
-    return LogisticRegression(max_iter=2000, C=10.0) if kind == "logreg" else LinearSVC(C=1.0)
+    return LogisticRegression(max_iter=2000, C=10.0, solver=SOLVER) if kind == "logreg" else LinearSVC(C=1.0)
 
 
 def _vectorizer(vocabulary: dict[str, int] | None = None):
