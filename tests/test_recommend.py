@@ -94,6 +94,25 @@ def test_rule(name):
         assert name not in _fired(*negative)[1], f"{name} fired where it should not"
 
 
+def test_a_long_tail_of_rare_labels_is_not_tiny_data():
+    """FOLDOC's shape: 6,000 training rows over 122 labels, a few labels of one row. Once the smallest label alone
+    made this "tiny data" (freeze, no lexical stack); the data is tiny only when most rows sit in rare labels."""
+    tail = {f"big{i}": 300 for i in range(20)} | {f"rare{i}": 1 + i % 7 for i in range(102)}
+    lexical = CASES["words carry the label: stack TF-IDF with the encoder"][0]["lexical"]
+    recipe, fired = _fired({"rows": 6400, "train_rows": 5120, "classes": 122, "min_class": 1, "labels": tail,
+                            "lexical": lexical}, {})
+    assert sum(v for k, v in tail.items() if k.startswith("rare")) / sum(tail.values()) < 0.1
+    assert "tiny data: train the head and the top block" not in fired
+    assert recipe["method"]["name"] == "lora" and recipe["train"]["lexical"] == "stack"
+    # 350 rows of 650 in labels under 8 rows; a causal LM classifier (an encoder this sparse gets the pair stage)
+    rare = {"a": 300} | {f"rare{i}": 5 for i in range(70)}
+    recipe, fired = _fired({"rows": 650, "train_rows": 520, "classes": 71, "min_class": 5, "labels": rare,
+                            "lexical": lexical, "encoder": False}, {})
+    assert recipe["method"]["name"] == "freeze" and "lexical" not in recipe["train"]
+    assert "54% of them in labels with fewer than 8 rows" in fired["tiny data: train the head and the top block"][
+        "because"]
+
+
 def test_later_rules_refine_earlier_ones_and_the_result_validates():
     recipe, fired = _fired({"rows": 10000, "train_rows": 8000, "p95_tokens": 300},
                            {"knowledge": "often", "latency_ms": 20})
