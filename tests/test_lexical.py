@@ -114,3 +114,19 @@ def test_the_report_names_the_simpler_model_when_the_tuned_one_does_not_beat_it(
     assert "is worse than TF-IDF + linear SVM on accuracy" in lexical_warning([{**svm, "verdict": "worse",
                                                                                "metric": "accuracy"}])
     assert lexical_warning([majority, {**svm, "verdict": "better"}]) == ""
+
+
+def test_scoring_builds_the_vectorizer_once(data, monkeypatch):
+    """A served request once rebuilt the vocabulary and copied the transposed coefficients (200 ms a call on
+    FOLDOC's 117k terms); both are built on the first call and reused, with the same scores."""
+    import nichetune.tasks.lexical as lexical
+
+    (tr, y_tr), _, (te, _) = data
+    model = fit_lexical(tr, y_tr, 3, kinds=("logreg",))
+    built = []
+    real = lexical._vectorizer
+    monkeypatch.setattr(lexical, "_vectorizer", lambda vocabulary=None: built.append(1) or real(vocabulary))
+    first = model.scores(te[:5])
+    for _ in range(3):
+        np.testing.assert_array_equal(model.scores(te[:5]), first)
+    assert len(built) == 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -56,11 +57,18 @@ class LexicalModel:
     def name(self) -> str:
         return KINDS[self.kind]
 
-    def scores(self, texts: list[str]) -> np.ndarray:
+    @cached_property
+    def _scorer(self):
+        """The vectorizer and the (F, C) coefficients, built once: per call they cost a served request 200 ms on
+        FOLDOC's 117k terms x 122 subjects (the vocabulary dict, and a contiguous copy of the transposed matrix)."""
         vec = _vectorizer({t: i for i, t in enumerate(self.terms)})
         vec.idf_ = self.idf
+        return vec, np.ascontiguousarray(self.coef.T)
+
+    def scores(self, texts: list[str]) -> np.ndarray:
+        vec, coef_t = self._scorer
         x = vec.transform(texts)  # (N, F) sparse
-        return np.asarray(x @ self.coef.T, dtype=np.float64) + self.intercept
+        return np.asarray(x @ coef_t, dtype=np.float64) + self.intercept
 
     def predict(self, texts: list[str]) -> np.ndarray:
         return self.scores(texts).argmax(1)
