@@ -115,3 +115,30 @@ def test_a_trial_reaped_by_another_worker_does_not_end_this_worker(tmp_path, tin
     result = run_search(load_recipe(_recipe(tmp_path, str(tiny_bert_dir), trials=2)), progress=said.append)
     assert len(calls) == 2 and any("marked failed by another worker" in s for s in said)
     assert sum(t["state"] in ("complete", "pruned") for t in result["trials"]) == 2  # pruning depends on the sampler
+
+
+def test_a_trial_is_not_pruned_before_it_has_reported_prune_after_evaluations():
+    """Every evaluation reaches the study; the pruner may stop a trial only from its (prune_after + 1)-th on."""
+    from nichetune.tune.search import pruning_report
+
+    class Pruned(Exception):
+        pass
+
+    class Trial:  # a pruner that would stop every trial at every step
+        def __init__(self):
+            self.reports = []
+
+        def report(self, value, step):
+            self.reports.append((step, value))
+
+        def should_prune(self):
+            return True
+
+    for prune_after in (0, 1, 3):
+        trial = Trial()
+        report = pruning_report(trial, "macro_f1", prune_after, Pruned)
+        for k in range(prune_after):
+            report(10 * (k + 1), {"macro_f1": 0.1 * k})
+        with pytest.raises(Pruned, match=f"pruned at step {10 * (prune_after + 1)}: macro_f1 0.5"):
+            report(10 * (prune_after + 1), {"macro_f1": 0.5})
+        assert [s for s, _ in trial.reports] == [10 * (k + 1) for k in range(prune_after + 1)]

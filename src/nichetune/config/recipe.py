@@ -213,6 +213,8 @@ class TuneSection(_Section):
     metric: str | None = Field(None, description="default: the metric that picks the best checkpoint")
     pruner: Literal["median", "none"] = "median"
     startup_trials: int = Field(2, ge=0, description="trials run to the end before pruning starts")
+    prune_after: int = Field(1, ge=0, description="evaluations a trial reports before the pruner may stop it: "
+                             "trials compare at the same step, and one epoch says little of a longer schedule")
     seed: int = 0
     heartbeat_s: int = Field(30, ge=1, description="a trial silent for 2x this long was killed; it is retried")
 

@@ -79,6 +79,22 @@ def trial_recipe(base: Recipe, params: dict, output_dir: str, *, test: bool = Fa
     return load_recipe(data=raw)
 
 
+def pruning_report(trial, metric: str, prune_after: int, pruned: type[Exception]):
+    """The ``on_eval(step, metrics)`` hook of one trial: every evaluation goes to the study, and from the
+    ``prune_after + 1``-th on the pruner may stop the trial (raising ``pruned``). In a drug-reviews study 5 of 7
+    trials were pruned at their first evaluation, 10-epoch schedules judged against 5-epoch ones after one epoch."""
+    reported = 0
+
+    def report(step: int, metrics: dict) -> None:
+        nonlocal reported
+        trial.report(metrics[metric], step)
+        reported += 1
+        if reported > prune_after and trial.should_prune():
+            raise pruned(f"pruned at step {step}: {metric} {metrics[metric]:.4g}")
+
+    return report
+
+
 def _storage(url: str | None, folder: Path, heartbeat: int):
     from optuna.storages import RDBStorage, RetryFailedTrialCallback
 
@@ -129,11 +145,7 @@ def run_search(recipe: Recipe, *, trials: int | None = None, timeout: float | No
         trial.set_user_attr("worker", f"{os.uname().nodename}:{os.getpid()}")
         progress(f"trial {trial.number}: {params}")
 
-        def report(step: int, metrics: dict) -> None:
-            trial.report(metrics[metric], step)
-            if trial.should_prune():
-                raise optuna.TrialPruned(f"pruned at step {step}: {metric} {metrics[metric]:.4g}")
-
+        report = pruning_report(trial, metric, cfg.prune_after, optuna.TrialPruned)
         manifest = train(trial_recipe(recipe, params, str(out)), fresh=True, on_eval=report, on_step=on_step)
         value = manifest.result.validation[metric]  # the final weights: what retraining reproduces
         progress(f"trial {trial.number}: {metric} {value:.4g}")
