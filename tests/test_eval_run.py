@@ -28,8 +28,10 @@ def evaluated(tmp_path_factory, tiny_bert_dir, tiny_llama_dir) -> Path:
         "method": {"name": "lora", "r": 4, "target_modules": ["query", "value", "dense"]},
         "train": {"epochs": 4, "batch_size": 8, "lr": 2e-2, "precision": "fp32"}})
     train(recipe)
-    assert main(["eval", str(root / "run"), "--min-slice-count", "10", "--prompt-model", str(tiny_llama_dir),
-                 "--latency-requests", "5"]) == 0
+    with pytest.MonkeyPatch.context() as mp:  # the int8 row is measured whatever this CPU's instructions
+        mp.setattr("nichetune.hardware.cpu_has_int8_dot", lambda: True)
+        assert main(["eval", str(root / "run"), "--min-slice-count", "10", "--prompt-model", str(tiny_llama_dir),
+                     "--latency-requests", "5"]) == 0
     return root / "run"
 
 
@@ -125,6 +127,19 @@ def test_latency_covers_every_serving_variant_with_consistent_quality_and_sizes(
     assert by["onnx"]["quality"]["accuracy"] == by["merged"]["quality"]["accuracy"]
     assert by["onnx-int8"]["disk_mb"] < by["onnx"]["disk_mb"]  # the tiny model is mostly embeddings
     assert by["tuned"]["disk_mb"] > by["base"]["disk_mb"] and by["base"]["quality"] is None
+
+
+def test_int8_is_not_timed_on_a_cpu_without_int8_dot_products_and_the_report_says_why(evaluated, monkeypatch):
+    from nichetune.eval.latency import measure_variants, measured
+    from nichetune.eval.report import latency_section
+
+    monkeypatch.setattr("nichetune.hardware.cpu_has_int8_dot", lambda: False)
+    monkeypatch.setattr("nichetune.hardware.pick_device", lambda requested="auto": "cpu")
+    rows = [{"text": "good", "label": "positive"}]
+    got = measure_variants(evaluated, rows, requests=1, variants=("int8",))
+    assert got == [{"variant": "int8", "skipped": got[0]["skipped"]}] and "VNNI" in got[0]["skipped"]
+    assert measured(got) == [] and "int8: not measured: this CPU has no int8" in latency_section(got)
+    assert "onnx-int8" in got[0]["skipped"]  # it names the int8 form that is fast here
 
 
 def test_compare_with_base_and_with_itself(evaluated, capsys):

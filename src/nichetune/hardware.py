@@ -10,13 +10,26 @@ DTYPES = ("auto", "fp32", "bf16", "fp16")
 
 
 @lru_cache(maxsize=1)
+def _cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (Linux; empty where /proc is missing)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return frozenset()
+    return frozenset(word for line in text.splitlines() if line.startswith("flags") for word in line.split())
+
+
 def cpu_has_fast_bf16() -> bool:
     """True when the CPU has native bf16 matrix instructions (AVX512-BF16 or AMX)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return bool(_cpu_flags() & {"avx512_bf16", "amx_bf16"})
+
+
+def cpu_has_int8_dot() -> bool:
+    """True when the CPU has int8 dot-product instructions (AVX512-VNNI, AVX-VNNI or AMX). Without them torch's
+    int8 matrix multiply (``torch._int_mm``, which torchao's int8 layers call) falls back to a reference kernel:
+    one text through a MiniLM classifier took 465 ms against fp32's 26 at 128 tokens, 1,864 against 106 at 512
+    (18x), on an AVX2 EPYC."""
+    return bool(_cpu_flags() & {"avx512_vnni", "avx_vnni", "amx_int8"})
 
 
 def rss_mb() -> float:

@@ -93,11 +93,12 @@ def run_eval(args) -> int:
 
 
 def _latency(metrics: dict) -> None:
+    from ..eval.latency import measured
     from ..eval.report import quality_text
 
     rows = [{"variant": r["variant"], "p50 ms": round(r["p50_ms"], 1), "p95 ms": round(r["p95_ms"], 1),
              "disk MB": round(r["disk_mb"], 1), "quality": quality_text(r["quality"])}
-            for r in metrics.get("latency", []) if "error" not in r]
+            for r in measured(metrics.get("latency", []))]
     if rows:
         print_table(rows, ["variant", "p50 ms", "p95 ms", "disk MB", "quality"])
 

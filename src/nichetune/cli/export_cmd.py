@@ -27,7 +27,10 @@ def run(args) -> int:
     import sys
 
     from ..export.export import export_run
+    from ..export.registry import FORMATS
 
+    if args.to in FORMATS and (why := FORMATS[args.to].slow_here()):
+        print(f"note: {args.to} will run slowly here, parity included: {why}", file=sys.stderr)
     manifest = export_run(args.run_dir, args.to, args.out, tolerance=args.tolerance, rows=args.rows,
                           force=args.force, progress=None if args.json else print)
     p = manifest["parity"]

@@ -154,9 +154,15 @@ def _in_fresh_process(fn, *args, **kwargs):
         return pool.submit(fn, *args, **kwargs).result()
 
 
+def measured(results: list[dict]) -> list[dict]:
+    """The rows of :func:`measure_variants` that hold timings (not those that failed or were skipped)."""
+    return [r for r in results if "p50_ms" in r]
+
+
 def measure_variants(run_dir: str | Path, rows: list[dict], *, requests: int = 20, batch: int = 16,
                      new_tokens: int = 32, variants: tuple[str, ...] | None = None, progress=None) -> list[dict]:
-    """Measure every variant that applies to the run, each in a fresh process, one at a time.
+    """Measure every variant that applies to the run, each in a fresh process, one at a time. A format that this
+    machine cannot run fast (``ExportFormat.slow_here``) gets a row saying why instead of timings.
 
     Export variants are written first (by this process, with export's own writers) into a temporary
     folder; each measuring process only loads its folder, so load time and memory are the export's.
@@ -174,8 +180,9 @@ def measure_variants(run_dir: str | Path, rows: list[dict], *, requests: int = 2
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         folders: dict[str, Path] = {}
+        skipped = {v: reason for v in variants if v in FORMATS and (reason := FORMATS[v].slow_here())}
         for variant in variants:
-            if variant in FORMATS:
+            if variant in FORMATS and variant not in skipped:
                 try:
                     folders[variant] = Path(tmp) / variant
                     folders[variant].mkdir()
@@ -186,6 +193,9 @@ def measure_variants(run_dir: str | Path, rows: list[dict], *, requests: int = 2
                 run = None  # a writer may merge the run's model in place: the next variant loads it afresh
         del run
         for variant in variants:
+            if variant in skipped:
+                results.append({"variant": variant, "skipped": skipped[variant]})
+                continue
             if progress:
                 progress(variant)
             if isinstance(folders.get(variant), Exception):

@@ -114,7 +114,9 @@ def quality_text(q: dict | None) -> str:
 
 
 def latency_section(results: list[dict], deploy: dict | None = None) -> str:
-    ok = [r for r in results if "error" not in r]
+    from .latency import measured
+
+    ok = measured(results)
     budget = (deploy or {}).get("latency_budget_ms")
     rows = [{"variant": r["variant"], "what": r["note"], "p50 ms": round(r["p50_ms"], 1),
              "p95 ms": round(r["p95_ms"], 1), "p99 ms": round(r["p99_ms"], 1),
@@ -123,7 +125,8 @@ def latency_section(results: list[dict], deploy: dict | None = None) -> str:
              "disk MB": round(r["disk_mb"], 1), "quality": quality_text(r["quality"]),
              **({f"p95 within {budget:g} ms": "yes" if r["p95_ms"] <= budget else "no"} if budget else {})}
             for r in ok]
-    failed = [f"{r['variant']}: {r['error']}" for r in results if "error" in r]
+    failed = [f"{r['variant']}: {r['error']}" for r in results if "error" in r] + [
+        f"{r['variant']}: not measured: {r['skipped']}" for r in results if "skipped" in r]
     unit = ("one request = one text classified" if ok and "new_tokens" not in ok[0]
             else f"one request = {ok[0].get('new_tokens')} tokens generated greedily" if ok else "")
     plot = ""

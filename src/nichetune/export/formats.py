@@ -52,6 +52,8 @@ class ExportFormat:
         same_as_tuned_for_whole_models: a full/freeze run already is this form (latency skips it).
         requires: importable modules it needs, and the extra that installs them.
         refuse: ``refuse(base architectures) -> reason or None`` for models the format cannot hold.
+        slow_here: ``slow_here() -> reason or None`` where this machine lacks what the format's kernels need to
+            be fast (latency measurement skips it; ``export`` warns).
     """
 
     name: str
@@ -63,6 +65,7 @@ class ExportFormat:
     same_as_tuned_for_whole_models: bool = False
     requires: tuple[str, ...] = ()
     refuse: Callable[[list[str]], str | None] = field(default=lambda architectures: None)
+    slow_here: Callable[[], str | None] = field(default=lambda: None)
     # logits computed the way a deployment runs them (e.g. in a process without torch), for parity
     isolated_logits: Callable[[Path, list[str]], np.ndarray] | None = None
     # greedy answers from the format's own runtime where installed (llama.cpp for GGUF), for parity
@@ -183,6 +186,16 @@ def _write_int8(run: LoadedRun, folder: Path, max_length: int) -> None:
     run.tokenizer.save_pretrained(folder)
 
 
+def _int8_slow_here() -> str | None:
+    from ..hardware import cpu_has_int8_dot, pick_device
+
+    if pick_device() != "cpu" or cpu_has_int8_dot():
+        return None
+    return ("this CPU has no int8 dot-product instructions (AVX512-VNNI, AVX-VNNI or AMX), so torchao's int8 "
+            "matrix multiply runs a reference kernel, slower than fp32; onnx-int8 (onnxruntime's own kernels) is the "
+            "int8 for it")
+
+
 TORCH_HEADS = frozenset(HEADS)
 MERGED = register_format(ExportFormat("merged", "adapter folded into the weights (safetensors, fp32)", TORCH_HEADS,
                                       _write_merged, _load_pretrained("float32"),
@@ -191,4 +204,4 @@ BF16 = register_format(ExportFormat("bf16", "merged, weights in bf16", TORCH_HEA
                                     _load_pretrained("bfloat16")))
 INT8 = register_format(ExportFormat("int8", "merged, linear layers int8 per channel with dynamic int8 activations "
                                     "(torchao)", TORCH_HEADS, _write_int8, _load_pretrained("float32"),
-                                    requires=("torchao",)))
+                                    requires=("torchao",), slow_here=_int8_slow_here))
