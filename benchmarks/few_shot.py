@@ -43,7 +43,15 @@ def draw(name: str, k: int, seed: int) -> dict[str, list[dict]]:
     return {split: [rows[i] for i in idx] for split, idx in picked.items()}
 
 
-def run_sample(name: str, k: int, seed: int, work: Path) -> dict:
+def _last_json(log: Path) -> dict | None:
+    lines = log.read_text().splitlines() if log.exists() else []
+    return next((json.loads(line) for line in reversed(lines) if line.startswith("{")), None)
+
+
+def run_sample(name: str, k: int, seed: int, work: Path, overrides: tuple[str, ...] = (), tag: str = "") -> dict:
+    """One sample: the recommended few-shot run (with ``overrides`` on its recipe, in ``run-TAG``) and SetFit-style.
+    The sample's rows, recipe and SetFit-style fit are reused when ``work`` already holds them, so a variant costs
+    its own fit only; a run is reused when its manifest and evaluation exist."""
     from nichetune.stats.classification import classification_metrics
     from nichetune.stats.significance import paired_bootstrap
 
@@ -52,17 +60,21 @@ def run_sample(name: str, k: int, seed: int, work: Path) -> dict:
     for split, rows in draw(name, k, seed).items():
         paths[split] = work / f"{split}.jsonl"
         paths[split].write_text("".join(json.dumps(r) + "\n" for r in rows))
-    recipe, run = work / "recipe.yaml", work / "run"
-    _child(_nichetune("recommend", "--data", str(paths["train"]), "--out", str(recipe), "--output-dir", str(run),
-                      "--no-estimate"), work / "recommend.log")
-    usage = _child(_nichetune("train", str(recipe), f"seed={seed}", f"data.validation={paths['validation']}",
-                              f"data.test={paths['test']}"), work / "train.log")
-    _child(_nichetune("eval", str(run), "--latency-requests", "3", "--no-zero-shot"), work / "eval.log")
+    suffix = f"-{tag}" if tag else ""
+    recipe, run = work / f"recipe{suffix}.yaml", work / f"run{suffix}"
+    usage = {"peak_mb": None}
+    if not (run / "eval" / "predictions.jsonl").exists():
+        _child(_nichetune("recommend", "--data", str(paths["train"]), "--out", str(recipe), "--output-dir", str(run),
+                          "--no-estimate"), work / f"recommend{suffix}.log")
+        usage = _child(_nichetune("train", str(recipe), f"seed={seed}", f"data.validation={paths['validation']}",
+                                  f"data.test={paths['test']}", *overrides), work / f"train{suffix}.log")
+        _child(_nichetune("eval", str(run), "--latency-requests", "3", "--no-zero-shot"), work / f"eval{suffix}.log")
     manifest = json.loads((run / "manifest.json").read_text())
-    setfit_usage = _child([sys.executable, str(HERE / "setfit_style.py"), str(paths["train"]), str(paths["test"]),
-                           "--seed", str(seed)], work / "setfit.log")
-    got = json.loads(next(line for line in reversed((work / "setfit.log").read_text().splitlines())
-                          if line.startswith("{")))
+    setfit_usage = {"peak_mb": None}
+    if _last_json(work / "setfit.log") is None:
+        setfit_usage = _child([sys.executable, str(HERE / "setfit_style.py"), str(paths["train"]),
+                               str(paths["test"]), "--seed", str(seed)], work / "setfit.log")
+    got = _last_json(work / "setfit.log")
     test = _rows(paths["test"])
     labels = sorted({r["label"] for r in _rows(paths["train"])} | {r["label"] for r in test})
     y = np.array([labels.index(r["label"]) for r in test])
@@ -71,7 +83,7 @@ def run_sample(name: str, k: int, seed: int, work: Path) -> dict:
                               np.array([labels.index(p) for p in theirs]), np.array([labels.index(p) for p in ours]))
     return {"dataset": name, "seed": seed, "k": k,
             "nichetune": {**_score(labels, test, ours), "fit_s": _fit_seconds(manifest), "peak_mb": usage["peak_mb"],
-                          "method": manifest["method"]},
+                          "method": manifest["method"], "overrides": list(overrides)},
             "setfit-style": {**_score(labels, test, theirs), "fit_s": got["fit_s"],
                              "peak_mb": setfit_usage["peak_mb"]},
             "macro_f1_delta": paired}
@@ -96,13 +108,18 @@ def main() -> int:
     p.add_argument("--datasets", nargs="+", default=["drug-reviews", "bbc-news"])
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--k", type=int, default=8, help="rows a label for training (and as many for validation)")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="overrides on nichetune's recommended recipe (an A/B on the same samples), e.g. "
+                        "train.label_anchors=true")
+    p.add_argument("--tag", default="", help="names the variant's run folder, so the default's run is kept")
     p.add_argument("--work", default="benchmarks/work/few-shot")
     p.add_argument("--out", default="benchmarks/results/few-shot.json")
     args = p.parse_args()
     results = []
     for name in args.datasets:
         for seed in args.seeds:
-            results.append(run_sample(name, args.k, seed, Path(args.work) / f"{name}-{seed}"))
+            results.append(run_sample(name, args.k, seed, Path(args.work) / f"{name}-{seed}", tuple(args.set),
+                                      args.tag))
             print(table(results[-1:]), flush=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

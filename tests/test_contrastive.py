@@ -10,7 +10,7 @@ import pytest
 
 from nichetune.config.recipe import load_recipe
 from nichetune.errors import NichetuneError
-from nichetune.train.contrastive import fit_head_logistic, logistic_to_softmax, pair_indices
+from nichetune.train.contrastive import anchor_rows, anchor_text, fit_head_logistic, logistic_to_softmax, pair_indices
 from nichetune.train.run import train
 from tiny_data import review_rows, write_jsonl
 
@@ -40,6 +40,41 @@ def test_the_stage_pulls_labels_apart_before_the_head_trains(tmp_path, tiny_bert
     stage = manifest.result.contrastive
     assert stage["pairs"] == 2 * 24 * 10 and stage["steps"] == 60
     assert stage["loss_last"] < 0.5 * stage["loss_first"]
+
+
+@pytest.mark.parametrize(("label", "text"), [
+    ("positive", "positive"), ("side_effects", "side effects"), ("sci.space", "sci space"), ("Not-spam", "Not spam"),
+    ("LABEL_3", None), ("class 2", None), ("42", None), ("c1", None), ("B", None), ("__", None)])
+def test_a_label_name_anchors_only_when_it_reads_as_words(label, text):
+    assert anchor_text(label) == text
+
+
+def test_anchor_rows_keep_each_label_and_skip_codes():
+    assert anchor_rows(["negative", "LABEL_1", "very_positive"]) == [
+        {"text": "negative", "label": "negative"}, {"text": "very positive", "label": "very_positive"}]
+
+
+def test_label_anchors_join_the_pairs_and_the_manifest_names_them(tmp_path, tiny_bert_dir):
+    write_jsonl(tmp_path / "d.jsonl", review_rows(48, seed=2, own=3, noise=1))
+    recipe = load_recipe(data={
+        "task": "classification", "output_dir": str(tmp_path / "run"), "model": {"name": str(tiny_bert_dir)},
+        "data": {"train": str(tmp_path / "d.jsonl"), "split": {"ratios": [0.5, 0.25, 0.25]}},
+        "method": {"name": "full"}, "train": {"epochs": 1, "batch_size": 8, "lr": 1e-2, "precision": "fp32",
+                                              "contrastive": 3, "label_anchors": True}})
+    stage = train(recipe).result.contrastive
+    assert stage["anchors"] == ["negative", "positive"]
+    assert stage["pairs"] == 2 * (24 + 2) * 3  # the two anchors pair like rows
+
+
+def test_label_anchors_without_the_pair_stage_are_refused(tmp_path, tiny_bert_dir):
+    write_jsonl(tmp_path / "d.jsonl", review_rows(16, seed=2, own=3, noise=1))
+    recipe = load_recipe(data={
+        "task": "classification", "output_dir": str(tmp_path / "run"), "model": {"name": str(tiny_bert_dir)},
+        "data": {"train": str(tmp_path / "d.jsonl")}, "method": {"name": "full"},
+        "train": {"label_anchors": True}})
+    with pytest.raises(NichetuneError, match="label_anchors") as err:
+        train(recipe)
+    assert "train.contrastive" in err.value.hint
 
 
 def test_a_generator_has_no_labels_to_pair(tmp_path, tiny_llama_dir):

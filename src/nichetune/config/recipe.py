@@ -114,6 +114,8 @@ class TrainSection(_Section):
     compile: bool = False
     contrastive: int = Field(0, ge=0, le=200, description="few-shot classification: iterations of SetFit-style "
                              "label pairs (one same-label, one other-label per row) before the head trains; 0: off")
+    label_anchors: bool = Field(False, description="with train.contrastive: each label whose name reads as words "
+                                "joins the pairs as a row of its label, its name as the text (a zero-shot prior)")
     head_init: Literal["random", "logistic"] = Field("random", description="classification: logistic fits the fresh "
                                                      "head by logistic regression on the encoder's features before "
                                                      "the loop (SetFit's head; after train.contrastive)")

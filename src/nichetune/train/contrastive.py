@@ -7,6 +7,11 @@ representation its classification head reads (the pooler output where the model 
 tokens), with the recipe's method deciding which weights move. A handful of examples per class then gives the head
 well-separated inputs. Pairs multiply the data: 8 rows of 3 labels, 20 iterations, 960 pairs.
 
+With ``train.label_anchors`` each label whose name reads as words (``positive``, ``business``, ``side_effects``;
+not ``LABEL_3`` or ``42``) also joins the pairs as a row of its own label, its name as the text. The pretrained
+encoder already places a review near "negative" more often than near "positive" (zero-shot similarity); the anchors
+keep that knowledge in the shaped space, where 8 rows a label are otherwise all it learns from.
+
 ``fit_head_logistic`` then fits the head's output layer as SetFit does: logistic regression, to convergence, on the
 inputs that layer reads from the shaped encoder, written into the layer (so the run stays a plain transformers
 classifier that every export format reads). A fresh head trained by a few gradient steps on so few rows stays
@@ -15,6 +20,7 @@ far from that optimum.
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 
@@ -42,6 +48,22 @@ def pair_indices(labels: list[int], iterations: int, seed: int) -> list[tuple[in
                 pairs.append((i, int(rng.choice(other)), 0.0))
     rng.shuffle(pairs)
     return [(int(i), int(j), float(t)) for i, j, t in pairs]
+
+
+_CODE_LIKE = re.compile(r"^(label|class|cat|category|c|l)?[\W_]*\d+$", re.IGNORECASE)
+
+
+def anchor_text(label: str) -> str | None:
+    """The words a label's name reads as (``side_effects`` -> ``side effects``), or None for a code."""
+    text = " ".join(re.sub(r"[_\-./:]+", " ", label).split())
+    if _CODE_LIKE.match(label.strip()) or not re.search(r"[^\W\d_]{2}", text):
+        return None
+    return text
+
+
+def anchor_rows(labels: list[str]) -> list[dict]:
+    """One row per label whose name reads as words: the name as the text, the label as the label."""
+    return [{"text": text, "label": label} for label in labels if (text := anchor_text(label))]
 
 
 def _embed(encoder, batch: dict[str, torch.Tensor]) -> torch.Tensor:

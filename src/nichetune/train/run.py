@@ -71,6 +71,9 @@ def check_recipe(recipe) -> ResolvedModel:
     if t.contrastive and not HEADS[task.head].fresh:
         raise NichetuneError(f"train.contrastive pairs texts by label; {recipe.task} has no labels",
                              hint="remove train.contrastive")
+    if t.label_anchors and not t.contrastive:
+        raise NichetuneError("train.label_anchors adds rows to the contrastive pair stage, which is off",
+                             hint="set train.contrastive (e.g. 20) or remove train.label_anchors")
     if t.head_init == "logistic" and not HEADS[task.head].fresh:
         raise NichetuneError(f"train.head_init: logistic fits a classifier's head; {recipe.task} has none",
                              hint="remove train.head_init")
@@ -189,11 +192,13 @@ def _train(recipe, resolved: ResolvedModel, run_dir: Path, ctx, fresh: bool, on_
     contrastive, head_fit = None, None
     fresh_start = not (mode == "resume" and any(paths.checkpoints.glob("step-*")))
     if t.contrastive and fresh_start:
-        from .contrastive import contrastive_stage
+        from .contrastive import anchor_rows, contrastive_stage
 
-        contrastive = contrastive_stage(model, tokenizer, splits.train, splits.labels, max_length=max_length,
+        anchors = anchor_rows(splits.labels) if t.label_anchors else []
+        contrastive = contrastive_stage(model, tokenizer, splits.train + anchors, splits.labels, max_length=max_length,
                                         iterations=t.contrastive, lr=t.lr, batch_size=t.batch_size, seed=recipe.seed,
                                         dtype=dtype, device=ctx.device)
+        contrastive["anchors"] = [r["text"] for r in anchors]
     if t.head_init == "logistic" and fresh_start:
         from .contrastive import fit_head_logistic
 
