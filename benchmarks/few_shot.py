@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from quality import _child, _fit_seconds, _nichetune, _predicted, _rows, _score  # this folder is on sys.path
+from quality import EVAL_ARGS, _child, _fit_seconds, _nichetune, _predicted, _rows, _score  # this folder is on sys.path
 
 HERE = Path(__file__).resolve().parent
 TEST_ROWS = 300
@@ -68,7 +68,7 @@ def run_sample(name: str, k: int, seed: int, work: Path, overrides: tuple[str, .
                           "--no-estimate"), work / f"recommend{suffix}.log")
         usage = _child(_nichetune("train", str(recipe), f"seed={seed}", f"data.validation={paths['validation']}",
                                   f"data.test={paths['test']}", *overrides), work / f"train{suffix}.log")
-        _child(_nichetune("eval", str(run), "--latency-requests", "3", "--no-zero-shot"), work / f"eval{suffix}.log")
+        _child(_nichetune("eval", str(run), *EVAL_ARGS), work / f"eval{suffix}.log")
     manifest = json.loads((run / "manifest.json").read_text())
     setfit_usage = {"peak_mb": None}
     if _last_json(work / "setfit.log") is None:
