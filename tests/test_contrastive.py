@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from nichetune.config.recipe import load_recipe
+from nichetune.data.label_words import anchor_rows, anchor_text, reads_as_words
 from nichetune.errors import NichetuneError
-from nichetune.train.contrastive import anchor_rows, anchor_text, fit_head_logistic, logistic_to_softmax, pair_indices
+from nichetune.train.contrastive import fit_head_logistic, logistic_to_softmax, pair_indices
 from nichetune.train.run import train
 from tiny_data import review_rows, write_jsonl
 
@@ -52,6 +53,11 @@ def test_a_label_name_anchors_only_when_it_reads_as_words(label, text):
 def test_anchor_rows_keep_each_label_and_skip_codes():
     assert anchor_rows(["negative", "LABEL_1", "very_positive"]) == [
         {"text": "negative", "label": "negative"}, {"text": "very positive", "label": "very_positive"}]
+
+
+def test_labels_read_as_words_when_at_least_half_do():
+    assert reads_as_words(["negative", "neutral", "positive"]) and reads_as_words(["spam", "LABEL_1"])
+    assert not reads_as_words(["LABEL_0", "LABEL_1", "ham"]) and not reads_as_words([])
 
 
 def test_label_anchors_join_the_pairs_and_the_manifest_names_them(tmp_path, tiny_bert_dir):

@@ -23,7 +23,8 @@ MID = Evidence(source="x.jsonl", task="classification", rows=1000, train_rows=80
 CASES = {
     "base model": ({}, {}, {"model.name": "m", "model.max_length": 128}, None),
     "few examples per label: contrastive pairs, then every weight": (  # 8 rows a label
-        {"train_rows": 16, "min_class": 8}, {}, {"method.name": "full", "train.contrastive": 20},
+        {"train_rows": 16, "min_class": 8, "labels": {"negative": 8, "positive": 8}}, {},
+        {"method.name": "full", "train.contrastive": 20, "train.label_anchors": True},
         ({"train_rows": 16, "min_class": 8, "encoder": False}, {})),  # a causal LM gets no pairs
     "tiny data: train the head and the top block": (
         {"train_rows": 80, "min_class": 4, "classes": 2}, {}, {"method.name": "freeze", "method.layers": 5},
@@ -92,6 +93,14 @@ def test_rule(name):
         assert fired[name]["settings"][key] == value, key
     if negative is not None:
         assert name not in _fired(*negative)[1], f"{name} fired where it should not"
+
+
+def test_few_shot_labels_named_by_codes_get_no_anchors():
+    few = "few examples per label: contrastive pairs, then every weight"
+    _, fired = _fired({"train_rows": 16, "min_class": 8, "labels": {"LABEL_0": 8, "LABEL_1": 8}}, {})
+    assert "train.label_anchors" not in fired[few]["settings"] and "read as codes" in fired[few]["because"]
+    _, fired = _fired(CASES[few][0], {})
+    assert "each label's name joining the pairs" in fired[few]["because"]
 
 
 def test_a_long_tail_of_rare_labels_is_not_tiny_data():

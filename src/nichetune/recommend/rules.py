@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..data.audit.overview import ADAPTERS_BELOW, FEW_SHOT_BELOW
+from ..data.label_words import reads_as_words
 from ..data.schema import row_schema
 from ..tasks.lexical import KINDS
 from .evidence import Constraints, Evidence
@@ -100,6 +101,13 @@ def _few_shot(e: Evidence) -> bool:
     return _classify(e) and e.encoder and e.train_rows < FEW_SHOT_PER_CLASS * max(e.classes, 1)
 
 
+def _anchor_reason(e: Evidence) -> str:
+    if not reads_as_words(e.labels):
+        return " (the label names read as codes, so they join no pairs)"
+    return (", each label's name joining the pairs as one of its rows (the words the base model already knows: "
+            "a zero-shot prior)")
+
+
 def _full(e: Evidence, c: Constraints) -> bool:
     return e.train_rows >= (FULL_FT_ROWS if c.compute != "cpu" else FULL_FT_ROWS_CPU) and (
         not _classify(e) or e.min_class >= ADAPTERS_BELOW)
@@ -116,11 +124,12 @@ RULES: tuple[Rule, ...] = (
                       "at the end; Sun et al., 2019), and the report says how much text it read"),
     Rule("few examples per label: contrastive pairs, then every weight", lambda e, c: _few_shot(e),
          lambda e, c: {"method": {"name": "full"}, "model": {"max_length": min(_max_length(e), PAIR_LENGTH)},
-                       "train": {"lr": 5e-5, "head_lr": 5e-3, "contrastive": CONTRASTIVE_ITERATIONS}},
+                       "train": {"lr": 5e-5, "head_lr": 5e-3, "contrastive": CONTRASTIVE_ITERATIONS,
+                                 **({"label_anchors": True} if reads_as_words(e.labels) else {})}},
          lambda e, c: f"{e.train_rows} training rows for {e.classes} labels: pairs of rows ({CONTRASTIVE_ITERATIONS} "
                       "same-label and other-label partners per row, SetFit's idea) shape the encoder before the head "
-                      f"trains; a {e.model_layers}-block encoder is cheap to fine-tune whole on so few rows; at most "
-                      f"{PAIR_LENGTH} tokens, as pairs multiply the passes"),
+                      f"trains{_anchor_reason(e)}; a {e.model_layers}-block encoder is cheap to fine-tune whole on so "
+                      f"few rows; at most {PAIR_LENGTH} tokens, as pairs multiply the passes"),
     Rule("tiny data: train the head and the top block", lambda e, c: _tiny(e) and _classify(e) and not _few_shot(e),
          lambda e, c: {"method": {"name": "freeze", "layers": max(0, e.model_layers - 1)},
                        "train": {"lr": 2e-3, "head_lr": 5e-3}},

@@ -20,7 +20,6 @@ far from that optimum.
 
 from __future__ import annotations
 
-import re
 import sys
 import time
 
@@ -48,22 +47,6 @@ def pair_indices(labels: list[int], iterations: int, seed: int) -> list[tuple[in
                 pairs.append((i, int(rng.choice(other)), 0.0))
     rng.shuffle(pairs)
     return [(int(i), int(j), float(t)) for i, j, t in pairs]
-
-
-_CODE_LIKE = re.compile(r"^(label|class|cat|category|c|l)?[\W_]*\d+$", re.IGNORECASE)
-
-
-def anchor_text(label: str) -> str | None:
-    """The words a label's name reads as (``side_effects`` -> ``side effects``), or None for a code."""
-    text = " ".join(re.sub(r"[_\-./:]+", " ", label).split())
-    if _CODE_LIKE.match(label.strip()) or not re.search(r"[^\W\d_]{2}", text):
-        return None
-    return text
-
-
-def anchor_rows(labels: list[str]) -> list[dict]:
-    """One row per label whose name reads as words: the name as the text, the label as the label."""
-    return [{"text": text, "label": label} for label in labels if (text := anchor_text(label))]
 
 
 def _embed(encoder, batch: dict[str, torch.Tensor]) -> torch.Tensor:

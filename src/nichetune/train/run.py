@@ -192,7 +192,8 @@ def _train(recipe, resolved: ResolvedModel, run_dir: Path, ctx, fresh: bool, on_
     contrastive, head_fit = None, None
     fresh_start = not (mode == "resume" and any(paths.checkpoints.glob("step-*")))
     if t.contrastive and fresh_start:
-        from .contrastive import anchor_rows, contrastive_stage
+        from ..data.label_words import anchor_rows
+        from .contrastive import contrastive_stage
 
         anchors = anchor_rows(splits.labels) if t.label_anchors else []
         contrastive = contrastive_stage(model, tokenizer, splits.train + anchors, splits.labels, max_length=max_length,
