@@ -30,14 +30,17 @@ def test_pairs_give_each_row_one_same_label_and_one_other_label_partner_per_iter
     assert all(j == 5 for i, j, t in pair_indices(labels, 3, 0) if i == 5 and t == 1.0)
 
 
-def test_the_stage_pulls_labels_apart_before_the_head_trains(tmp_path, tiny_bert_dir):
+def _pair_recipe(tmp_path, model_dir, **train_settings):
+    """48 alternating reviews, half for training, a full fine-tune of ``model_dir`` with ``train_settings``."""
     write_jsonl(tmp_path / "d.jsonl", review_rows(48, seed=2, own=3, noise=1))
-    recipe = load_recipe(data={
-        "task": "classification", "output_dir": str(tmp_path / "run"), "model": {"name": str(tiny_bert_dir)},
+    return load_recipe(data={
+        "task": "classification", "output_dir": str(tmp_path / "run"), "model": {"name": str(model_dir)},
         "data": {"train": str(tmp_path / "d.jsonl"), "split": {"ratios": [0.5, 0.25, 0.25]}},
-        "method": {"name": "full"}, "train": {"epochs": 2, "batch_size": 8, "lr": 1e-2, "precision": "fp32",
-                                              "contrastive": 10}})
-    manifest = train(recipe)
+        "method": {"name": "full"}, "train": {"batch_size": 8, "lr": 1e-2, "precision": "fp32", **train_settings}})
+
+
+def test_the_stage_pulls_labels_apart_before_the_head_trains(tmp_path, tiny_bert_dir):
+    manifest = train(_pair_recipe(tmp_path, tiny_bert_dir, epochs=2, contrastive=10))
     stage = manifest.result.contrastive
     assert stage["pairs"] == 2 * 24 * 10 and stage["steps"] == 60
     assert stage["loss_last"] < 0.5 * stage["loss_first"]
@@ -61,13 +64,7 @@ def test_labels_read_as_words_when_at_least_half_do():
 
 
 def test_label_anchors_join_the_pairs_and_the_manifest_names_them(tmp_path, tiny_bert_dir):
-    write_jsonl(tmp_path / "d.jsonl", review_rows(48, seed=2, own=3, noise=1))
-    recipe = load_recipe(data={
-        "task": "classification", "output_dir": str(tmp_path / "run"), "model": {"name": str(tiny_bert_dir)},
-        "data": {"train": str(tmp_path / "d.jsonl"), "split": {"ratios": [0.5, 0.25, 0.25]}},
-        "method": {"name": "full"}, "train": {"epochs": 1, "batch_size": 8, "lr": 1e-2, "precision": "fp32",
-                                              "contrastive": 3, "label_anchors": True}})
-    stage = train(recipe).result.contrastive
+    stage = train(_pair_recipe(tmp_path, tiny_bert_dir, epochs=1, contrastive=3, label_anchors=True)).result.contrastive
     assert stage["anchors"] == ["negative", "positive"]
     assert stage["pairs"] == 2 * (24 + 2) * 3  # the two anchors pair like rows
 
