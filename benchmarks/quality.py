@@ -120,10 +120,9 @@ def _predicted(run: Path) -> list[str]:
 EVAL_ARGS = ("--no-latency", "--no-zero-shot")
 
 
-def _evaluated(run: Path) -> bool:
-    """The run's evaluation is there and newer than its training (a benchmark rerun after a kill reuses it)."""
-    metrics, manifest = run / "eval" / "metrics.json", run / "manifest.json"
-    return metrics.is_file() and metrics.stat().st_mtime >= manifest.stat().st_mtime
+def _after_training(path: Path, run: Path) -> bool:
+    """``path`` exists and was written after ``run`` trained: a step a benchmark rerun after a kill reuses."""
+    return path.is_file() and path.stat().st_mtime >= (run / "manifest.json").stat().st_mtime
 
 
 def _nichetune(*args: str) -> list[str]:
@@ -141,7 +140,7 @@ def run_dataset(name: str, work: Path, seed: int, budget: float, few_shot: int |
                             if line.startswith("# Estimated training time: ")), None)
     if not (run / "manifest.json").is_file():
         out["train"] = _child(_nichetune("train", str(recipe), f"seed={seed}"), work / "train.log")
-    if not _evaluated(run):
+    if not _after_training(run / "eval" / "metrics.json", run):
         out["eval"] = _child(_nichetune("eval", str(run), *EVAL_ARGS), work / "eval.log")
     metrics = json.loads((run / "eval" / "metrics.json").read_text())
     test = _rows(run / "data" / "test.jsonl")
@@ -156,7 +155,7 @@ def run_dataset(name: str, work: Path, seed: int, budget: float, few_shot: int |
     splits = {s: run / "data" / f"{s}.jsonl" for s in ("train", "validation", "test")}
     for kind in BASELINES:
         result = work / f"{kind}.json"
-        if result.is_file() and result.stat().st_mtime >= (run / "manifest.json").stat().st_mtime:
+        if _after_training(result, run):
             got = json.loads(result.read_text())  # fitted on this run's splits before a kill
         else:
             _child([sys.executable, __file__, "--baseline", kind, *map(str, splits.values()), str(result), "--seed",
