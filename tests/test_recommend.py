@@ -243,7 +243,23 @@ def test_a_shorter_window_that_leaves_room_gives_epochs_back(monkeypatch):
     fitted, timing, changes = est.fit_budget(raw, lambda r: load_recipe(data=r), e, budget_minutes=budget)
     assert changes[:2] == ["epochs 5 -> 2", "max_length 512 -> 256"]
     assert changes[2].endswith("(room left in the budget)") and 2 < fitted["train"]["epochs"] <= 5
-    assert timing.minutes <= budget
+    assert timing.minutes <= budget * est.BUDGET_SHARE  # a margin for timing noise: runs overran estimates by 20%
     more = est.estimate(load_recipe(data={**fitted, "train": {**fitted["train"],
                                                              "epochs": fitted["train"]["epochs"] + 1}}), e)
-    assert fitted["train"]["epochs"] == 5 or more.minutes > budget  # the most epochs that fit
+    assert fitted["train"]["epochs"] == 5 or more.minutes > budget * est.BUDGET_SHARE  # the most epochs that fit
+
+
+def test_a_budget_is_planned_with_a_margin_for_timing_noise(monkeypatch):
+    from nichetune.recommend import estimate as est
+
+    # BBC News: the estimate said 19 minutes of a 20-minute budget, the run took 22.8 (timed steps vary by 10%)
+    monkeypatch.setattr(est, "time_step", lambda recipe, labels, tokens: 0.01 * tokens)
+    e = dataclasses.replace(MID, rows=5000, train_rows=4000, length_quantiles=tuple(range(0, 2001, 100)))
+    raw = {"task": "classification", "output_dir": "r", "data": {"train": __file__},
+           "model": {"name": "m", "max_length": 512}, "method": {"name": "lora"},
+           "train": {"epochs": 3, "batch_size": 16}}
+    full = est.estimate(load_recipe(data=raw), e).minutes
+    fitted, timing, changes = est.fit_budget(raw, lambda r: load_recipe(data=r), e, budget_minutes=full / 0.95)
+    assert changes == ["epochs 3 -> 2"] and timing.minutes <= full / 0.95 * est.BUDGET_SHARE
+    kept, _, none = est.fit_budget(raw, lambda r: load_recipe(data=r), e, budget_minutes=full / 0.8)
+    assert kept == raw and none == []
