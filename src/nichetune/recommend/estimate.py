@@ -140,8 +140,8 @@ LEVERS = (_fewer_epochs(2), _shorter(256), _fewer_epochs(MIN_EPOCHS), _shorter(M
 def fit_budget(raw: dict, recipe_of, evidence, budget_minutes: float) -> tuple[dict, Estimate, list[str]]:
     """Shrink the recipe ``raw`` until its estimate fits ``BUDGET_SHARE`` of ``budget_minutes`` (``LEVERS`` in order:
     fewer epochs down to two, inputs down to 256 tokens, one epoch, 128 tokens, then LoRA instead of full
-    fine-tuning; a new length or method is timed again), then give back epochs where a shorter window left room. Returns the recipe, its estimate
-    and what changed. ``recipe_of(raw)`` validates a recipe dict."""
+    fine-tuning; a new length or method is timed again), then give back epochs where a shorter window left room.
+    Returns the recipe, its estimate and what changed. ``recipe_of(raw)`` validates a recipe dict."""
     from ..config.recipe import merge_dicts
 
     changes: list[str] = []
@@ -177,6 +177,6 @@ def fit_budget(raw: dict, recipe_of, evidence, budget_minutes: float) -> tuple[d
             current = estimate(recipe_of(raw), evidence, step_s)
     if current.minutes > target:
         changes.append(f"still about {current.minutes:.0f} minutes at the smallest settings, over the "
-                       f"{target:.3g} planned ({BUDGET_SHARE:.0%} of the budget of {budget_minutes:g} minutes, a margin "
-                       "for timing noise): it needs less data (data.limit) or a smaller model")
+                       f"{target:.3g} planned ({BUDGET_SHARE:.0%} of the budget of {budget_minutes:g} minutes, "
+                       "a margin for timing noise): it needs less data (data.limit) or a smaller model")
     return raw, current, changes
