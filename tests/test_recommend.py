@@ -24,7 +24,8 @@ CASES = {
     "base model": ({}, {}, {"model.name": "m", "model.max_length": 128}, None),
     "few examples per label: contrastive pairs, then every weight": (  # 8 rows a label
         {"train_rows": 16, "min_class": 8, "labels": {"negative": 8, "positive": 8}}, {},
-        {"method.name": "full", "train.contrastive": 20, "train.label_anchors": True},
+        {"method.name": "full", "train.contrastive": 20, "train.label_anchors": True,
+         "train.head_init": "logistic"},
         ({"train_rows": 16, "min_class": 8, "encoder": False}, {})),  # a causal LM gets no pairs
     "tiny data: train the head and the top block": (
         {"train_rows": 80, "min_class": 4, "classes": 2}, {}, {"method.name": "freeze", "method.layers": 5},

@@ -125,10 +125,13 @@ RULES: tuple[Rule, ...] = (
     Rule("few examples per label: contrastive pairs, then every weight", lambda e, c: _few_shot(e),
          lambda e, c: {"method": {"name": "full"}, "model": {"max_length": min(_max_length(e), PAIR_LENGTH)},
                        "train": {"lr": 5e-5, "head_lr": 5e-3, "contrastive": CONTRASTIVE_ITERATIONS,
+                                 "head_init": "logistic",
                                  **({"label_anchors": True} if reads_as_words(e.labels) else {})}},
          lambda e, c: f"{e.train_rows} training rows for {e.classes} labels: pairs of rows ({CONTRASTIVE_ITERATIONS} "
                       "same-label and other-label partners per row, SetFit's idea) shape the encoder before the head "
-                      f"trains{_anchor_reason(e)}; a {e.model_layers}-block encoder is cheap to fine-tune whole on so "
+                      f"trains{_anchor_reason(e)}; the head is then fitted by logistic regression to convergence, as "
+                      "SetFit's is (early stopping on a few validation rows a label otherwise picks a nearly "
+                      f"untrained head by chance); a {e.model_layers}-block encoder is cheap to fine-tune whole on so "
                       f"few rows; at most {PAIR_LENGTH} tokens, as pairs multiply the passes"),
     Rule("tiny data: train the head and the top block", lambda e, c: _tiny(e) and _classify(e) and not _few_shot(e),
          lambda e, c: {"method": {"name": "freeze", "layers": max(0, e.model_layers - 1)},
