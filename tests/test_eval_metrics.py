@@ -192,3 +192,18 @@ def test_verdict_on_macro_f1_when_the_recipe_picks_it():
     assert "macro-F1" in on_f1["sentence"] and on_f1["metric"] == "macro_f1"
     assert on_acc["bootstrap"] == on_f1["bootstrap"]  # both metrics are always reported
     assert on_f1["accuracy_verdict"] == on_acc["verdict"] and on_f1["accuracy_sentence"] == on_acc["sentence"]
+
+
+def test_paired_bootstrap_over_groups_is_the_mean_of_each_groups_delta():
+    """Several few-shot samples: one delta (the mean of the samples' deltas) and one interval, resampled within each."""
+    y, worse = _random_case(7, n=500)
+    better = np.where(np.random.default_rng(8).random(500) < 0.5, y, worse)
+    groups = np.repeat([3, 1, 2], [100, 150, 250])  # unequal samples, keys in any order
+    res = paired_bootstrap(accuracy, y, worse, better, groups=groups)
+    each = [accuracy(y[groups == g], better[groups == g]) - accuracy(y[groups == g], worse[groups == g])
+            for g in (1, 2, 3)]
+    assert res["delta"] == pytest.approx(np.mean(each))
+    assert res["delta"] != pytest.approx(accuracy(y, better) - accuracy(y, worse))  # not the pooled rows' delta
+    assert 0 < res["ci_low"] < res["delta"] < res["ci_high"] and res["p_value"] == pytest.approx(2 / 2001)
+    one = paired_bootstrap(accuracy, y, worse, better, groups=np.zeros(500))
+    assert one == paired_bootstrap(accuracy, y, worse, better)  # one group is the plain bootstrap, draw for draw

@@ -17,18 +17,25 @@ def bootstrap_ci(metric: Callable[[np.ndarray], float], n: int, *, n_boot: int =
 
 
 def paired_bootstrap(metric: Callable[[np.ndarray, np.ndarray], float], y_true, pred_a, pred_b, *,
-                     n_boot: int = 2000, seed: int = 0) -> dict:
+                     n_boot: int = 2000, seed: int = 0, groups=None) -> dict:
     """Delta ``metric(B) - metric(A)`` with a 95% interval from resampling the same examples for both,
     and the two-sided bootstrap p-value of no difference (counted as (k + 1) / (n_boot + 1), so it is
-    never reported as exactly 0 from a finite number of resamples)."""
+    never reported as exactly 0 from a finite number of resamples).
+
+    With ``groups`` (one key per example: the sample or dataset it came from) the delta is the mean of each
+    group's own delta, and every resample draws within each group (a stratified bootstrap): several small
+    samples give one interval for their mean. One group is the plain bootstrap, draw for draw."""
     y_true, pred_a, pred_b = np.asarray(y_true), np.asarray(pred_a), np.asarray(pred_b)
     n = len(y_true)
-    delta = metric(y_true, pred_b) - metric(y_true, pred_a)
+    keys = np.zeros(n) if groups is None else np.asarray(groups)
+    members = [np.flatnonzero(keys == key) for key in dict.fromkeys(keys.tolist())]
+
+    def delta_of(parts: list[np.ndarray]) -> float:
+        return float(np.mean([metric(y_true[i], pred_b[i]) - metric(y_true[i], pred_a[i]) for i in parts]))
+
+    delta = delta_of(members)
     rng = np.random.default_rng(seed)
-    deltas = np.empty(n_boot)
-    for i in range(n_boot):
-        idx = rng.integers(0, n, n)
-        deltas[i] = metric(y_true[idx], pred_b[idx]) - metric(y_true[idx], pred_a[idx])
+    deltas = np.array([delta_of([m[rng.integers(0, len(m), len(m))] for m in members]) for _ in range(n_boot)])
     p = 2 * (min((deltas <= 0).sum(), (deltas >= 0).sum()) + 1) / (n_boot + 1)
     return {"delta": float(delta), "ci_low": float(np.quantile(deltas, 0.025)),
             "ci_high": float(np.quantile(deltas, 0.975)), "p_value": float(min(1.0, p)), "n": n}
