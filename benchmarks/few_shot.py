@@ -29,15 +29,13 @@ TEST_ROWS = 300
 def draw(name: str, k: int, seed: int) -> dict[str, list[dict]]:
     """k rows a label for train, k for validation (fewer where a label has fewer), then ``TEST_ROWS`` others."""
     from nichetune.data.catalog import load_dataset
+    from nichetune.data.split import first_per_label
 
     rows = [{"text": r["text"], "label": r["label"]} for r in load_dataset(name)]
     order = np.random.default_rng(seed).permutation(len(rows))
-    labels = sorted({r["label"] for r in rows})
-    picked: dict[str, list[int]] = {"train": [], "validation": []}
-    for split in picked:
-        taken = set(picked["train"])
-        for label in labels:
-            picked[split] += [int(i) for i in order if rows[i]["label"] == label and i not in taken][:k]
+    labels = [r["label"] for r in rows]
+    picked = {"train": first_per_label(labels, k, order)}
+    picked["validation"] = first_per_label(labels, k, order, skip=set(picked["train"]))
     used = set(picked["train"]) | set(picked["validation"])
     picked["test"] = [int(i) for i in order if i not in used][:TEST_ROWS]
     return {split: [rows[i] for i in idx] for split, idx in picked.items()}
@@ -52,7 +50,6 @@ def run_sample(name: str, k: int, seed: int, work: Path, overrides: tuple[str, .
     """One sample: the recommended few-shot run (with ``overrides`` on its recipe, in ``run-TAG``) and SetFit-style.
     The sample's rows, recipe and SetFit-style fit are reused when ``work`` already holds them, so a variant costs
     its own fit only; a run is reused when its manifest and evaluation exist."""
-    from nichetune.stats.classification import classification_metrics
     from nichetune.stats.significance import paired_bootstrap
 
     work.mkdir(parents=True, exist_ok=True)
@@ -79,14 +76,35 @@ def run_sample(name: str, k: int, seed: int, work: Path, overrides: tuple[str, .
     labels = sorted({r["label"] for r in _rows(paths["train"])} | {r["label"] for r in test})
     y = np.array([labels.index(r["label"]) for r in test])
     ours, theirs = _predicted(run), got["predictions"]
-    paired = paired_bootstrap(lambda t, p: classification_metrics(t, p, labels)["macro_f1"], y,
-                              np.array([labels.index(p) for p in theirs]), np.array([labels.index(p) for p in ours]))
+    a, b = [labels.index(p) for p in theirs], [labels.index(p) for p in ours]
+    paired = paired_bootstrap(_macro_f1(labels), y, np.array(a), np.array(b))
     return {"dataset": name, "seed": seed, "k": k,
             "nichetune": {**_score(labels, test, ours), "fit_s": _fit_seconds(manifest), "peak_mb": usage["peak_mb"],
                           "method": manifest["method"], "overrides": list(overrides)},
             "setfit-style": {**_score(labels, test, theirs), "fit_s": got["fit_s"],
                              "peak_mb": setfit_usage["peak_mb"]},
-            "macro_f1_delta": paired}
+            "macro_f1_delta": paired,
+            "test_predictions": {"labels": labels, "true": y.tolist(), "setfit-style": a, "nichetune": b}}
+
+
+def _macro_f1(labels: list[str]):
+    from nichetune.stats.classification import classification_metrics
+
+    return lambda t, p: classification_metrics(t, p, labels)["macro_f1"]
+
+
+def mean_delta(results: list[dict]) -> dict | None:
+    """The mean over samples of nichetune's macro-F1 minus SetFit-style's, with a 95% interval and p from a bootstrap
+    stratified by sample (rows resampled within each), or None where a result predates the saved predictions."""
+    from nichetune.stats.significance import paired_bootstrap
+
+    if not results or any("test_predictions" not in r for r in results):
+        return None
+    got = [r["test_predictions"] for r in results]
+    cat = {key: np.concatenate([g[key] for g in got]) for key in ("true", "setfit-style", "nichetune")}
+    groups = np.concatenate([[r["seed"]] * len(r["test_predictions"]["true"]) for r in results])
+    return paired_bootstrap(_macro_f1(got[0]["labels"]), cat["true"], cat["setfit-style"], cat["nichetune"],
+                            groups=groups)
 
 
 def table(results: list[dict]) -> str:
@@ -99,7 +117,10 @@ def table(results: list[dict]) -> str:
                      f"{n['fit_s']:.0f} / {s['fit_s']:.0f} |")
     for name in dict.fromkeys(r["dataset"] for r in results):
         deltas = [r["macro_f1_delta"]["delta"] for r in results if r["dataset"] == name]
-        lines.append(f"| {name} | mean of {len(deltas)} | | | {np.mean(deltas):+.3f} | |")
+        mean = mean_delta([r for r in results if r["dataset"] == name])
+        delta = f"{np.mean(deltas):+.3f}" + (f" ({mean['ci_low']:+.3f} to {mean['ci_high']:+.3f}, p = "
+                                             f"{mean['p_value']:.3f}; stratified by sample)" if mean else "")
+        lines.append(f"| {name} | mean of {len(deltas)} | | | {delta} | |")
     return "\n".join(lines) + "\n"
 
 

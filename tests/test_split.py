@@ -166,3 +166,12 @@ def test_cli_split_honours_a_custom_group_field(tmp_path):
         for line in (tmp_path / "s" / f"{name}.jsonl").read_text().splitlines():
             seen.setdefault(json.loads(line)["group"], set()).add(name)
     assert len(seen) == 9 and all(len(s) == 1 for s in seen.values())
+
+
+def test_first_per_label_takes_k_of_each_label_in_the_given_order():
+    from nichetune.data.split import first_per_label
+
+    labels = ["b", "a", "b", "c", "a", "b", "a"]
+    order = [6, 5, 4, 3, 2, 1, 0]
+    assert first_per_label(labels, 2, order) == [6, 4, 5, 2, 3]  # a: 6, 4; b: 5, 2; c has one row: 3
+    assert first_per_label(labels, 2, order, skip={6, 4, 5, 2, 3}) == [1, 0]  # what is left: a: 1; b: 0

@@ -106,6 +106,15 @@ def split_rows(rows: list[dict], ratios: tuple[float, ...] = (0.8, 0.1, 0.1), *,
     return SplitResult(assigned, dropped)
 
 
+def first_per_label(labels: list[str], k: int, order, skip=frozenset()) -> list[int]:
+    """Indices of the first ``k`` rows of each label in ``order`` (a permutation of the rows), leaving out ``skip``;
+    labels in sorted order, fewer where a label has fewer. A few-shot sample: k labelled examples a label."""
+    picked = []
+    for label in sorted(set(labels)):
+        picked += [int(i) for i in order if labels[i] == label and i not in skip][:k]
+    return picked
+
+
 def fingerprint(rows: list[dict]) -> dict:
     """Hashes of the normalised texts of a split, so later steps can detect contamination."""
     hashes = sorted({text_hash(row_text(r)) for r in rows})
