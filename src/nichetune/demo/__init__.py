@@ -30,6 +30,7 @@ class Budget:
     medical: tuple[str, ...]       # recipe overrides for every drug-review run
     recommended: tuple[str, ...]   # ... for the recommended run
     comparison: tuple[str, ...]    # ... for the two comparison runs (short budgets)
+    few_shot: tuple[str, ...]      # ... for the few-shot run (8 reviews a label)
     jargon: tuple[str, ...]        # ... for the FOLDOC run
     samples: int                   # held-out terms answered by both models
     general_rows: int              # BBC articles both language models score (forgetting)
@@ -42,10 +43,11 @@ class Budget:
     ab_users: int = 2000           # simulated users in the A/B test
 
 
-FULL = Budget("full", medical=(), recommended=("train.epochs=4",), comparison=("train.epochs=2",),
+FULL = Budget("full", medical=(), recommended=("train.epochs=4",), comparison=("train.epochs=2",), few_shot=(),
               jargon=("data.limit=300",), samples=8, general_rows=40, latency=True)
 QUICK = Budget("quick", medical=("data.limit=200", "data.eval_limit=100", "model.max_length=96"),
                recommended=("train.epochs=3",), comparison=("train.epochs=2",),
+               few_shot=("train.contrastive=2", "train.epochs=3"),
                jargon=("data.limit=24", "data.eval_limit=12", "model.max_length=96", "train.max_steps=3"),
                samples=2, general_rows=6, latency=False, parity_rows=8, index_entries=150,
                # 8 rows of a 3-step model: a token is 0.6 points and the 95% CI spans 2 points either way, so a

@@ -2,14 +2,17 @@
 
 Validate and audit the data, ask ``recommend`` for a recipe under "regulated, high consequence,
 CPU", train it beside two comparisons (full fine-tuning and a frozen body with only the head
-trained), evaluate the recommended run against TF-IDF and the zero-shot base, and compare every
-run with the base model.
+trained) and the few-shot path (``recommend`` again, on 8 of its training reviews a label: a
+contrastive pair stage with the label names as anchors, then a head fitted by logistic regression),
+evaluate the recommended run against TF-IDF and the zero-shot base, and compare every run with the
+base model and with the recommended run on the same test reviews.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from ..run import read_manifest
 from ..run.paths import RunPaths
 from .runs import compare_or_reuse, evaluate_or_reuse, train_or_reuse
 from .steps import SKIPPED, Steps
@@ -22,7 +25,8 @@ COMPARISONS = {
     "drug-reviews-full": ("full fine-tuning", ("method.name=full", "train.lr=5e-5")),
     "drug-reviews-head-only": ("frozen body, head only", ("method.name=freeze", "method.layers=6")),
 }
-STEPS = 8
+FEW_SHOT_K = 8  # reviews a label the few-shot run trains on (and as many for validation)
+STEPS = 9
 
 
 def run_medical(steps: Steps, out: Path, budget, *, fresh: bool) -> dict:
@@ -67,6 +71,17 @@ def run_medical(steps: Steps, out: Path, budget, *, fresh: bool) -> dict:
             result["runs"][name] = {"manifest": manifest, "label": label}
 
     main_dir = run_root / f"{DATASET}-recommended"
+    few_dir = run_root / f"{DATASET}-few-shot"
+    few = steps.run(
+        f"few-shot: recommend and train on {FEW_SHOT_K} of those training reviews a label",
+        lambda: _few_shot(main_dir, out, few_dir, budget, fresh, steps.say), needs=(main,),
+        command=f"nichetune recommend --data {_few_file(out, 'train')} {flags} --out {_few_recipe(out)} "
+                f"--output-dir {few_dir} && nichetune train {_few_recipe(out)} "
+                f"{' '.join(_few_overrides(out, main_dir, budget))}")
+    if few is not SKIPPED:
+        result["runs"][few_dir.name] = {"manifest": few, "label": f"few-shot, {FEW_SHOT_K} reviews a label: "
+                                                                 "pairs, label anchors, logistic head"}
+
     no_latency = "" if budget.latency else " --no-latency"
     result["metrics"] = steps.run(
         "evaluate: calibration, conformal sets, condition slices, TF-IDF and zero-shot baselines, latency",
@@ -125,12 +140,12 @@ def _audit(data_file: Path, out: Path, say) -> dict:
             "pii_rows": report["pii"]["rows_with_pii"], "shared_drugs": shared, "page": str(out / "audit.html")}
 
 
-def _recommend(recipe_file: Path, run_dir: Path, say) -> str:
+def _recommend(recipe_file: Path, run_dir: Path, say, data: str = DATASET) -> str:
     from ..recommend import recommend
     from ..recommend.evidence import Constraints
 
     recipe_file.parent.mkdir(parents=True, exist_ok=True)
-    result = recommend(DATASET, Constraints(**CONSTRAINTS), out=recipe_file, output_dir=str(run_dir))
+    result = recommend(data, Constraints(**CONSTRAINTS), out=recipe_file, output_dir=str(run_dir))
     for decision in result["decisions"]:
         say(f"  {decision['rule']}: {decision['because']}")
     lexical = result["evidence"]["lexical"]
@@ -143,6 +158,44 @@ def _recommend(recipe_file: Path, run_dir: Path, say) -> str:
             f"({result['estimate']['steps']} steps, timed)")
     method = result["recipe"]["method"]
     return method["name"] + (f" r={method['r']}" if "r" in method else "")
+
+
+def _few_file(out: Path, split: str) -> Path:
+    return out / "data" / f"{DATASET}-{FEW_SHOT_K}-per-label.{split}.jsonl"
+
+
+def _few_recipe(out: Path) -> Path:
+    return out / "recipes" / f"{DATASET}-few-shot.yaml"
+
+
+def _few_overrides(out: Path, main_dir: Path, budget) -> list[str]:
+    """The few-shot run validates on its own sample and is tested on the recommended run's test reviews."""
+    return [f"data.validation={_few_file(out, 'validation')}", f"data.test={RunPaths(main_dir).split('test')}",
+            *budget.medical, *budget.few_shot]
+
+
+def _few_shot(main_dir: Path, out: Path, run_dir: Path, budget, fresh: bool, say):
+    """``FEW_SHOT_K`` reviews a label from the recommended run's training and validation splits (seeded), the
+    recipe ``recommend`` writes for so few, trained and tested on the recommended run's test reviews."""
+    import numpy as np
+
+    from ..config.recipe import load_recipe
+    from ..data.rows import load_rows, write_rows
+    from ..data.split import first_per_label
+
+    for split in ("train", "validation"):
+        rows = load_rows(RunPaths(main_dir).split(split), task="classification").rows
+        order = np.random.default_rng(0).permutation(len(rows))
+        write_rows(_few_file(out, split), [rows[i] for i in first_per_label([r["label"] for r in rows],
+                                                                             FEW_SHOT_K, order)])
+    _recommend(_few_recipe(out), run_dir, say, data=str(_few_file(out, "train")))
+    manifest = train_or_reuse(load_recipe(_few_recipe(out), _few_overrides(out, main_dir, budget)), fresh=fresh,
+                              say=say)
+    few, full = manifest.result.test or {}, read_manifest(RunPaths(main_dir).manifest).result.test or {}
+    nan = float("nan")
+    say(f"  {manifest.data.rows.get('train', 0)} training reviews: test macro-F1 {few.get('macro_f1', nan):.3f} "
+        f"against {full.get('macro_f1', nan):.3f} for the recommended run, which trained on all of them")
+    return manifest
 
 
 def _evaluate(run_dir: Path, budget, fresh: bool, say) -> dict:
