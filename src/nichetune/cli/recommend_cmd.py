@@ -27,8 +27,8 @@ def register(sub) -> None:
                         "an index plan that `nichetune index build --recipe` runs")
     p.add_argument("--target", choices=["server", "edge", "batch"], default="server", help="where it will run")
     p.add_argument("--budget-minutes", type=float, metavar="MIN",
-                   help="the longest training you will wait for: epochs, input length and method shrink to fit the "
-                        "estimate (timed on this machine)")
+                   help="the longest training you will wait for: epochs, input length and method shrink until the "
+                        "estimate (timed on this machine) fits 85%% of it, a margin for timing noise")
     p.add_argument("--no-estimate", action="store_true",
                    help="skip timing a few training steps (no time estimate; --budget-minutes needs it)")
     p.add_argument("--output-dir", help="the recipe's run directory (default runs/NAME-recommended)")
