@@ -13,6 +13,21 @@ sys.path.insert(0, str(Path(__file__).parent))
 from tiny_models import build_tiny_bert, build_tiny_llama  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def _working_folder_untouched():
+    """Fail a test that leaves a new file in the folder pytest runs from (the repository root in CI).
+
+    ``data validate`` writes ``STEM.quarantine.jsonl`` into the current folder by default: two tests once left
+    empty quarantine files at the repository root, where they were committed by accident.
+    """
+    root = Path.cwd()
+    before = set(os.listdir(root))
+    yield
+    new = set(os.listdir(root)) - before
+    if new:
+        pytest.fail(f"the test left {sorted(new)} in {root}: write under tmp_path (or pass --quarantine/--out)")
+
+
 @pytest.fixture(scope="session")
 def tiny_llama_dir(tmp_path_factory) -> Path:
     return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))

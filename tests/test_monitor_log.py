@@ -48,7 +48,8 @@ def test_items_and_feedback_are_joined_pruned_and_exported(tmp_path):
     assert export_feedback(path, out) == 1
     assert [json.loads(line) for line in out.read_text().splitlines()] == [
         {"id": "r1-1", "text": "it burns", "label": "neutral", "condition": "acne"}]
-    assert main(["data", "validate", str(out), "--task", "classification"]) == 0
+    assert main(["data", "validate", str(out), "--task", "classification",
+                 "--quarantine", str(tmp_path / "q.jsonl")]) == 0
     assert json.loads((tmp_path / "feedback.jsonl.manifest.json").read_text())["lineage"][-1]["step"] == \
         "feedback-export"
 

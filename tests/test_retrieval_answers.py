@@ -135,7 +135,7 @@ def test_raft_rows_hold_the_gold_source_for_the_stated_share_and_cite_it(terms_i
     assert [json.loads(line) for line in out.read_text().splitlines()] == rows
     lineage = read_artifact_manifest(out)["lineage"][-1]
     assert lineage["step"] == "raft" and lineage["with_gold"] == 3 and lineage["params"]["p_gold"] == 0.5
-    assert main(["data", "validate", str(out), "--task", "sft"]) == 0
+    assert main(["data", "validate", str(out), "--task", "sft", "--quarantine", str(tmp_path / "q.jsonl")]) == 0
 
 
 def test_a_reranker_reorders_the_fused_candidates_by_its_scores(terms_index, tiny_llama_dir):
