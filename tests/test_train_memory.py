@@ -2,7 +2,8 @@
 
 Batches of many distinct widths once fragmented the CPU allocator's heap: a run on long news articles grew by about
 1 GB in 30 steps and peaked at 9.9 GB over a full run. Widths now come from a few buckets and long batches run in
-slices under a token budget; this test runs the real model in its own process and reads the resident memory the
+slices under a token budget, and the command runs under tcmalloc where installed (glibc's heap kept freed activations
+resident: 2.2 GB against 1.3 GB); this test runs the real model in its own process and reads the resident memory the
 loop logs every other step.
 """
 
@@ -53,7 +54,12 @@ def test_a_minilm_lora_run_on_long_rows_does_not_grow_in_memory(tmp_path):
     # measured on 2 cores: flat at about 1.6 GB from step 14 to 120; a width per batch took the peak to 2.4 GB
     assert late - settled < 100, sorted(rss.items())
     peak = max(r.get("peak_rss_mb", 0) for r in map(json.loads, (tmp_path / "run" / "metrics.jsonl").open()))
-    # bf16 where the CPU has it (issue 20's target: under 2 GB); a CPU without native bf16 trains in fp32, whose
-    # activations take twice the bytes: 2,267 MB measured on a 2-core AVX2 machine
-    precision = json.loads((tmp_path / "run" / "manifest.json").read_text())["hardware"]["precision"]
-    assert peak < (2000 if precision == "bfloat16" else 2500), (precision, peak)
+    hardware = json.loads((tmp_path / "run" / "manifest.json").read_text())["hardware"]
+    if hardware["allocator"] in ("tcmalloc", "jemalloc"):
+        # the command re-executes under tcmalloc where installed (cli.launch): measured 1,278 MB in fp32 on a 2-core
+        # AVX2 machine, against 2,214 MB under glibc's heap
+        assert peak < 1600, (hardware, peak)
+    else:
+        # bf16 where the CPU has it (issue 20's target: under 2 GB); a CPU without native bf16 trains in fp32, whose
+        # activations take twice the bytes: 2,214 MB measured on a 2-core AVX2 machine
+        assert peak < (2000 if hardware["precision"] == "bfloat16" else 2500), (hardware, peak)

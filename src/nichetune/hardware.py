@@ -54,6 +54,17 @@ def peak_rss_mb() -> float:
     return int(line.split()[1]) / 1024
 
 
+def allocator() -> str:
+    """The C allocator this process runs on: ``jemalloc`` or ``tcmalloc`` where preloaded (``cli.launch``), else
+    ``glibc`` (or ``system`` where /proc is missing)."""
+    try:
+        with open("/proc/self/maps") as f:
+            maps = f.read()
+    except OSError:
+        return "system"
+    return next((name for name in ("jemalloc", "tcmalloc") if f"lib{name}" in maps), "glibc")
+
+
 MMAP_THRESHOLD = 16 * 2**20  # bytes: C heap blocks this large come from, and go straight back to, the system
 _M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
 
@@ -69,6 +80,8 @@ def steady_allocator() -> bool:
     """
     import ctypes
 
+    if allocator() != "glibc":  # jemalloc and tcmalloc do not keep freed blocks in a shared heap
+        return False
     try:
         return bool(ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
     except (OSError, AttributeError):

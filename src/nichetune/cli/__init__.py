@@ -11,6 +11,7 @@ import warnings
 
 from .. import __version__, offline
 from ..errors import NichetuneError
+from ..hardware import allocator
 from . import (
     ab_cmd,
     ask_cmd,
@@ -45,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Turn a general pretrained model into a domain specialist from a small dataset, "
         "and prove it is better. Runs offline by default.",
     )
-    parser.add_argument("--version", action="version", version=f"nichetune {__version__}")
+    parser.add_argument("--version", action="version",
+                        version=f"nichetune {__version__} (C allocator: {allocator()})")
     parser.add_argument("--online", action="store_true",
                         help="allow downloads from the Hugging Face hub (default: offline, HF_HUB_OFFLINE=1)")
     parser.add_argument("-v", "--verbose", action="store_true", help="show debug logging")
@@ -56,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:  # run as a program (not called from Python): under a non-fragmenting allocator where installed
+        from .launch import relaunch_under_allocator
+
+        relaunch_under_allocator()
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     # KEY=VALUE overrides may come after options (train RECIPE --fresh train.lr=1e-4)

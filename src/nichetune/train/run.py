@@ -14,7 +14,7 @@ import torch
 
 from ..atomic import atomic_write_text
 from ..errors import NichetuneError
-from ..hardware import pick_device, pick_dtype, steady_allocator
+from ..hardware import allocator, pick_device, pick_dtype, steady_allocator
 from ..methods.registry import METHODS, apply_method, check_method
 from ..models.architecture import model_facts
 from ..models.heads import HEADS
@@ -233,7 +233,7 @@ def _train(recipe, resolved: ResolvedModel, run_dir: Path, ctx, fresh: bool, on_
         "parameters": {"trainable": trainable, "total": total_params,
                        "trainable_share": round(trainable / max(total_params, 1), 6)},
         "hardware": {"device": ctx.device, "precision": str(dtype).removeprefix("torch."), "world_size": ctx.world,
-                     "threads": torch.get_num_threads()},
+                     "threads": torch.get_num_threads(), "allocator": allocator()},
         "data": {"sources": splits.sources, "rows": splits.sizes(), "quarantined": splits.quarantined,
                  "train_items": len(train_items), "packed": t.packing},
         "result": {"steps": result.steps, "planned_steps": result.total_steps, "stopped_early": result.stopped_early,
