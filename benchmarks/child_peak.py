@@ -28,14 +28,15 @@ sys.exit(code if code >= 0 else 128 - code)
 """
 
 
-def run_measured(cmd: list[str], log: Path) -> dict:
-    """Run ``cmd`` with its output in ``log``: wall seconds, its own peak RSS in MB, and its exit code."""
+def run_measured(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> dict:
+    """Run ``cmd`` with its output in ``log`` (and ``env`` added to this process's environment): wall seconds, its
+    own peak RSS in MB, and its exit code."""
     with tempfile.TemporaryDirectory() as tmp:
         peak_file = Path(tmp) / "peak"
         start = time.perf_counter()
         with open(log, "w") as out:
             code = subprocess.call([sys.executable, "-c", _LAUNCHER, str(peak_file), *cmd], stdout=out,
-                                   stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                   stderr=subprocess.STDOUT, env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"})
         wall = time.perf_counter() - start
         peak_kb = int(peak_file.read_text()) if peak_file.is_file() else 0
     return {"wall_s": round(wall, 1), "peak_mb": round(peak_kb / 1024), "code": code}

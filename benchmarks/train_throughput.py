@@ -15,19 +15,25 @@ against nichetune's loop with its defaults (attention dropout off, bucketed widt
 
 Reported per peer: supervised (loss-bearing) tokens per second (sft) or examples per second (encoder), the ratio of
 nichetune over each peer, held-out loss on the same unseen rows after the same steps, the process's peak RSS (from
-``wait4``) and model FLOP utilisation against the bf16 and fp32 matmul peak measured in the same run.
+``wait4``), the C allocator it ran under (nichetune's peers under tcmalloc where installed, as ``nichetune train``
+runs; the Trainer's under the system's unless ``--same-allocator``) and model FLOP utilisation against the bf16 and
+fp32 matmul peak measured in the same run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
 import torch
 from child_peak import run_measured  # this folder: run as a script, it is on sys.path
+
+from nichetune.cli.launch import relaunch_env
+from nichetune.hardware import allocator
 
 SFT_PEERS = ("trainer-fp32", "trainer-bf16", "nichetune")
 ENCODER_PEERS = ("trainer-bf16-lora", "nichetune-lora", "trainer-bf16-full", "nichetune-full")
@@ -204,6 +210,7 @@ def run_peer(case: str, peer: str, args) -> dict:
                "inputs": result.input_tokens, "examples_per_step": round(rows * per_row, 2)}
     out["heldout"] = _heldout(model, task, heldout, pad_id, dtype, args.device)
     out["precision"] = str(dtype).removeprefix("torch.")
+    out["allocator"] = allocator()
     out["flops"] = (4 if method == "lora" else 6) * matmul * out["inputs"]  # forward 2N, backward 2N (+2N weights)
     return out
 
@@ -213,7 +220,10 @@ def _child(case: str, peer: str, args) -> dict:
     cmd = [sys.executable, __file__, "--child", case, peer, "--steps", str(args.steps), "--rows", str(args.rows),
            "--batch-size", str(args.batch_size), "--device", args.device, "--out", str(args.out)]
     cmd += ["--compile"] if args.compile else []
-    measured = run_measured(cmd, args.out / f"{case}-{peer}.log")  # the child's own peak, not this process's
+    # nichetune's peers run under the C allocator `nichetune train` re-executes under (tcmalloc where installed);
+    # the Trainer's under the system's, as a user runs a script, unless --same-allocator
+    env = relaunch_env(dict(os.environ)) if peer.startswith("nichetune") or args.same_allocator else None
+    measured = run_measured(cmd, args.out / f"{case}-{peer}.log", env)  # the child's own peak, not this process's
     if measured["code"] != 0:
         raise SystemExit(f"{case} {peer} failed: see {args.out / f'{case}-{peer}.log'}")
     return {**json.loads(path.read_text()), "peak_rss_mb": measured["peak_mb"]}
@@ -227,7 +237,7 @@ def report(case: str, results: dict, peaks: dict) -> dict:
         out[peer] = {unit: round(r["supervised"] / r["seconds"], 1), "seconds": round(r["seconds"], 1),
                      "heldout_loss": round(r["heldout"]["loss"], 4),
                      **({"heldout_accuracy": round(r["heldout"]["accuracy"], 3)} if case == "encoder" else {}),
-                     "peak_rss_mb": r["peak_rss_mb"], "precision": r["precision"],
+                     "peak_rss_mb": r["peak_rss_mb"], "precision": r["precision"], "allocator": r["allocator"],
                      "mfu_vs_measured_peak": round(r["flops"] / r["seconds"] / peak, 3),
                      "inputs": r["inputs"], "padded": r.get("padded"), "examples_per_step": r["examples_per_step"]}
     for ours in (p for p in out if p.startswith("nichetune")):
@@ -246,6 +256,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--compile", action="store_true", help="also torch.compile nichetune's model")
     parser.add_argument("--out", type=Path, default=Path("/tmp/nichetune-bench-train"))
+    parser.add_argument("--same-allocator", action="store_true",
+                        help="run the Trainer peers under tcmalloc too (nichetune's always run as `nichetune train` "
+                        "does: under tcmalloc where installed)")
     parser.add_argument("--child", nargs=2, metavar=("CASE", "PEER"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)

@@ -264,3 +264,11 @@ def test_a_budget_is_planned_with_a_margin_for_timing_noise(monkeypatch):
     assert changes == ["epochs 3 -> 2"] and timing.minutes <= full / 0.95 * est.BUDGET_SHARE
     kept, _, none = est.fit_budget(raw, lambda r: load_recipe(data=r), e, budget_minutes=full / 0.8)
     assert kept == raw and none == []
+
+
+def test_minutes_are_said_in_words_a_reader_trusts():
+    from nichetune.recommend.estimate import minutes_words
+
+    assert [minutes_words(m) for m in (0.0, 0.4, 0.5, 0.6, 1.4, 1.6, 6.4)] == [
+        "under a minute", "under a minute", "under a minute", "about a minute", "about a minute", "about 2 minutes",
+        "about 6 minutes"]

@@ -39,6 +39,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from ..recommend import recommend
+    from ..recommend.estimate import minutes_words
     from ..recommend.evidence import Constraints
     from ..tasks.lexical import KINDS
 
@@ -66,7 +67,7 @@ def run(args) -> int:
         print(f"- {d['rule']}: {settings}\n    because {d['because']}")
     if result["estimate"]:
         est = result["estimate"]
-        print(f"estimated training time: about {est['minutes']:.0f} minutes ({est['steps']} steps x "
+        print(f"estimated training time: {minutes_words(est['minutes'])} ({est['steps']} steps x "
               f"{est['seconds_per_step']:.2f} s, timed on this machine, plus evaluation)")
     print(f"wrote {args.out}; train it with: nichetune train {args.out}")
     if result["recipe"].get("retrieval"):

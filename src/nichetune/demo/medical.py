@@ -142,6 +142,7 @@ def _audit(data_file: Path, out: Path, say) -> dict:
 
 def _recommend(recipe_file: Path, run_dir: Path, say, data: str = DATASET) -> str:
     from ..recommend import recommend
+    from ..recommend.estimate import minutes_words
     from ..recommend.evidence import Constraints
 
     recipe_file.parent.mkdir(parents=True, exist_ok=True)
@@ -154,7 +155,7 @@ def _recommend(recipe_file: Path, run_dir: Path, say, data: str = DATASET) -> st
         say(f"  the bar: words alone (TF-IDF, held-out 20%) reach accuracy {best['accuracy']:.3f}, "
             f"macro-F1 {best['macro_f1']:.3f}")
     if result["estimate"]:
-        say(f"  estimated training time on this machine: about {result['estimate']['minutes']:.0f} minutes "
+        say(f"  estimated training time on this machine: {minutes_words(result['estimate']['minutes'])} "
             f"({result['estimate']['steps']} steps, timed)")
     method = result["recipe"]["method"]
     return method["name"] + (f" r={method['r']}" if "r" in method else "")

@@ -23,6 +23,12 @@ MIN_EPOCHS = 1
 MIN_LENGTH = 128
 
 
+def minutes_words(minutes: float) -> str:
+    """``about 6 minutes``, ``about a minute``, ``under a minute`` (not "about 0 minutes", which read as broken)."""
+    whole = round(minutes)
+    return "under a minute" if whole < 1 else "about a minute" if whole == 1 else f"about {whole} minutes"
+
+
 @dataclass(frozen=True)
 class Estimate:
     seconds_per_step: float
@@ -31,7 +37,7 @@ class Estimate:
     tokens_per_row: float  # the mean token count a row is trained on (clipped at max_length)
 
     def sentence(self) -> str:
-        return (f"about {self.minutes:.0f} minutes on this machine ({self.steps} steps x "
+        return (f"{minutes_words(self.minutes)} on this machine ({self.steps} steps x "
                 f"{self.seconds_per_step:.2f} s, timed over {TIMED_STEPS} steps, plus evaluation)")
 
 
