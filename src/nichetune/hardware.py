@@ -89,17 +89,25 @@ def steady_allocator() -> bool:
 
 
 def release_memory() -> None:
-    """Collect garbage and hand the C heap's free pages back to the system (glibc ``malloc_trim``; no-op elsewhere).
+    """Collect garbage and hand the C allocator's free pages back to the system (glibc's ``malloc_trim``, tcmalloc's
+    ``ReleaseFreeMemory``, jemalloc's purge of every arena; a no-op elsewhere).
 
     Between the parts of a long job in one process: freed tensors otherwise stay resident in the allocator's arenas,
-    so the process's footprint is the sum of its parts' peaks rather than the largest.
+    so the process's footprint is the sum of its parts' peaks rather than the largest. tcmalloc in particular keeps
+    every freed page for reuse: the demo's process stayed at 1.7 GB between steps without this.
     """
     import ctypes
     import gc
 
     gc.collect()
+    name = allocator()
     try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        if name == "tcmalloc":
+            ctypes.CDLL(None).MallocExtension_ReleaseFreeMemory()
+        elif name == "jemalloc":
+            ctypes.CDLL(None).mallctl(b"arena.4096.purge", None, None, None, ctypes.c_size_t(0))  # 4096: all arenas
+        else:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         pass
 

@@ -1,11 +1,12 @@
 """Start the command under a C allocator that does not fragment (tcmalloc, else jemalloc) where one is installed.
 
 glibc's malloc keeps freed activation buffers in its heap, where the next batch's differently shaped tensors do not
-fit them. Twelve steps of the demo's SmolLM2 LoRA run on FOLDOC (fp32, 2 cores) peaked at 2.88 GB resident under
-glibc (mmap threshold fixed at 16 MB) at 104 supervised tokens/s; 1.91 GB at 107 tokens/s under tcmalloc, 1.94 GB at
-97 under jemalloc, with the same losses to the last digit. An allocator can only be chosen before the process starts,
-so the command re-executes itself once with ``LD_PRELOAD`` set, as PyTorch's CPU launcher
-(``torch.backends.xeon.run_cpu``) does. ``NICHETUNE_ALLOCATOR=system`` keeps glibc's; a path picks a library.
+fit them. Twelve steps of the demo's SmolLM2 LoRA run on FOLDOC (fp32, 2 cores) peaked at 2,814 MB resident under
+glibc (mmap threshold fixed at 16 MB) at 104 supervised tokens/s; 1,867 MB at 107 tokens/s under tcmalloc, 1,897 MB
+at 97 under jemalloc, with the same losses to the last digit (benchmarks/README.md). An allocator can only be chosen
+before the process starts, so the command re-executes itself once with ``LD_PRELOAD`` set, as PyTorch's CPU
+launcher (``torch.backends.xeon.run_cpu``) does. ``NICHETUNE_ALLOCATOR=system`` keeps glibc's; a path picks a
+library.
 """
 
 from __future__ import annotations
