@@ -54,6 +54,7 @@ def peak_rss_mb() -> float:
     return int(line.split()[1]) / 1024
 
 
+@lru_cache(maxsize=1)  # fixed when the process starts
 def allocator() -> str:
     """The C allocator this process runs on: ``jemalloc`` or ``tcmalloc`` where preloaded (``cli.launch``), else
     ``glibc`` (or ``system`` where /proc is missing)."""
