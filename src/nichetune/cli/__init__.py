@@ -104,6 +104,10 @@ def _quiet_libraries() -> None:
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()
+    # importing transformers imports torchao where installed: it logs each CUDA-only kernel library that cannot
+    # load (on every CPU machine), and torch logs the deprecated pytree registrations torchao makes
+    for name in ("torchao", "torch.utils._pytree"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     for module in ("transformers", "peft", "torch", "accelerate"):
         warnings.filterwarnings("ignore", category=FutureWarning, module=module)
         warnings.filterwarnings("ignore", category=DeprecationWarning, module=module)
