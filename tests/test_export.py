@@ -17,12 +17,12 @@ from nichetune.train.run import train
 from tiny_data import chat_rows, review_rows, write_jsonl
 
 
-def _train(root: Path, model_dir: Path, task: str, method: dict, rows) -> Path:
+def _train(root: Path, model_dir: Path, task: str, method: dict, rows, **sections) -> Path:
     data = write_jsonl(root / f"{task}.jsonl", rows)
     recipe = load_recipe(data={
         "task": task, "output_dir": str(root / f"run-{task}-{method['name']}"),
         "model": {"name": str(model_dir), "max_length": 64}, "data": {"train": str(data)}, "method": method,
-        "train": {"epochs": 3, "batch_size": 8, "lr": 2e-2, "precision": "fp32"}})
+        "train": {"epochs": 3, "batch_size": 8, "lr": 2e-2, "precision": "fp32"}} | sections)
     train(recipe)
     return Path(recipe.output_dir)
 
@@ -219,3 +219,29 @@ def test_merging_for_an_export_folds_the_adapter_into_the_runs_own_weights(cls_r
         after = merged(**batch).logits
     assert torch.allclose(before, after, atol=1e-5)
     assert all(p.untyped_storage().data_ptr() in storages for p in merged.parameters())
+
+
+def test_export_without_to_ships_what_the_recipes_deploy_plan_names(tmp_path, tiny_bert_dir, cls_run, lm_run, capsys):
+    """`recommend` writes deploy.quantize and deploy.merge; `export` without --to reads them."""
+    from nichetune.export.plan import planned_format
+    from nichetune.run.loading import read_run
+
+    def plan(run, **deploy):
+        manifest, recipe = read_run(run)
+        return (planned_format(manifest, recipe.deploy.model_copy(update=deploy)) or (None,))[0]
+
+    assert plan(cls_run, quantize="int8") == "onnx-int8"  # onnxruntime's int8 kernels: fast on any x86 CPU
+    assert plan(lm_run, quantize="int8") == "int8"  # ONNX holds no decoders
+    assert plan(cls_run, quantize="bf16") == plan(lm_run, quantize="bf16") == "bf16"
+    assert plan(cls_run, merge=True) == plan(lm_run, merge=True) == "merged"
+    assert plan(cls_run) is None
+    assert main(["export", str(cls_run), "--out", str(tmp_path / "unplanned")]) == 1
+    err = capsys.readouterr().err
+    assert "plans no export (deploy.quantize: none, deploy.merge: false)" in err
+    assert "name a format with --to: merged, bf16, int8, onnx, onnx-int8" in err
+    assert not (tmp_path / "unplanned").exists()
+    planned = _train(tmp_path, tiny_bert_dir, "classification", {"name": "lora", "r": 4},
+                     review_rows(60, seed=4, own=3, noise=2), deploy={"merge": True, "quantize": "int8"})
+    assert main(["export", str(planned), "--out", str(tmp_path / "planned")]) == 0
+    assert "exporting as onnx-int8: the recipe's deploy plan" in capsys.readouterr().err
+    assert json.loads((tmp_path / "planned" / MANIFEST_NAME).read_text())["format"] == "onnx-int8"

@@ -274,3 +274,20 @@ def test_minutes_are_said_in_words_a_reader_trusts():
     assert [minutes_words(m) for m in (0.0, 0.4, 0.5, 0.6, 1.4, 1.6, 6.4)] == [
         "under a minute", "under a minute", "under a minute", "about a minute", "about a minute", "about 2 minutes",
         "about 6 minutes"]
+
+
+@pytest.mark.parametrize(("int8_dot", "bf16", "want"), [(True, False, "int8"), (False, True, "bf16"),
+                                                        (False, False, "none")])
+def test_a_tight_budget_plans_the_weights_that_serve_fastest_on_this_cpu(monkeypatch, int8_dot, bf16, want):
+    """A decoder's int8 is torchao's: without int8 dot products it runs slower than fp32 (18x on MiniLM, AVX2).
+    An encoder classifier's int8 is ONNX's, fast on any x86 CPU."""
+    from nichetune.recommend import rules
+
+    monkeypatch.setattr(rules, "cpu_has_int8_dot", lambda: int8_dot)
+    monkeypatch.setattr(rules, "cpu_has_fast_bf16", lambda: bf16)
+    tight = "tight latency: int8, merged, shorter inputs"
+    recipe, fired = _fired({"task": "sft", "classes": 0, "labels": {}}, {"latency_ms": 500})
+    assert recipe["deploy"]["quantize"] == want and recipe["deploy"]["merge"] is True
+    assert ("int8 dot-product" in fired[tight]["because"]) == (want != "int8")
+    classifier, _ = _fired({}, {"latency_ms": 20})
+    assert classifier["deploy"]["quantize"] == "int8"

@@ -14,7 +14,9 @@ def register(sub) -> None:
         "written but marked failed (exit status 1). The folder carries a manifest with the sha256 of every "
         "file, the source run and the tool versions.")
     p.add_argument("run_dir", help="a finished run directory")
-    p.add_argument("--to", required=True, help="merged | bf16 | int8 | onnx | onnx-int8 | gguf")
+    p.add_argument("--to", help="merged | bf16 | int8 | onnx | onnx-int8 | gguf (default: the format the run's "
+                   "recipe plans in deploy.quantize / deploy.merge, as `nichetune recommend` writes them; int8 is "
+                   "onnx-int8 for encoder classifiers)")
     p.add_argument("--out", required=True, help="the export folder to create")
     p.add_argument("--tolerance", type=float, default=0.5, help="largest metric drop allowed, in points")
     p.add_argument("--rows", type=int, help="check parity on the first N held-out rows only (default: all)")
@@ -29,6 +31,8 @@ def run(args) -> int:
     from ..export.export import export_run
     from ..export.registry import FORMATS
 
+    if args.to is None:
+        args.to = _planned(args.run_dir)
     if args.to in FORMATS and (why := FORMATS[args.to].slow_here()):
         print(f"note: {args.to} will run slowly here, parity included: {why}", file=sys.stderr)
     manifest = export_run(args.run_dir, args.to, args.out, tolerance=args.tolerance, rows=args.rows,
@@ -48,3 +52,21 @@ def run(args) -> int:
               "will refuse it", file=sys.stderr)
         return 1
     return 0
+
+
+def _planned(run_dir: str) -> str:
+    import sys
+
+    from ..errors import NichetuneError
+    from ..export.plan import planned_format
+    from ..export.registry import formats_for
+    from ..run.loading import read_run
+
+    manifest, recipe = read_run(run_dir)
+    plan = planned_format(manifest, recipe.deploy)
+    if plan is None:
+        raise NichetuneError(f"the recipe of {run_dir} plans no export (deploy.quantize: {recipe.deploy.quantize}, "
+                             f"deploy.merge: {str(recipe.deploy.merge).lower()})",
+                             hint=f"name a format with --to: {', '.join(formats_for(manifest))}")
+    print(f"exporting as {plan[0]}: {plan[1]}", file=sys.stderr)
+    return plan[0]

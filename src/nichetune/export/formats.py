@@ -82,19 +82,20 @@ class ExportFormat:
         import importlib.util
 
         method = METHODS[run.recipe.method.name]
+        others = f"formats for it: {', '.join(formats_for(run.manifest))}"
         if self.needs_merge and not method.mergeable:
             raise NichetuneError(f"{method.name} cannot be exported as {self.name}: {method.cannot_merge}",
                                  hint="serve the run directory itself (base model + adapter)")
         if run.manifest.head not in self.heads:
             raise NichetuneError(f"{self.name} holds {' or '.join(sorted(self.heads))} models, and this run is a "
-                                 f"{run.manifest.task} run", hint=f"formats for it: {', '.join(formats_for(run))}")
+                                 f"{run.manifest.task} run", hint=others)
         missing = [m for m in self.requires if importlib.util.find_spec(m) is None]
         if missing:
             raise NichetuneError(f"{self.name} export needs {', '.join(missing)}",
                                  hint="pip install 'nichetune[export]'")
         reason = self.refuse(run.manifest.base_model.architectures)
         if reason:
-            raise NichetuneError(f"{self.name}: {reason}", hint=f"formats for it: {', '.join(formats_for(run))}")
+            raise NichetuneError(f"{self.name}: {reason}", hint=others)
 
 
 FORMATS: dict[str, ExportFormat] = {}
@@ -104,8 +105,9 @@ def register_format(fmt: ExportFormat) -> ExportFormat:
     return add_unique(FORMATS, fmt.name, fmt, "export format")
 
 
-def formats_for(run: LoadedRun) -> list[str]:
-    m = run.manifest
+def formats_for(manifest) -> list[str]:
+    """The formats a run (its ``RunManifest``) can be exported in."""
+    m = manifest
     return [f.name for f in FORMATS.values() if f.applies_to(m.method_name, m.head, m.base_model.architectures)]
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from ..data.audit.overview import ADAPTERS_BELOW, FEW_SHOT_BELOW
 from ..data.label_words import reads_as_words
 from ..data.schema import row_schema
+from ..hardware import cpu_has_fast_bf16, cpu_has_int8_dot
 from ..tasks.lexical import KINDS
 from .evidence import Constraints, Evidence
 
@@ -41,6 +42,22 @@ class Rule:
 
 def _classify(e: Evidence) -> bool:
     return row_schema(e.task).labelled
+
+
+QUANTIZE_WORDS = {
+    "int8": "merged int8 weights (ONNX int8 for an encoder classifier: onnxruntime's kernels are fast on any x86 CPU)",
+    "bf16": "merged bf16 weights (this CPU lacks int8 dot-product instructions, which a decoder's int8 layers need, "
+            "and has native bf16)",
+    "none": "merged fp32 weights (this CPU lacks int8 dot-product instructions, which a decoder's int8 layers need: "
+            "they would run slower than fp32)"}
+
+
+def _fast_quantize(e: Evidence) -> str:
+    """The weights that serve fastest on this machine: int8 for encoder classifiers (ONNX), for a decoder only where
+    the CPU has int8 dot products (torchao's int8), else bf16 where native, else fp32."""
+    if _classify(e) or cpu_has_int8_dot():
+        return "int8"
+    return "bf16" if cpu_has_fast_bf16() else "none"
 
 
 def _index_folder(docs: tuple[str, ...]) -> str:
@@ -210,10 +227,11 @@ RULES: tuple[Rule, ...] = (
     Rule("tight latency: int8, merged, shorter inputs",
          lambda e, c: c.latency_ms is not None and c.latency_ms < (TIGHT_LATENCY_MS if _classify(e)
                                                                     else DECODER_LATENCY_MS),
-         lambda e, c: {"deploy": {"merge": True, "quantize": "int8", "latency_budget_ms": c.latency_ms},
+         lambda e, c: {"deploy": {"merge": True, "quantize": _fast_quantize(e), "latency_budget_ms": c.latency_ms},
                        "model": {"max_length": min(_max_length(e), 128)}},
-         lambda e, c: f"a {c.latency_ms:g} ms budget: merged int8 weights and at most 128 tokens per input "
-                      "(`nichetune eval` measures every variant against the budget)"),
+         lambda e, c: f"a {c.latency_ms:g} ms budget: {QUANTIZE_WORDS[_fast_quantize(e)]} and at most 128 tokens "
+                      "per input (`nichetune export RUN --out DIR` writes that form; `nichetune eval` measures every "
+                      "variant against the budget)"),
     Rule("latency budget recorded", lambda e, c: c.latency_ms is not None,
          lambda e, c: {"deploy": {"latency_budget_ms": c.latency_ms}},
          lambda e, c: f"the report checks p95 latency against {c.latency_ms:g} ms"),
