@@ -4,7 +4,7 @@
 
 For each dataset and seed: k rows a label for training and k for validation, drawn from the whole built-in dataset,
 and 300 other rows for test. nichetune runs `recommend` on the training rows (the few-shot path it picks: full
-fine-tuning of MiniLM after a contrastive pair stage), `train` with the validation and test rows, and `eval`;
+fine-tuning of MiniLM after a contrastive pair stage; told of the validation and test rows), `train`, and `eval`;
 `setfit_style.py` fits on the same training rows (it takes no validation rows, as SetFit's default trainer doesn't).
 Both are scored on the same test rows: accuracy and macro-F1 with 95% bootstrap intervals, and a paired bootstrap
 of nichetune minus SetFit-style on macro-F1. Fit time is the training loop plus the contrastive and head stages for
@@ -61,10 +61,10 @@ def run_sample(name: str, k: int, seed: int, work: Path, overrides: tuple[str, .
     recipe, run = work / f"recipe{suffix}.yaml", work / f"run{suffix}"
     usage = {"peak_mb": None}
     if not (run / "eval" / "predictions.jsonl").exists():
-        _child(_nichetune("recommend", "--data", str(paths["train"]), "--out", str(recipe), "--output-dir", str(run),
+        _child(_nichetune("recommend", "--data", str(paths["train"]), "--validation", str(paths["validation"]),
+                          "--test", str(paths["test"]), "--out", str(recipe), "--output-dir", str(run),
                           "--no-estimate"), work / f"recommend{suffix}.log")
-        usage = _child(_nichetune("train", str(recipe), f"seed={seed}", f"data.validation={paths['validation']}",
-                                  f"data.test={paths['test']}", *overrides), work / f"train{suffix}.log")
+        usage = _child(_nichetune("train", str(recipe), f"seed={seed}", *overrides), work / f"train{suffix}.log")
         _child(_nichetune("eval", str(run), *EVAL_ARGS), work / f"eval{suffix}.log")
     manifest = json.loads((run / "manifest.json").read_text())
     setfit_usage = {"peak_mb": None}

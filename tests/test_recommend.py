@@ -291,3 +291,37 @@ def test_a_tight_budget_plans_the_weights_that_serve_fastest_on_this_cpu(monkeyp
     assert ("int8 dot-product" in fired[tight]["because"]) == (want != "int8")
     classifier, _ = _fired({}, {"latency_ms": 20})
     assert classifier["deploy"]["quantize"] == "int8"
+
+
+def test_held_out_files_of_your_own_train_every_row_and_take_no_split(tmp_path, tiny_bert_dir, capsys):
+    """The few-shot case: 24 labelled rows, and validation and test files kept apart. The rules must count all 24 as
+    training rows and decide no split; the lexical bar is scored on the validation file."""
+    from nichetune.tasks.lexical import KINDS, fit_lexical
+
+    rows = _reviews(60, 3, groups=6)
+    train_file = write_jsonl(tmp_path / "few.jsonl", rows[:24])
+    val_file, test_file = write_jsonl(tmp_path / "val.jsonl", rows[24:36]), write_jsonl(tmp_path / "t.jsonl", rows[36:])
+    model = str(tiny_bert_dir)
+    given = recommend(str(train_file), Constraints(model=model), validation=str(val_file), test=str(test_file),
+                      time_it=False)
+    split = recommend(str(train_file), Constraints(model=model), time_it=False)
+    assert given["evidence"]["train_rows"] == 24 and split["evidence"]["train_rows"] == 19
+    assert given["recipe"]["data"]["validation"] == str(val_file) and given["recipe"]["data"]["test"] == str(test_file)
+    split_rules = {"small data: a test split big enough to be evidence", "grouped rows: group-aware split"}
+    assert split_rules <= {d["rule"] for d in split["decisions"]}
+    assert not split_rules & {d["rule"] for d in given["decisions"]}
+    lexical = given["evidence"]["lexical"]
+    assert lexical["held_out"] == 12
+    y = [r["label"] == "positive" for r in rows]
+    for kind in KINDS:  # the same fit, by hand: all 24 rows, scored on the 12 validation rows
+        fitted = fit_lexical([r["text"] for r in rows[:24]], np.array(y[:24], dtype=int), 2, kinds=(kind,))
+        hits = fitted.predict([r["text"] for r in rows[24:36]]) == np.array(y[24:36], dtype=int)
+        assert lexical[kind]["accuracy"] == pytest.approx(hits.mean(), abs=1e-4)
+    assert main(["recommend", "--data", str(train_file), "--validation", str(val_file), "--model", model,
+                 "--no-estimate", "--out", str(tmp_path / "r.yaml")]) == 1
+    assert "--validation and --test come together" in capsys.readouterr().err
+    assert main(["recommend", "--data", str(train_file), "--validation", str(val_file), "--test", str(test_file),
+                 "--model", model, "--no-estimate", "--out", str(tmp_path / "r.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "words alone (TF-IDF, 12 validation rows)" in out and "test split big enough" not in out
+    assert load_recipe(tmp_path / "r.yaml").data.validation == str(val_file)

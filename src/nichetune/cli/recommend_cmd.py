@@ -13,6 +13,10 @@ def register(sub) -> None:
         "table in nichetune.recommend.rules, prints every decision with the rule and the evidence that fired it, "
         "and writes a commented recipe that `nichetune train` runs as is.")
     p.add_argument("--data", required=True, help="a data file, or a built-in dataset name (nichetune data list)")
+    p.add_argument("--validation", metavar="FILE",
+                   help="held-out rows of your own for validation (with --test): every row of --data trains, and "
+                        "the recipe names both files instead of a split")
+    p.add_argument("--test", metavar="FILE", help="held-out rows of your own for the test score (with --validation)")
     p.add_argument("--task", choices=["classification", "sft", "completion"], help="default: detected from the data")
     p.add_argument("--model", help="base model (default: minilm-l6 for classification, smollm2-135m-instruct else)")
     p.add_argument("--sensitivity", choices=["none", "internal", "regulated"], default="none",
@@ -50,7 +54,7 @@ def run(args) -> int:
         raise NichetuneError("--budget-minutes fits the recipe to a timed estimate, and --no-estimate skips it",
                              hint="drop one of the two")
     result = recommend(args.data, constraints, task=args.task, out=args.out, output_dir=args.output_dir,
-                       time_it=not args.no_estimate)
+                       time_it=not args.no_estimate, validation=args.validation, test=args.test)
     if args.json:
         print_json({k: v for k, v in result.items() if k != "yaml"})
         return 0
@@ -59,7 +63,8 @@ def run(args) -> int:
           f"p95 length {e['p95_tokens']:.0f} tokens, {e['pii_rows']} rows with PII")
     if e["lexical"]:
         lex = e["lexical"]
-        print("words alone (TF-IDF, held-out 20%): " + ", ".join(
+        where = f"{lex['held_out']} validation rows" if e["given_validation"] else "held-out 20%"
+        print(f"words alone (TF-IDF, {where}): " + ", ".join(
             f"{KINDS[k]} accuracy {lex[k]['accuracy']:.3f} macro-F1 {lex[k]['macro_f1']:.3f}" for k in KINDS)
             + ": the bar the tuned model must clear")
     for d in result["decisions"]:

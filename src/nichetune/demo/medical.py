@@ -75,9 +75,9 @@ def run_medical(steps: Steps, out: Path, budget, *, fresh: bool) -> dict:
     few = steps.run(
         f"few-shot: recommend and train on {FEW_SHOT_K} of those training reviews a label",
         lambda: _few_shot(main_dir, out, few_dir, budget, fresh, steps.say), needs=(main,),
-        command=f"nichetune recommend --data {_few_file(out, 'train')} {flags} --out {_few_recipe(out)} "
-                f"--output-dir {few_dir} && nichetune train {_few_recipe(out)} "
-                f"{' '.join(_few_overrides(out, main_dir, budget))}")
+        command=f"nichetune recommend --data {_few_file(out, 'train')} --validation {_few_file(out, 'validation')} "
+                f"--test {RunPaths(main_dir).split('test')} {flags} --out {_few_recipe(out)} --output-dir {few_dir} "
+                f"&& nichetune train {_few_recipe(out)} {' '.join(_few_overrides(budget))}")
     if few is not SKIPPED:
         result["runs"][few_dir.name] = {"manifest": few, "label": f"few-shot, {FEW_SHOT_K} reviews a label: "
                                                                  "pairs, label anchors, logistic head"}
@@ -140,19 +140,20 @@ def _audit(data_file: Path, out: Path, say) -> dict:
             "pii_rows": report["pii"]["rows_with_pii"], "shared_drugs": shared, "page": str(out / "audit.html")}
 
 
-def _recommend(recipe_file: Path, run_dir: Path, say, data: str = DATASET) -> str:
+def _recommend(recipe_file: Path, run_dir: Path, say, data: str = DATASET, **held_out: str) -> str:
     from ..recommend import recommend
     from ..recommend.estimate import minutes_words
     from ..recommend.evidence import Constraints
 
     recipe_file.parent.mkdir(parents=True, exist_ok=True)
-    result = recommend(data, Constraints(**CONSTRAINTS), out=recipe_file, output_dir=str(run_dir))
+    result = recommend(data, Constraints(**CONSTRAINTS), out=recipe_file, output_dir=str(run_dir), **held_out)
     for decision in result["decisions"]:
         say(f"  {decision['rule']}: {decision['because']}")
     lexical = result["evidence"]["lexical"]
     if lexical:
         best = lexical[lexical["best"]]
-        say(f"  the bar: words alone (TF-IDF, held-out 20%) reach accuracy {best['accuracy']:.3f}, "
+        where = f"{lexical['held_out']} validation rows" if held_out else "held-out 20%"
+        say(f"  the bar: words alone (TF-IDF, {where}) reach accuracy {best['accuracy']:.3f}, "
             f"macro-F1 {best['macro_f1']:.3f}")
     if result["estimate"]:
         say(f"  estimated training time on this machine: {minutes_words(result['estimate']['minutes'])} "
@@ -169,10 +170,8 @@ def _few_recipe(out: Path) -> Path:
     return out / "recipes" / f"{DATASET}-few-shot.yaml"
 
 
-def _few_overrides(out: Path, main_dir: Path, budget) -> list[str]:
-    """The few-shot run validates on its own sample and is tested on the recommended run's test reviews."""
-    return [f"data.validation={_few_file(out, 'validation')}", f"data.test={RunPaths(main_dir).split('test')}",
-            *budget.medical, *budget.few_shot]
+def _few_overrides(budget) -> list[str]:
+    return [*budget.medical, *budget.few_shot]
 
 
 def _few_shot(main_dir: Path, out: Path, run_dir: Path, budget, fresh: bool, say):
@@ -189,9 +188,10 @@ def _few_shot(main_dir: Path, out: Path, run_dir: Path, budget, fresh: bool, say
         order = np.random.default_rng(0).permutation(len(rows))
         write_rows(_few_file(out, split), [rows[i] for i in first_per_label([r["label"] for r in rows],
                                                                              FEW_SHOT_K, order)])
-    _recommend(_few_recipe(out), run_dir, say, data=str(_few_file(out, "train")))
-    manifest = train_or_reuse(load_recipe(_few_recipe(out), _few_overrides(out, main_dir, budget)), fresh=fresh,
-                              say=say)
+    # validated on its own sample and tested on the recommended run's test reviews, which recommend is told of
+    _recommend(_few_recipe(out), run_dir, say, data=str(_few_file(out, "train")),
+               validation=str(_few_file(out, "validation")), test=str(RunPaths(main_dir).split("test")))
+    manifest = train_or_reuse(load_recipe(_few_recipe(out), _few_overrides(budget)), fresh=fresh, say=say)
     few, full = manifest.result.test or {}, read_manifest(RunPaths(main_dir).manifest).result.test or {}
     nan = float("nan")
     say(f"  {manifest.data.rows.get('train', 0)} training reviews: test macro-F1 {few.get('macro_f1', nan):.3f} "

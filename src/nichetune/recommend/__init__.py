@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 
 from ..atomic import atomic_write_text
+from ..errors import NichetuneError
 from .evidence import Constraints, Evidence, gather
 from .rules import RULES, decide
 
@@ -14,10 +15,11 @@ __all__ = ["RULES", "Constraints", "Evidence", "recommend", "recipe_yaml"]
 
 
 def recommend(data: str, constraints: Constraints | None = None, *, task: str | None = None,
-              out: str | Path | None = None, output_dir: str | None = None, time_it: bool = True) -> dict:
+              out: str | Path | None = None, output_dir: str | None = None, time_it: bool = True,
+              validation: str | None = None, test: str | None = None) -> dict:
     """Audit ``data``, apply the rules, validate the recipe, time a few training steps of it on this machine (unless
     ``time_it`` is false; ``constraints.budget_minutes`` then shrinks it to fit), and (with ``out``) write it as
-    commented YAML.
+    commented YAML. With ``validation`` and ``test`` files every row of ``data`` trains and no split is decided.
 
     Returns ``{"evidence", "decisions", "recipe", "yaml", "estimate"}``.
     """
@@ -26,10 +28,12 @@ def recommend(data: str, constraints: Constraints | None = None, *, task: str | 
     from ..config.recipe import load_recipe, merge_dicts
 
     constraints = constraints or Constraints()
-    evidence = gather(data, task, constraints.model)
+    _check_held_out(data, validation, test)
+    evidence = gather(data, task, constraints.model, validation=validation)
     fragment, decisions = decide(evidence, constraints)
     name = Path(data).stem if evidence.dataset is None else evidence.dataset
     source = {"dataset": evidence.dataset} if evidence.dataset else {"train": str(data)}
+    source |= {"validation": validation, "test": test} if validation else {}
     raw = merge_dicts({"task": evidence.task, "output_dir": output_dir or f"runs/{name}-recommended", "seed": 0,
                        "data": source}, fragment)
     recipe = load_recipe(data=raw)  # the recipe must validate before anyone sees it
@@ -101,3 +105,18 @@ def _emit(tree: dict, prefix: str, depth: int, why: dict) -> list[str]:
         line = f"{pad}{key}: {_scalar(value)}"
         lines.append(f"{line:<44}  # {why[path]}" if path in why else line)
     return lines
+
+
+def _check_held_out(data: str, validation: str | None, test: str | None) -> None:
+    from ..data.catalog import CATALOG
+
+    if (validation is None) != (test is None):
+        raise NichetuneError("--validation and --test come together: the recipe either splits the data or names "
+                             "both held-out files", hint="pass both files, or neither")
+    if validation and data in CATALOG:
+        raise NichetuneError(f"{data} is a built-in dataset with its own split; --validation and --test take the "
+                             "held-out rows of a data file", hint=f"nichetune data export {data} --out FILE, then "
+                             "recommend --data FILE --validation ... --test ...")
+    for path in (validation, test):
+        if path and not Path(path).is_file():
+            raise NichetuneError(f"{path}: no such file", hint="pass the held-out rows as a data file")

@@ -109,7 +109,7 @@ def estimate(recipe, evidence, seconds_per_step: float | None = None) -> Estimat
     train_rows = training_rows(recipe, evidence)
     per_epoch = math.ceil(train_rows / (t.batch_size * t.grad_accum)) * t.grad_accum
     steps = t.max_steps or math.ceil(per_epoch * t.epochs)
-    held_out = evidence.rows - train_rows
+    held_out = evidence.given_validation or evidence.rows - train_rows
     eval_steps = (math.ceil(t.epochs) + 1) * held_out / t.batch_size * FORWARD_SHARE
     return Estimate(seconds_per_step, steps, (steps + eval_steps) * seconds_per_step / 60, tokens)
 

@@ -186,10 +186,11 @@ RULES: tuple[Rule, ...] = (
     Rule("imbalanced classes: class weights, macro-F1", lambda e, c: _classify(e) and e.imbalance_ratio >= 3,
          lambda e, c: {"train": {"class_weights": True}, "eval": {"metric": "macro_f1"}},
          lambda e, c: f"largest class is {e.imbalance_ratio:.1f}x the smallest ({e.labels})"),
-    Rule("grouped rows: group-aware split", lambda e, c: e.group_field is not None,
+    Rule("grouped rows: group-aware split", lambda e, c: e.group_field is not None and not e.given_validation,
          lambda e, c: {"data": {"split": {"group_field": e.group_field}}},
          lambda e, c: f"rows share a `{e.group_field}`: splitting by it keeps one group's rows out of two splits"),
-    Rule("small data: a test split big enough to be evidence", lambda e, c: _test_share(e) > 0.1,
+    Rule("small data: a test split big enough to be evidence",
+         lambda e, c: _test_share(e) > 0.1 and not e.given_validation,
          lambda e, c: {"data": {"split": {"ratios": [round(1 - VALIDATION_SHARE - _test_share(e), 2),
                                                      VALIDATION_SHARE, _test_share(e)]}}},
          lambda e, c: f"{e.rows} rows: the default 10% test split holds {e.rows // 10} rows, too few for a paired "
