@@ -408,3 +408,30 @@ def test_gradient_checkpointing_accepts_true_and_refuses_negative_counts():
     assert TrainSection(gradient_checkpointing=False).gradient_checkpointing == 0
     with pytest.raises(ValidationError):
         TrainSection(gradient_checkpointing=-1)
+
+
+def test_wise_ft_blends_the_final_weights_with_the_start_and_survives_a_resume(tmp_path, tiny_bert_dir, data_dir):
+    """train.wise_ft: (1 - a) * final + a * start, with the start kept in each checkpoint for a resumed run."""
+    plain = train(_cls_recipe(tmp_path / "a", tiny_bert_dir, data_dir, epochs=2, eval_every=5))
+    blended = train(_cls_recipe(tmp_path / "b", tiny_bert_dir, data_dir, epochs=2, eval_every=5,
+                                wise_ft=0.25))
+    assert plain.result.final_weights == "last" and blended.result.final_weights == "last+wise0.25"
+    first = sorted((tmp_path / "b" / "run" / "checkpoints").glob("step-*"))[0]
+    start = {k.split("::", 1)[1]: t for k, t in load_file(str(first / "extra.safetensors")).items()}
+    a = load_file(str(tmp_path / "a" / "run" / "model" / "model.safetensors"))
+    b = load_file(str(tmp_path / "b" / "run" / "model" / "model.safetensors"))
+    base = load_file(str(tiny_bert_dir / "model.safetensors"))
+    name = "bert.encoder.layer.0.attention.self.query.weight"
+    assert torch.equal(start[name], base[name.removeprefix("bert.")])  # the start: the base, before any step
+    assert torch.allclose(b[name], 0.75 * a[name] + 0.25 * start[name], atol=1e-6)
+    assert not torch.allclose(b[name], a[name], atol=1e-4)
+    # killed after the first checkpoint and resumed: the start comes back from the checkpoint, the result is the same
+    for stale in sorted((tmp_path / "b" / "run" / "checkpoints").glob("step-*"))[1:]:
+        shutil.rmtree(stale)
+    (tmp_path / "b" / "run" / "manifest.json").unlink()
+    shutil.rmtree(tmp_path / "b" / "run" / "model")
+    resumed = train(_cls_recipe(tmp_path / "b", tiny_bert_dir, data_dir, epochs=2, eval_every=5,
+                                wise_ft=0.25))
+    assert resumed.result.resumed_from == first.name
+    again = load_file(str(tmp_path / "b" / "run" / "model" / "model.safetensors"))
+    assert torch.allclose(again[name], b[name], atol=1e-6)

@@ -111,6 +111,8 @@ class TrainSection(_Section):
     keep_checkpoints: int = Field(2, ge=1)
     early_stopping: EarlyStopping | None = None
     swa_last_k: int | None = Field(None, ge=2, description="average the weights of the last K evaluations")
+    wise_ft: float = Field(0.0, ge=0, lt=1, description="WiSE-FT: move the final weights this share of the way "
+                           "back to those the loop started from (after train.contrastive and train.head_init); 0: off")
     compile: bool = False
     contrastive: int = Field(0, ge=0, le=200, description="few-shot classification: iterations of SetFit-style "
                              "label pairs (one same-label, one other-label per row) before the head trains; 0: off")

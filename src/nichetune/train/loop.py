@@ -40,7 +40,7 @@ from .checkpoint import (
 from .distributed import Dist, all_reduce_sum, average_gradients, barrier, broadcast_flag
 from .optim import build_optimizer, managed_params
 from .schedule import lr_factor, warmup_steps
-from .selection import BestTracker, WeightAverager
+from .selection import BestTracker, StartBlend, WeightAverager
 from .tracking import Tracker
 
 
@@ -49,7 +49,7 @@ class FitResult:
     steps: int
     total_steps: int
     stopped_early: bool
-    final_weights: str  # "last", "best" or "swa"
+    final_weights: str  # "last", "best" or "swa"; "+wise0.5" when blended with the start (train.wise_ft)
     best: dict
     final_eval: dict | None
     base_eval: dict | None
@@ -148,6 +148,7 @@ def fit(model, task, train_items: list, val_items: list, spec: FitSpec) -> FitRe
     patience = cfg.early_stopping.patience if cfg.early_stopping else None
     best = BestTracker(spec.metric, spec.mode, patience)
     swa = WeightAverager(cfg.swa_last_k)
+    start = StartBlend(cfg.wise_ft)
     scaler = torch.amp.GradScaler("cuda") if spec.dtype == torch.float16 and ctx.device.startswith("cuda") else None
     if cfg.compile:  # in place, on the body every task calls (a causal task calls it directly, not the model)
         body(model).compile()
@@ -167,6 +168,7 @@ def fit(model, task, train_items: list, val_items: list, spec: FitSpec) -> FitRe
         step, resumed_from = state["step"], latest.name
         best.load(state["best"])
         swa.load(extra)
+        start.load(extra)
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
         if ctx.main:
@@ -176,6 +178,8 @@ def fit(model, task, train_items: list, val_items: list, spec: FitSpec) -> FitRe
         if spec.tracker is not None and ctx.main:
             spec.tracker.log(step, values)
 
+    if step == 0:
+        start.remember(trainable_weights(optimizer))
     base_eval = None
     if val_items and step == 0 and spec.eval_before:
         base_eval = evaluate(model, task, val_items, batch_size=spec.eval_batch_size, pad_id=spec.pad_id,
@@ -258,8 +262,8 @@ def fit(model, task, train_items: list, val_items: list, spec: FitSpec) -> FitRe
                 protect = {f"{PREFIX}{best.best_step:07d}"} if best.best_step is not None else set()
                 state = {"step": step, "epoch": epoch, "best": best.state(),
                          "scaler": scaler.state_dict() if scaler is not None else None}
-                save_checkpoint(ckpt_dir, model, optimizer, state, swa.tensors(), keep=cfg.keep_checkpoints,
-                                protect=protect)
+                save_checkpoint(ckpt_dir, model, optimizer, state, swa.tensors() | start.tensors(),
+                                keep=cfg.keep_checkpoints, protect=protect)
             barrier(ctx)
         if spec.on_step is not None:
             spec.on_step(step)
@@ -275,6 +279,9 @@ def fit(model, task, train_items: list, val_items: list, spec: FitSpec) -> FitRe
         best_dir = ckpt_dir / f"{PREFIX}{best.best_step:07d}"
         load_weights(model, checkpoint_weights(best_dir))
         final = "best"
+    if start.enabled:
+        load_weights(model, start.blend(trainable_weights(optimizer)))
+        final += f"+wise{start.share:g}"
     if val_items:
         final_eval = evaluate(model, task, val_items, batch_size=spec.eval_batch_size, pad_id=spec.pad_id,
                               ctx=ctx, dtype=spec.dtype, max_tokens=budget)

@@ -1,4 +1,4 @@
-"""Which weights a run ends with: early stopping on a validation metric, the best checkpoint, SWA."""
+"""Which weights a run ends with: early stopping on a validation metric, the best checkpoint, SWA, WiSE-FT."""
 
 from __future__ import annotations
 
@@ -72,3 +72,32 @@ class WeightAverager:
         self.snapshots.clear()
         for index in sorted(by_index):
             self.snapshots.append(by_index[index])
+
+
+class StartBlend:
+    """WiSE-FT (Wortsman et al., 2022): the chosen final weights moved ``share`` of the way back to the ones the loop
+    started from (after a pair stage and a fitted head), ``(1 - share) * final + share * start``. Fine-tuned from a
+    good start, the blend keeps what the start knew and evens out the noise of which step training stopped at."""
+
+    def __init__(self, share: float):
+        self.share = share
+        self.start: dict[str, torch.Tensor] = {}
+
+    @property
+    def enabled(self) -> bool:
+        return self.share > 0
+
+    def remember(self, weights: dict[str, torch.Tensor]) -> None:
+        if self.enabled:
+            self.start = {n: t.detach().clone() for n, t in weights.items()}
+
+    def blend(self, final: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        a = self.share
+        return {n: ((1 - a) * t.float() + a * self.start[n].float()).to(t.dtype) for n, t in final.items()}
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """For the checkpoint, so that a resumed run blends with the same start: ``start::<name>``."""
+        return {f"start::{n}": t for n, t in self.start.items()}
+
+    def load(self, extra: dict[str, torch.Tensor]) -> None:
+        self.start = {k.split("::", 1)[1]: t for k, t in extra.items() if k.startswith("start::")}
