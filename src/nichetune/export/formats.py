@@ -107,8 +107,8 @@ def register_format(fmt: ExportFormat) -> ExportFormat:
 
 def formats_for(manifest) -> list[str]:
     """The formats a run (its ``RunManifest``) can be exported in."""
-    m = manifest
-    return [f.name for f in FORMATS.values() if f.applies_to(m.method_name, m.head, m.base_model.architectures)]
+    return [f.name for f in FORMATS.values()
+            if f.applies_to(manifest.method_name, manifest.head, manifest.base_model.architectures)]
 
 
 # --- torch forms: safetensors folders transformers loads ---------------------------------------------------------

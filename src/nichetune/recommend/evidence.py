@@ -139,9 +139,10 @@ def lexical_strength(rows: list[dict], seed: int = 0, held_out: list[dict] | Non
     from ..tasks.lexical import KINDS, fit_lexical
 
     start = time.perf_counter()
-    labels = sorted({r["label"] for r in rows + (held_out or [])})
-    texts = [r["text"] for r in rows + (held_out or [])]
-    y = np.array([labels.index(r["label"]) for r in rows + (held_out or [])])
+    every = rows + (held_out or [])
+    labels = sorted({r["label"] for r in every})
+    texts = [r["text"] for r in every]
+    y = np.array([labels.index(r["label"]) for r in every])
     if held_out:
         tr, te = np.arange(len(rows)), np.arange(len(rows), len(texts))
     else:
