@@ -291,6 +291,8 @@ def test_a_tight_budget_plans_the_weights_that_serve_fastest_on_this_cpu(monkeyp
     assert ("int8 dot-product" in fired[tight]["because"]) == (want != "int8")
     classifier, _ = _fired({}, {"latency_ms": 20})
     assert classifier["deploy"]["quantize"] == "int8"
+    on_a_decoder, _ = _fired({"encoder": False}, {"latency_ms": 20})  # ONNX holds no decoders: torchao's int8 it is
+    assert on_a_decoder["deploy"]["quantize"] == want
 
 
 def test_held_out_files_of_your_own_train_every_row_and_take_no_split(tmp_path, tiny_bert_dir, capsys):

@@ -53,9 +53,10 @@ QUANTIZE_WORDS = {
 
 
 def _fast_quantize(e: Evidence) -> str:
-    """The weights that serve fastest on this machine: int8 for encoder classifiers (ONNX), for a decoder only where
-    the CPU has int8 dot products (torchao's int8), else bf16 where native, else fp32."""
-    if _classify(e) or cpu_has_int8_dot():
+    """The weights that serve fastest on this machine: int8 for encoder classifiers (ONNX), for a decoder (a language
+    model, or a classifier on one) only where the CPU has int8 dot products (torchao's int8), else bf16 where native,
+    else fp32."""
+    if (_classify(e) and e.encoder) or cpu_has_int8_dot():
         return "int8"
     return "bf16" if cpu_has_fast_bf16() else "none"
 
