@@ -63,8 +63,7 @@ def run(args) -> int:
           f"p95 length {e['p95_tokens']:.0f} tokens, {e['pii_rows']} rows with PII")
     if e["lexical"]:
         lex = e["lexical"]
-        where = f"{lex['held_out']} validation rows" if e["given_validation"] else "held-out 20%"
-        print(f"words alone (TF-IDF, {where}): " + ", ".join(
+        print(f"words alone (TF-IDF, {lex['scored_on']}): " + ", ".join(
             f"{KINDS[k]} accuracy {lex[k]['accuracy']:.3f} macro-F1 {lex[k]['macro_f1']:.3f}" for k in KINDS)
             + ": the bar the tuned model must clear")
     for d in result["decisions"]:

@@ -152,8 +152,7 @@ def _recommend(recipe_file: Path, run_dir: Path, say, data: str = DATASET, **hel
     lexical = result["evidence"]["lexical"]
     if lexical:
         best = lexical[lexical["best"]]
-        where = f"{lexical['held_out']} validation rows" if held_out else "held-out 20%"
-        say(f"  the bar: words alone (TF-IDF, {where}) reach accuracy {best['accuracy']:.3f}, "
+        say(f"  the bar: words alone (TF-IDF, {lexical['scored_on']}) reach accuracy {best['accuracy']:.3f}, "
             f"macro-F1 {best['macro_f1']:.3f}")
     if result["estimate"]:
         say(f"  estimated training time on this machine: {minutes_words(result['estimate']['minutes'])} "

@@ -149,7 +149,7 @@ def lexical_strength(rows: list[dict], seed: int = 0, held_out: list[dict] | Non
         smallest = int(np.bincount(y).min())
         tr, te = train_test_split(np.arange(len(rows)), test_size=0.2, random_state=seed,
                                   stratify=y if smallest >= 2 else None)
-    out: dict = {"held_out": len(te)}
+    out: dict = {"held_out": len(te), "scored_on": f"{len(te)} validation rows" if held_out else "held-out 20%"}
     for kind in KINDS:
         model = fit_lexical([texts[i] for i in tr], y[tr], len(labels), kinds=(kind,))
         m = classification_metrics(y[te], model.predict([texts[i] for i in te]), labels)

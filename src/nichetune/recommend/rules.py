@@ -98,9 +98,9 @@ def _tiny(e: Evidence) -> bool:
 def _lexical_sentence(e: Evidence) -> str:
     best = e.lexical["best"]
     return (f"{KINDS[best]} already reaches accuracy {e.lexical[best]['accuracy']:.3f} and macro-F1 "
-            f"{e.lexical[best]['macro_f1']:.3f} on a held-out 20% of the rows: the encoder is stacked with it "
-            "(weights fitted on validation), so the specialist is never worse than the words alone, and "
-            "`nichetune eval` says plainly when the tuned model does not beat it")
+            f"{e.lexical[best]['macro_f1']:.3f} on the {e.lexical.get('scored_on', 'held-out 20%')}: the encoder is "
+            "stacked with it (weights fitted on validation), so the specialist is never worse than the words alone, "
+            "and `nichetune eval` says plainly when the tuned model does not beat it")
 
 
 def cut_share(e: Evidence, max_length: int) -> float:
