@@ -187,6 +187,17 @@ def test_an_empty_quarantine_is_removed_unless_the_user_named_it(tmp_path, monke
     assert (tmp_path / "mine.jsonl").read_text() == ""  # asked for: kept, empty
 
 
+def test_validate_leaves_no_empty_default_quarantine_behind(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    write_jsonl(tmp_path / "in.jsonl", [{"text": "fine", "label": "a"}])
+    assert main(["data", "validate", "in.jsonl", "--task", "classification", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["quarantine_path"] is None
+    assert not (tmp_path / "in.quarantine.jsonl").exists()
+    (tmp_path / "bad.jsonl").write_text('{"text": "fine", "label": "a"}\n{"label": "a"}\n')
+    assert main(["data", "validate", "bad.jsonl", "--task", "classification"]) == 0
+    assert json.loads((tmp_path / "bad.quarantine.jsonl").read_text())["line"] == 2
+
+
 @pytest.mark.parametrize("pattern, words", [("NOEQUALS", "is not NAME=REGEX"), ("MRN=H(\\d{7}", "not a valid regular")])
 def test_a_bad_custom_pattern_is_a_clear_error(pattern, words, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)

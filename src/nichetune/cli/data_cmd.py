@@ -73,6 +73,15 @@ def quarantine_path(args) -> str:
     return args.quarantine or f"{Path(args.file).name.split('.')[0] or 'data'}.quarantine.jsonl"
 
 
+def drop_empty_quarantine(count: int, args) -> bool:
+    """No bad rows: the empty default file goes (this command just wrote it) and True is returned; one the user
+    named stays, empty."""
+    if count or args.quarantine:
+        return False
+    Path(quarantine_path(args)).unlink(missing_ok=True)
+    return True
+
+
 def fields_from(args):
     from ..data.schema import FieldMap
 
@@ -90,6 +99,8 @@ def run_validate(args) -> int:
     report = validate_file(args.file, task=args.task, fields=fields, labels=labels, format=args.format,
                            encoding=args.encoding, quarantine=quarantine_path(args), out=args.out, strict=args.strict,
                            max_line_bytes=args.max_line_bytes)
+    if not args.strict and drop_empty_quarantine(report.quarantined, args):  # --strict writes no quarantine
+        report.quarantine_path = None
     if args.json:
         print_json(report.to_dict())
         return 0

@@ -110,12 +110,11 @@ def _load(args):
 def _say_quarantined(count: int, args) -> None:
     """Bad rows are never dropped silently: name where they went. An empty default file is removed;
     one the user named with --quarantine stays, as data validate leaves it."""
-    from .data_cmd import quarantine_path
+    from .data_cmd import drop_empty_quarantine, quarantine_path
 
     if count:
         print(f"{count} bad rows quarantined, with reasons and locations: {quarantine_path(args)}", file=sys.stderr)
-    elif not args.quarantine:
-        Path(quarantine_path(args)).unlink(missing_ok=True)
+    drop_empty_quarantine(count, args)
 
 
 def _notes(args) -> dict:
