@@ -142,3 +142,25 @@ def test_a_trial_is_not_pruned_before_it_has_reported_prune_after_evaluations():
         with pytest.raises(Pruned, match=f"pruned at step {10 * (prune_after + 1)}: macro_f1 0.5"):
             report(10 * (prune_after + 1), {"macro_f1": 0.5})
         assert [s for s, _ in trial.reports] == [10 * (k + 1) for k in range(prune_after + 1)]
+
+
+def test_a_grid_study_runs_every_combination_once_and_refuses_ranges(tmp_path, tiny_bert_dir):
+    from nichetune.config.recipe import load_recipe
+    from nichetune.errors import NichetuneError
+    from nichetune.tune.search import run_search
+
+    raw = yaml.safe_load(_recipe(tmp_path, str(tiny_bert_dir)).read_text())
+    raw["train"]["epochs"] = 1
+    raw["tune"] = {"sampler": "grid", "pruner": "none", "space": {
+        "train.lr": {"type": "categorical", "choices": [1e-3, 1e-2]},
+        "train.warmup": {"type": "categorical", "choices": [0.0, 0.1]}}}
+    result = run_search(load_recipe(data=raw), progress=lambda _: None)  # tune.trials defaults to 20: the grid's 4
+    assert sorted((t["train.lr"], t["train.warmup"]) for t in result["trials"]) == [
+        (1e-3, 0.0), (1e-3, 0.1), (1e-2, 0.0), (1e-2, 0.1)]
+    assert all(t["state"] == "complete" for t in result["trials"])
+    for space, words in [({"train.lr": {"type": "float", "low": 1e-4, "high": 1e-2}}, "train.lr are ranges"),
+                         ({"method.name": {"type": "categorical", "choices": ["lora", "full"]},
+                           "method.r": {"type": "categorical", "choices": [4, 8]}}, "one method's settings")]:
+        raw["tune"]["space"] = space
+        with pytest.raises(NichetuneError, match=words):
+            load_recipe(data=raw)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -215,12 +216,30 @@ class TuneSection(_Section):
     space: dict[str, SearchParam] = Field(default_factory=dict)
     trials: int = Field(20, ge=1)
     metric: str | None = Field(None, description="default: the metric that picks the best checkpoint")
+    sampler: Literal["tpe", "grid"] = Field("tpe", description="tpe: Optuna's TPE; grid: every combination of "
+                                            "categorical choices once (trials: at most the grid's size)")
     pruner: Literal["median", "none"] = "median"
     startup_trials: int = Field(2, ge=0, description="trials run to the end before pruning starts")
     prune_after: int = Field(1, ge=0, description="evaluations a trial reports before the pruner may stop it: "
                              "trials compare at the same step, and one epoch says little of a longer schedule")
     seed: int = 0
     heartbeat_s: int = Field(30, ge=1, description="a trial silent for 2x this long was killed; it is retried")
+
+    @model_validator(mode="after")
+    def _grid_is_categorical(self) -> TuneSection:
+        if self.sampler != "grid":
+            return self
+        ranged = sorted(k for k, p in self.space.items() if p.type != "categorical")
+        if ranged:
+            raise ValueError(f"tune.sampler: grid takes categorical parameters only; {', '.join(ranged)} "
+                             "are ranges: list their values (type: categorical, choices: [...]) or use sampler: tpe")
+        if "method.name" in self.space and any(k.startswith("method.") and k != "method.name" for k in self.space):
+            raise ValueError("tune.sampler: grid cannot cross method.name with method settings (a setting the chosen "
+                             "method lacks would repeat a trial): search one method's settings per study")
+        return self
+
+    def grid_size(self) -> int:
+        return math.prod(len(p.choices or ()) for p in self.space.values())
 
 
 class Recipe(_Section):

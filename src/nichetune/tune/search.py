@@ -1,4 +1,4 @@
-"""Hyperparameter search with Optuna: TPE sampling, pruning on the validation metric, resumable storage.
+"""Hyperparameter search with Optuna: TPE sampling (or a grid), pruning on the validation metric, resumable storage.
 
 Each trial is the recipe with the sampled settings applied, trained into ``DIR/trial-NNNN`` with
 ``eval.test`` off, so the search never sees the test split; its objective is the validation
@@ -134,9 +134,10 @@ def run_search(recipe: Recipe, *, trials: int | None = None, timeout: float | No
     pruner = (optuna.pruners.MedianPruner(n_startup_trials=cfg.startup_trials) if cfg.pruner == "median"
               else optuna.pruners.NopPruner())
     study = optuna.create_study(study_name=name, storage=store, load_if_exists=True, pruner=pruner,
-                                direction="minimize" if direction == "min" else "maximize",
-                                sampler=optuna.samplers.TPESampler(seed=cfg.seed + os.getpid() % 1000))
+                                direction="minimize" if direction == "min" else "maximize", sampler=_sampler(cfg, optuna))
     target = trials or cfg.trials
+    if cfg.sampler == "grid":
+        target = min(target, cfg.grid_size())
 
     def objective(trial) -> float:
         params = sample(trial, cfg.space, recipe.method.name)
@@ -171,6 +172,14 @@ def run_search(recipe: Recipe, *, trials: int | None = None, timeout: float | No
     from .page import write_outputs
 
     return write_outputs(study, recipe, folder, metric, url)
+
+
+def _sampler(cfg, optuna):
+    """TPE (seeded per worker, so two workers do not propose the same settings), or the grid of every categorical
+    combination (Optuna hands each worker a point no trial has taken)."""
+    if cfg.sampler == "grid":
+        return optuna.samplers.GridSampler({k: list(p.choices) for k, p in cfg.space.items()}, seed=cfg.seed)
+    return optuna.samplers.TPESampler(seed=cfg.seed + os.getpid() % 1000)
 
 
 def objective_metric(recipe: Recipe) -> tuple[str, str]:
