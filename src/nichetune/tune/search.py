@@ -134,7 +134,8 @@ def run_search(recipe: Recipe, *, trials: int | None = None, timeout: float | No
     pruner = (optuna.pruners.MedianPruner(n_startup_trials=cfg.startup_trials) if cfg.pruner == "median"
               else optuna.pruners.NopPruner())
     study = optuna.create_study(study_name=name, storage=store, load_if_exists=True, pruner=pruner,
-                                direction="minimize" if direction == "min" else "maximize", sampler=_sampler(cfg, optuna))
+                                direction="minimize" if direction == "min" else "maximize",
+                                sampler=_sampler(cfg, optuna))
     target = trials or cfg.trials
     if cfg.sampler == "grid":
         target = min(target, cfg.grid_size())
