@@ -126,7 +126,7 @@ def test_a_long_tail_of_rare_labels_is_not_tiny_data():
 
 def test_a_small_encoder_with_thousands_of_rows_moves_every_weight_whatever_its_rarest_label():
     """FOLDOC's shape on MiniLM (22M weights): the study in benchmarks/README.md found full fine-tuning at LR 1.5e-4
-    4.8 points of validation macro-F1 above LoRA at about 1.25x its step time, so the CPU's 20,000-row floor and the
+    4.8 points of validation macro-F1 above LoRA in 1.18x its time, so the CPU's 20,000-row floor and the
     50-row smallest label that hold for bigger bases do not apply."""
     full = "enough data and compute: full fine-tuning"
     tail = {f"big{i}": 300 for i in range(20)} | {f"rare{i}": 1 + i % 7 for i in range(102)}

@@ -23,7 +23,7 @@ TINY_DATA = 100          # training rows below which only the smallest methods a
 FULL_FT_ROWS = 4_000     # training rows (5,000 examples less a held-out 20%) from which full fine-tuning
                          # can pay off, given a GPU
 FULL_FT_ROWS_CPU = 20_000
-SMALL_ENCODER = 50_000_000  # weights up to which a CPU moves them all at about LoRA's step cost (MiniLM: 1.25x)
+SMALL_ENCODER = 50_000_000  # weights up to which a CPU moves them all at about LoRA's cost (MiniLM: 1.18x the time)
 SMALL_FULL_LR = 1.5e-4   # FOLDOC subjects study (benchmarks/README.md): 0.441 validation macro-F1 against LoRA's 0.393
 TIGHT_LATENCY_MS = 50    # a CPU budget under which int8 and short inputs are needed
 DECODER_LATENCY_MS = 1_000
