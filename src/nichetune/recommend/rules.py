@@ -136,8 +136,8 @@ def _small_full(e: Evidence) -> bool:
 
 
 def _full(e: Evidence, c: Constraints) -> bool:
-    return _small_full(e) or e.train_rows >= (FULL_FT_ROWS if c.compute != "cpu" else FULL_FT_ROWS_CPU) and (
-        not _classify(e) or e.min_class >= ADAPTERS_BELOW)
+    enough = e.train_rows >= (FULL_FT_ROWS if c.compute != "cpu" else FULL_FT_ROWS_CPU)
+    return _small_full(e) or (enough and (not _classify(e) or e.min_class >= ADAPTERS_BELOW))
 
 
 def _full_settings(e: Evidence) -> dict:
