@@ -129,17 +129,19 @@ def _nichetune(*args: str) -> list[str]:
     return [sys.executable, "-m", "nichetune", *args]
 
 
-def run_dataset(name: str, work: Path, seed: int, budget: float, few_shot: int | None) -> dict:
-    """recommend -> train -> eval for one dataset and seed, then every baseline on the run's own splits."""
+def run_dataset(name: str, work: Path, seed: int, budget: float, few_shot: int | None,
+                overrides: tuple[str, ...] = ()) -> dict:
+    """recommend -> train -> eval for one dataset and seed, then every baseline on the run's own splits.
+    ``overrides`` (KEY=VALUE) change the recommended recipe when it is trained: a variant measured beside it."""
     work.mkdir(parents=True, exist_ok=True)
     recipe, run = work / "recipe.yaml", work / "run"
-    out: dict = {"dataset": name, "seed": seed}
+    out: dict = {"dataset": name, "seed": seed, "overrides": list(overrides)}
     out["recommend"] = _child(_nichetune("recommend", "--data", name, "--budget-minutes", str(budget), "--out",
                                          str(recipe), "--output-dir", str(run)), work / "recommend.log")
     out["estimate"] = next((line.removeprefix("# Estimated training time: ") for line in recipe.read_text().splitlines()
                             if line.startswith("# Estimated training time: ")), None)
     if not (run / "manifest.json").is_file():
-        out["train"] = _child(_nichetune("train", str(recipe), f"seed={seed}"), work / "train.log")
+        out["train"] = _child(_nichetune("train", str(recipe), f"seed={seed}", *overrides), work / "train.log")
     if not _after_training(run / "eval" / "metrics.json", run):
         out["eval"] = _child(_nichetune("eval", str(run), *EVAL_ARGS), work / "eval.log")
     metrics = json.loads((run / "eval" / "metrics.json").read_text())
@@ -240,6 +242,9 @@ def main() -> int:
     p.add_argument("--few-shot", type=int, metavar="K", help="also compare the few-shot path at K rows per label")
     p.add_argument("--few-shot-on", nargs="*", default=["bbc-news", "drug-reviews"],
                    help="the datasets the few-shot comparison runs on (SetFit-style pairs grow with labels x K)")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="train a variant of the recommended recipe, e.g. method.name=full train.lr=1.5e-4 "
+                        "(give it its own --work and --out)")
     p.add_argument("--work", default="benchmarks/work/quality", help="runs and logs (reused when present)")
     p.add_argument("--out", default="benchmarks/results/quality.json")
     p.add_argument("--baseline", nargs=5, metavar=("KIND", "TRAIN", "VALIDATION", "TEST", "OUT"),
@@ -256,7 +261,7 @@ def main() -> int:
             print(f"{slug} seed {seed} ...", file=sys.stderr, flush=True)
             results.append(run_dataset(str(Path(name).resolve()) if name.endswith(".jsonl") else name,
                                        Path(args.work) / f"{slug}-s{seed}", seed, args.budget_minutes,
-                                       args.few_shot if name in args.few_shot_on else None))
+                                       args.few_shot if name in args.few_shot_on else None, tuple(args.set)))
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
     text = table(results)
