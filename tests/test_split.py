@@ -30,6 +30,50 @@ def test_no_group_ever_spans_two_splits(items, ratios, stratify, seed):
     assert sorted(r["id"] for part in result.splits.values() for r in part) == sorted(r["id"] for r in rows)
 
 
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 12), st.integers(0, 40), st.sampled_from("xyz")), min_size=1, max_size=120),
+       st.sampled_from([(0.8, 0.1, 0.1), (0.7, 0.3)]), st.booleans(), st.booleans(), st.integers(0, 5))
+def test_copies_of_a_text_never_span_two_splits_unless_only_named_groups_hold_them(items, ratios, stratify, grouped,
+                                                                                    seed):
+    # copies differ in case and punctuation; a third of the rows have no group, the rest name one of 13
+    rows = [{"id": str(i), "text": f"Article {t}." if i % 2 else f"article {t}", "label": lab,
+             "group": f"g{g % 13}" if g % 3 else None} for i, (t, g, lab) in enumerate(items)]
+    result = split_rows(rows, ratios, stratify=stratify, group_field="group" if grouped else None, seed=seed)
+    split_of = {r["id"]: name for name, part in result.splits.items() for r in part}
+    by_text: dict[str, list[dict]] = {}
+    for r in rows:
+        by_text.setdefault(r["text"].lower().rstrip("."), []).append(r)
+    for same in by_text.values():
+        if not grouped or any(r["group"] is None for r in same):
+            assert len({split_of[r["id"]] for r in same}) == 1
+    if grouped:
+        homes: dict[str, set] = {}
+        for r in rows:
+            if r["group"]:
+                homes.setdefault(r["group"], set()).add(split_of[r["id"]])
+        assert all(len(s) == 1 for s in homes.values())
+    assert sorted(split_of) == sorted(r["id"] for r in rows)
+
+
+def test_copies_in_two_named_groups_leave_the_groups_as_drawn():
+    # drug-reviews: one review posted under Implanon and under Etonogestrel; the user's drug groups decide
+    rows = _rows(300, 60)
+    copied = [*rows, {**rows[1], "id": "copy", "group": "g0", "text": rows[1]["text"] + "!"}]
+    before = split_rows([*rows, {**rows[1], "id": "copy", "group": "g0", "text": "unique words"}], (0.8, 0.1, 0.1),
+                        group_field="group", seed=1)
+    after = split_rows(copied, (0.8, 0.1, 0.1), group_field="group", seed=1)
+    ids = lambda r: {k: [x["id"] for x in v] for k, v in r.splits.items()}  # noqa: E731
+    assert ids(before) == ids(after)
+
+
+def test_data_without_copies_splits_as_before_copies_were_joined():
+    # the assignment of unique rows is what it was when a unit was a group or a row (fingerprints of old runs hold)
+    rows = _rows(300, 60)
+    ids = lambda r: {k: [x["id"] for x in v] for k, v in r.splits.items()}  # noqa: E731
+    assert ids(split_rows(rows, (0.8, 0.1, 0.1), group_field="group", seed=1))["test"][:6] == \
+        ["23", "83", "143", "203", "263", "19"]
+
+
 def test_deterministic_and_seed_sensitive():
     rows = _rows(300, 60)
     a = split_rows(rows, (0.8, 0.1, 0.1), group_field="group", seed=1)
