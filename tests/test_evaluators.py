@@ -97,6 +97,18 @@ def ref_selective(x: ClassifierInputs) -> dict:
     return {"coverage_at_target": max(reached, default=0.0)}
 
 
+def ref_copies(x: ClassifierInputs) -> dict:
+    # the fixture's texts share words, a pill and a day number, so some evaluation rows equal a training row exactly
+    train = {r["text"] for r in x.train_rows}
+    mask = np.array([r["text"] in train for r in x.rows])
+    assert 0 < mask.sum() < len(mask)
+    pred = x.logits.argmax(1)
+    return {"share_copied": mask.mean(), "rows_copied": mask.sum(),
+            "accuracy_without": accuracy_score(x.y[~mask], pred[~mask]),
+            "macro_f1_without": f1_score(x.y[~mask], pred[~mask], average="macro", labels=[0, 1, 2]),
+            "accuracy_on_copies": accuracy_score(x.y[mask], pred[mask])}
+
+
 def ref_slices(x: ClassifierInputs) -> dict:
     pred, cond = x.logits.argmax(1), np.array([r["condition"] for r in x.rows])
     acc = {c: accuracy_score(x.y[cond == c], pred[cond == c]) for c in set(cond)}
@@ -185,6 +197,7 @@ CONTRACT = {
     "calibration": ("cls_inputs", ref_calibration, 1e-4),
     "conformal": ("cls_inputs", ref_conformal, 1e-12),
     "selective": ("cls_inputs", ref_selective, 1e-12),
+    "copies": ("cls_inputs", ref_copies, 1e-12),
     "slices": ("cls_inputs", ref_slices, 1e-12),
     "errors": ("cls_inputs", ref_errors, 1e-12),
     "perplexity": ("gen_inputs", ref_perplexity, 1e-4),
@@ -225,3 +238,19 @@ def test_an_evaluator_that_does_not_apply_leaves_no_section():
     x = answer_inputs(None)
     x.chat = False
     assert EVALUATORS["answers"].evaluate(x) is None
+
+
+def test_copies_name_none_when_training_shares_no_text_and_the_scores_without_them_otherwise(cls_inputs):
+    from dataclasses import replace
+
+    from nichetune.eval.evaluators.copies import sentence
+
+    fresh = replace(cls_inputs, train_rows=[{**r, "text": r["text"] + " elsewhere"} for r in cls_inputs.train_rows])
+    none = EVALUATORS["copies"].evaluate(fresh)
+    assert none == {"rows": 0, "of": 300, "share": 0.0} and sentence(none).startswith("No evaluation row")
+    # case and punctuation do not hide a copy
+    shouted = replace(cls_inputs, train_rows=[{**r, "text": r["text"].upper() + "!"} for r in cls_inputs.rows[:30]])
+    got = EVALUATORS["copies"].evaluate(shouted)
+    assert got["rows"] == 30 and "30 of the 300 evaluation rows (10.0%)" in sentence(got)
+    assert got["accuracy_without"] == pytest.approx(float(np.mean(shouted.pred[30:] == shouted.y[30:])))
+    assert EVALUATORS["copies"].evaluate(replace(cls_inputs, train_rows=[])) is None

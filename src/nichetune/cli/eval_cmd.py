@@ -83,6 +83,10 @@ def run_eval(args) -> int:
     warning = lexical_warning(metrics["comparisons"])
     if warning:
         print(warning)
+    if metrics.get("copies", {}).get("rows"):
+        from ..eval.evaluators.copies import sentence
+
+        print(sentence(metrics["copies"]))
     inputs = metrics.get("inputs")
     if inputs and inputs["texts_cut"]:
         print(f"the model read {inputs['token_share']:.0%} of the evaluation tokens: {inputs['texts_cut']:.0%} of the "

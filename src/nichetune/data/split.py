@@ -149,7 +149,12 @@ def fingerprint(rows: list[dict]) -> dict:
             "sha256": hashlib.sha256(json.dumps(hashes).encode()).hexdigest()}
 
 
+def copied(rows: list[dict], fp: dict) -> list[bool]:
+    """For each of ``rows``: whether its normalised text appears in the fingerprinted split."""
+    protected = set(fp["text_hashes"])
+    return [text_hash(row_text(r)) in protected for r in rows]
+
+
 def contamination(rows: list[dict], fp: dict) -> list[str]:
     """Ids of ``rows`` whose normalised text appears in the fingerprinted split."""
-    protected = set(fp["text_hashes"])
-    return [r["id"] for r in rows if text_hash(row_text(r)) in protected]
+    return [r["id"] for r, hit in zip(rows, copied(rows, fp), strict=True) if hit]

@@ -9,6 +9,7 @@ from . import (
     baselines,
     calibration,
     conformal,
+    copies,
     errors,
     forgetting,
     label_metrics,
@@ -22,6 +23,7 @@ from .inputs import ClassifierInputs, GeneratorInputs
 # the report's order; an evaluator registered from elsewhere follows these
 REPORT_ORDER = tuple(m.EVALUATOR.id for m in (
     label_metrics,
+    copies,
     baselines,
     calibration,
     conformal,
