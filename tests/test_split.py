@@ -1,5 +1,6 @@
 import json
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -38,7 +39,8 @@ def test_copies_of_a_text_never_span_two_splits_unless_only_named_groups_hold_th
     # copies differ in case and punctuation; a third of the rows have no group, the rest name one of 13
     rows = [{"id": str(i), "text": f"Article {t}." if i % 2 else f"article {t}", "label": lab,
              "group": f"g{g % 13}" if g % 3 else None} for i, (t, g, lab) in enumerate(items)]
-    result = split_rows(rows, ratios, stratify=stratify, group_field="group" if grouped else None, seed=seed)
+    result = split_rows(rows, ratios, stratify=stratify, group_field="group" if grouped else None, seed=seed,
+                        join_copies=True)
     split_of = {r["id"]: name for name, part in result.splits.items() for r in part}
     by_text: dict[str, list[dict]] = {}
     for r in rows:
@@ -60,8 +62,8 @@ def test_copies_in_two_named_groups_leave_the_groups_as_drawn():
     rows = _rows(300, 60)
     copied = [*rows, {**rows[1], "id": "copy", "group": "g0", "text": rows[1]["text"] + "!"}]
     before = split_rows([*rows, {**rows[1], "id": "copy", "group": "g0", "text": "unique words"}], (0.8, 0.1, 0.1),
-                        group_field="group", seed=1)
-    after = split_rows(copied, (0.8, 0.1, 0.1), group_field="group", seed=1)
+                        group_field="group", seed=1, join_copies=True)
+    after = split_rows(copied, (0.8, 0.1, 0.1), group_field="group", seed=1, join_copies=True)
     ids = lambda r: {k: [x["id"] for x in v] for k, v in r.splits.items()}  # noqa: E731
     assert ids(before) == ids(after)
 
@@ -70,7 +72,7 @@ def test_data_without_copies_splits_as_before_copies_were_joined():
     # the assignment of unique rows is what it was when a unit was a group or a row (fingerprints of old runs hold)
     rows = _rows(300, 60)
     ids = lambda r: {k: [x["id"] for x in v] for k, v in r.splits.items()}  # noqa: E731
-    assert ids(split_rows(rows, (0.8, 0.1, 0.1), group_field="group", seed=1))["test"][:6] == \
+    assert ids(split_rows(rows, (0.8, 0.1, 0.1), group_field="group", seed=1, join_copies=True))["test"][:6] == \
         ["23", "83", "143", "203", "263", "19"]
 
 
@@ -219,3 +221,31 @@ def test_first_per_label_takes_k_of_each_label_in_the_given_order():
     order = [6, 5, 4, 3, 2, 1, 0]
     assert first_per_label(labels, 2, order) == [6, 4, 5, 2, 3]  # a: 6, 4; b: 5, 2; c has one row: 3
     assert first_per_label(labels, 2, order, skip={6, 4, 5, 2, 3}) == [1, 0]  # what is left: a: 1; b: 0
+
+
+def test_cli_split_keeps_copies_together_for_labels_and_splits_repeated_conversations_like_any_row(tmp_path):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from tiny_data import chat_rows
+
+    # 12 texts, each 5 times ("Review 3!" / "review 3"): 12 units for a classifier, 60 rows for sft
+    rows = [{"id": str(i), "text": f"Review {i % 12}!" if i % 2 else f"review {i % 12}", "label": "ab"[i % 12 % 2]}
+            for i in range(60)]
+    (tmp_path / "cls.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["data", "split", str(tmp_path / "cls.jsonl"), "--out-dir", str(tmp_path / "c"),
+                 "--ratios", "0.6,0.2,0.2"]) == 0
+    homes: dict[str, set] = {}
+    for name in ("train", "validation", "test"):
+        for line in (tmp_path / "c" / f"{name}.jsonl").read_text().splitlines():
+            homes.setdefault(json.loads(line)["text"].lower().rstrip("!"), set()).add(name)
+    assert len(homes) == 12 and all(len(s) == 1 for s in homes.values())
+    # two conversations repeated 24 times each (fixed answers): every split gets some of both
+    write = tmp_path / "sft.jsonl"
+    write.write_text("".join(json.dumps(r) + "\n" for r in chat_rows(48)))
+    assert main(["data", "split", str(write), "--task", "sft", "--out-dir", str(tmp_path / "s"),
+                 "--ratios", "0.5,0.25,0.25"]) == 0
+    for name in ("train", "validation", "test"):
+        terms = {json.loads(line)["messages"][0]["content"] for line in
+                 (tmp_path / "s" / f"{name}.jsonl").read_text().splitlines()}
+        assert len(terms) == 2, name

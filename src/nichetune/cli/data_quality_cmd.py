@@ -200,13 +200,14 @@ def run_split(args) -> int:
     from ..data.provenance import record_step
     from ..data.rows import write_rows
     from ..data.split import fingerprint, parse_ratios, split_rows
+    from ..tasks import task_spec
 
     ratios = parse_ratios(args.ratios)
     loaded = _load(args)
     group = args.group_field
     # rows are normalised on load: whatever the source field was called, its value is now in "group"
     result = split_rows(loaded.rows, ratios, stratify=args.stratify, group_field="group" if group else None,
-                        seed=args.seed)
+                        seed=args.seed, join_copies=task_spec(loaded.task).labelled)
     out = Path(args.out_dir)
     outputs = {}
     for name, rows in result.splits.items():

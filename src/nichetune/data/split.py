@@ -1,7 +1,8 @@
 """Deterministic, stratified, group-aware splits with a fingerprint of the test split.
 
-Groups (a patient, a drug, a term) are kept whole: no group ever spans two splits, and a row without a group goes
-where every other copy of its text goes (the same after case, whitespace and punctuation are normalised). With
+Groups (a patient, a drug, a term) are kept whole: no group ever spans two splits; for labelled data, a row without a
+group goes where every other copy of its text goes (the same after case, whitespace and punctuation are normalised).
+With
 ``stratify``, groups are assigned greedily (largest first) to the split whose label counts are
 furthest below target, the approach of scikit-learn's StratifiedGroupKFold. Synthetic rows only
 ever go to train, and only when their parent row is in train.
@@ -56,7 +57,7 @@ def parse_ratios(text: str) -> tuple[float, ...]:
         raise DataValidationError(f"--ratios {text!r}: {exc}", hint="e.g. --ratios 0.8,0.1,0.1") from None
 
 
-def _units(rows: list[dict], group_field: str | None) -> list[list[dict]]:
+def _units(rows: list[dict], group_field: str | None, join_copies: bool) -> list[list[dict]]:
     """Rows that go to one split together: a group's rows, and every copy of a normalised text that has a copy
     without a group (a test row with a copy in training scores memory, not skill: BBC News's 103 copies had put 20 of
     245 test articles there). Copies only in named groups leave the groups as the user drew them. Each unit is listed
@@ -76,7 +77,7 @@ def _units(rows: list[dict], group_field: str | None) -> list[list[dict]]:
     order = {k: i for i, k in reversed(list(enumerate(keys)))}  # a key's first row
     copies: dict[str, list[str]] = defaultdict(list)
     for key, row in zip(keys, rows, strict=True):
-        if normalise_text(row_text(row)):  # no words: nothing to copy
+        if join_copies and normalise_text(row_text(row)):  # no words: nothing to copy
             copies[text_hash(row_text(row))].append(key)
     for same in copies.values():
         if all(k.startswith("g:") for k in same):
@@ -101,12 +102,15 @@ def _deficit(want: float, have: int, unit_size: int, unit_labels: Counter, split
 
 
 def split_rows(rows: list[dict], ratios: tuple[float, ...] = (0.8, 0.1, 0.1), *, stratify: bool = False,
-               group_field: str | None = None, seed: int = 0, label_field: str = "label") -> SplitResult:
-    """Split ``rows`` (each with an ``id``) into train / validation / test."""
+               group_field: str | None = None, seed: int = 0, label_field: str = "label",
+               join_copies: bool = False) -> SplitResult:
+    """Split ``rows`` (each with an ``id``) into train / validation / test. With ``join_copies`` (what labelled
+    tasks use) a text's copies go to one split unless only named groups hold them; generation data often repeats a
+    conversation on purpose (fixed answers, templates), and there the copies are split like any row."""
     names = SPLIT_NAMES[len(ratios)]
     real = [r for r in rows if not r.get("synthetic")]
     synthetic = [r for r in rows if r.get("synthetic")]
-    units = _units(real, group_field)
+    units = _units(real, group_field, join_copies)
     rng = random.Random(seed)
     rng.shuffle(units)
     units.sort(key=len, reverse=True)  # stable: equal sizes keep the seeded order

@@ -46,8 +46,9 @@ def _split(rows: list[dict], ratios: tuple[float, ...], split_cfg, task: str) ->
     group = split_cfg.group_field
     if group and not any(r.get(group) not in (None, "") for r in rows):
         group = None  # no row has the field: nothing to keep together
-    result = split_rows(rows, ratios, stratify=split_cfg.stratify and task_spec(task).labelled,
-                        group_field=group, seed=split_cfg.seed)
+    labelled = task_spec(task).labelled
+    result = split_rows(rows, ratios, stratify=split_cfg.stratify and labelled, group_field=group,
+                        seed=split_cfg.seed, join_copies=labelled)
     return result.splits
 
 
