@@ -2,10 +2,9 @@
 
 Groups (a patient, a drug, a term) are kept whole: no group ever spans two splits; for labelled data, a row without a
 group goes where every other copy of its text goes (the same after case, whitespace and punctuation are normalised).
-With
-``stratify``, groups are assigned greedily (largest first) to the split whose label counts are
-furthest below target, the approach of scikit-learn's StratifiedGroupKFold. Synthetic rows only
-ever go to train, and only when their parent row is in train.
+With ``stratify``, groups are assigned greedily (largest first) to the split whose label counts are furthest below
+target, the approach of scikit-learn's StratifiedGroupKFold. Synthetic rows only ever go to train, and only when their
+parent row is in train.
 """
 
 from __future__ import annotations
