@@ -221,8 +221,10 @@ RULES: tuple[Rule, ...] = (
     Rule("duplicates: deduplicate first", lambda e, c: e.redundant_share >= 0.01,
          lambda e, c: {},
          lambda e, c: f"{e.redundant_share:.1%} of rows are redundant duplicates: run `nichetune data dedup` "
-                      "before training (the split keeps a text's copies in one split unless two named groups hold "
-                      "them, but each copy still counts again in training and in the test score)"),
+                      "before training" + (" (the split keeps a text's copies in one split unless two named groups "
+                                           "hold them, but each copy still counts again in training and in the test "
+                                           "score)" if _classify(e) else
+                                           ", or copies in evaluation splits inflate their scores")),
     Rule("sensitive data with PII: mask before training", lambda e, c: c.sensitivity != "none" and e.pii_rows > 0,
          lambda e, c: {"data": {"pii": "mask"}},
          lambda e, c: f"{c.sensitivity} data and {e.pii_rows} rows with PII ({', '.join(e.pii_types)}): "
