@@ -15,7 +15,7 @@ import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from .near_dup import normalise_text, text_hash
+from .near_dup import text_hash
 from .rows import row_text
 
 SPLIT_NAMES = {1: ("train",), 2: ("train", "test"), 3: ("train", "validation", "test")}
@@ -75,9 +75,10 @@ def _units(rows: list[dict], group_field: str | None, join_copies: bool) -> list
 
     order = {k: i for i, k in reversed(list(enumerate(keys)))}  # a key's first row
     copies: dict[str, list[str]] = defaultdict(list)
+    no_words = text_hash("")  # texts without words copy nothing
     for key, row in zip(keys, rows, strict=True):
-        if join_copies and normalise_text(row_text(row)):  # no words: nothing to copy
-            copies[text_hash(row_text(row))].append(key)
+        if join_copies and (digest := text_hash(row_text(row))) != no_words:
+            copies[digest].append(key)
     for same in copies.values():
         if all(k.startswith("g:") for k in same):
             continue  # copies only in groups the user named: `data audit` reports them, `data dedup` drops them
