@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 from quality import EVAL_ARGS, _child, _fit_seconds, _nichetune, _predicted, _rows, _score  # this folder is on sys.path
 
+from nichetune.quiet import quiet_libraries
+
 HERE = Path(__file__).resolve().parent
 TEST_ROWS = 300
 
@@ -125,6 +127,7 @@ def table(results: list[dict]) -> str:
 
 
 def main() -> int:
+    quiet_libraries()  # as the CLI does: torchao's CUDA-library notices would bury the figures
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--datasets", nargs="+", default=["drug-reviews", "bbc-news"])
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])

@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 from child_peak import run_measured  # this folder: run as a script, it is on sys.path
 
+from nichetune.quiet import quiet_libraries
+
 HERE = Path(__file__).resolve().parent
 BUILT_INS = ("bbc-news", "drug-reviews", "foldoc-subjects")
 BASELINES = ("tfidf-logreg", "tfidf-svm")
@@ -234,6 +236,7 @@ def table(results: list[dict]) -> str:
 
 
 def main() -> int:
+    quiet_libraries()  # as the CLI does: torchao's CUDA-library notices would bury the figures
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--datasets", nargs="*", default=list(BUILT_INS), help="built-in dataset names")
     p.add_argument("--data", nargs="*", default=[], help="labelled JSONL files (text, label)")

@@ -19,6 +19,7 @@ import torch
 
 from nichetune.data.readers import read_json_lines
 from nichetune.models.resolve import resolve_model
+from nichetune.quiet import quiet_libraries
 from nichetune.stats.classification import classification_metrics
 from nichetune.train.contrastive import pair_indices
 
@@ -66,6 +67,7 @@ def setfit_style(train: list[dict], test_texts: list[str], labels: list[str], *,
 
 
 def main() -> int:
+    quiet_libraries()  # as the CLI does: torchao's CUDA-library notices would bury the figures
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("train")
     p.add_argument("test")

@@ -34,6 +34,7 @@ from child_peak import run_measured  # this folder: run as a script, it is on sy
 
 from nichetune.cli.launch import relaunch_env
 from nichetune.hardware import allocator
+from nichetune.quiet import quiet_libraries
 
 SFT_PEERS = ("trainer-fp32", "trainer-bf16", "nichetune")
 ENCODER_PEERS = ("trainer-bf16-lora", "nichetune-lora", "trainer-bf16-full", "nichetune-full")
@@ -248,6 +249,7 @@ def report(case: str, results: dict, peaks: dict) -> dict:
 
 
 def main() -> None:
+    quiet_libraries()  # as the CLI does: torchao's CUDA-library notices would bury the figures
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--case", nargs="+", choices=("sft", "encoder"), default=["sft", "encoder"])
     parser.add_argument("--steps", type=int, default=16, help="optimizer steps per peer")

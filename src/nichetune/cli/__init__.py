@@ -7,11 +7,11 @@ import errno
 import logging
 import os
 import sys
-import warnings
 
 from .. import __version__, offline
 from ..errors import NichetuneError
 from ..hardware import allocator
+from ..quiet import quiet_libraries
 from . import (
     ab_cmd,
     ask_cmd,
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.verbose:  # asked for explicitly: wins over a quiet setting inherited from a parent process
         os.environ["TRANSFORMERS_VERBOSITY"] = "info"
     else:
-        _quiet_libraries()
+        quiet_libraries()  # each command prints its own status; `-v` shows the libraries' reports again
     try:
         return int(args.func(args) or 0)
     except NichetuneError as exc:
@@ -94,23 +94,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
         print(f"  how to fix: {_os_hint(exc)}", file=sys.stderr)
         return 1
-
-
-def _quiet_libraries() -> None:
-    """Each command prints its own status; transformers' load reports and upstream deprecation notices
-    (meant for library authors) would bury it. ``-v`` shows them again."""
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # read when transformers is first imported
-    if "transformers" in sys.modules:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.set_verbosity_error()
-    # importing transformers imports torchao where installed: it logs each CUDA-only kernel library that cannot
-    # load (on every CPU machine), and torch logs the deprecated pytree registrations torchao makes
-    for name in ("torchao", "torch.utils._pytree"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    for module in ("transformers", "peft", "torch", "accelerate"):
-        warnings.filterwarnings("ignore", category=FutureWarning, module=module)
-        warnings.filterwarnings("ignore", category=DeprecationWarning, module=module)
 
 
 def _os_hint(exc: OSError) -> str:
