@@ -253,4 +253,13 @@ def test_copies_name_none_when_training_shares_no_text_and_the_scores_without_th
     got = EVALUATORS["copies"].evaluate(shouted)
     assert got["rows"] == 30 and "30 of the 300 evaluation rows (10.0%)" in sentence(got)
     assert got["accuracy_without"] == pytest.approx(float(np.mean(shouted.pred[30:] == shouted.y[30:])))
+    assert got["in_groups"] == 0 and "All of them have no group" in sentence(got) and "named group" not in sentence(got)
+    # copies under a named group (FOLDOC's definitions shared by two terms): the advice names the groups
+    grouped = replace(shouted, rows=[{**r, "group": "term-a"} if i < 10 else r for i, r in enumerate(shouted.rows)])
+    got = EVALUATORS["copies"].evaluate(grouped)
+    assert got["in_groups"] == 10 and got["rows"] == 30
+    assert "10 of them sit in a named group" in sentence(got) and "20 of them have no group" in sentence(got)
+    everyone = replace(shouted, rows=[{**r, "group": "term-a"} for r in shouted.rows])
+    got = EVALUATORS["copies"].evaluate(everyone)
+    assert "All of them sit in a named group" in sentence(got) and "no group" not in sentence(got)
     assert EVALUATORS["copies"].evaluate(replace(cls_inputs, train_rows=[])) is None

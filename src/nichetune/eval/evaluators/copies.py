@@ -18,6 +18,9 @@ def evaluate(x: ClassifierInputs) -> dict | None:
         return None
     mask = np.array(copied(x.rows, fingerprint(x.train_rows)), dtype=bool)
     section: dict = {"rows": int(mask.sum()), "of": len(mask), "share": float(mask.mean()) if len(mask) else 0.0}
+    if mask.any():  # a copy in a named group is the split keeping groups whole; one without, a file that repeats
+        grouped = [r.get("group") not in (None, "") for r in x.rows]
+        section["in_groups"] = int(np.sum(mask & np.array(grouped, dtype=bool)))
     if mask.any() and not mask.all():
         keep = ~mask
         section.update(accuracy_without=float(np.mean(x.pred[keep] == x.y[keep])),
@@ -42,8 +45,22 @@ def sentence(section: dict) -> str:
     if "accuracy_without" in section:
         text += (f" (right on {section['accuracy_on_copies']:.0%} of them); without them accuracy is "
                  f"{section['accuracy_without']:.4f} and macro-F1 {section['macro_f1_without']:.4f}")
-    return text + (". Run `nichetune data dedup` before splitting, or split again: copies without a group now stay "
-                   "in one split.")
+    return text + ". " + _advice(section["rows"], section.get("in_groups", 0))
+
+
+def _advice(rows: int, in_groups: int) -> str:
+    """How to be rid of them: a copy under a named group stays where its group went (the split keeps groups whole,
+    not copies across groups); a copy without one came in an evaluation file that repeats training rows."""
+    parts = []
+    if in_groups:
+        parts.append(f"{'All' if in_groups == rows else in_groups} of them sit in a named group other than their "
+                     "training copy's (the split keeps each group whole, not copies across groups): give each text one "
+                     "group, or drop the copies with `nichetune data dedup` before splitting")
+    if rows - in_groups:
+        parts.append(f"{'All' if not in_groups else rows - in_groups} of them have no group: the evaluation file "
+                     "repeats training rows; drop them with `nichetune data dedup`, or let nichetune split one file "
+                     "(a text's copies without a group stay in one split)")
+    return ". ".join(parts) + "."
 
 
 def render(section: dict, report) -> list[tuple[str, str]]:
