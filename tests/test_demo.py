@@ -93,3 +93,53 @@ def test_an_evaluation_written_before_baseline_ids_still_gives_the_verdict_vs_ba
     rows = summary_rows({"runs": {"r": {"manifest": manifest, "label": "x"}}, "metrics": metrics, "evaluated": "r"},
                         {"runs": {}, "metrics": SKIPPED})
     assert rows[0]["verdict vs base"] == "better (+0.250, p = 0.02)"
+
+
+def test_the_demo_ships_the_int8_form_the_export_plan_picks_and_leaves_out_what_this_cpu_runs_slowly(monkeypatch):
+    import nichetune.hardware as hardware
+    from nichetune.demo.ship import DRUG, JARGON, formats_here
+
+    monkeypatch.setattr(hardware, "pick_device", lambda requested="auto": "cpu")
+    monkeypatch.setattr(hardware, "cpu_has_int8_dot", lambda: False)  # a 2-core AVX2 CPU: torchao's int8 is slow
+    assert formats_here(*DRUG[1:]) == (("merged", "onnx", "onnx-int8"), {})  # onnxruntime's int8 is fast anyway
+    formats, left_out = formats_here(*JARGON[1:])
+    assert formats == ("merged", "gguf") and list(left_out) == ["int8"]
+    assert "no int8 dot-product instructions" in left_out["int8"]
+    monkeypatch.setattr(hardware, "cpu_has_int8_dot", lambda: True)  # VNNI or AMX
+    assert formats_here(*DRUG[1:]) == (("merged", "onnx", "onnx-int8"), {})
+    assert formats_here(*JARGON[1:]) == (("merged", "int8", "gguf"), {})
+
+
+def test_retrieval_answers_are_reused_only_for_the_same_run_index_and_questions(tmp_path, monkeypatch):
+    import types
+
+    import nichetune.retrieval.answer_eval as answer_eval
+    from nichetune.demo.knowledge import _answers
+
+    calls = []
+
+    def fake(index, questions, run_dir, **kw):  # what the greedy answers would score; counted
+        calls.append([q["question"] for q in questions])
+        return {"means": {w: {"token_f1": 0.5, "rouge_l": 0.4, "exact_match": 0.0, "citation_recall": None,
+                              "citation_precision": None} for w in ("without", "with")},
+                "verdicts": {}, "summary": "s", "rows": [{"q": q["question"]} for q in questions]}
+
+    monkeypatch.setattr(answer_eval, "evaluate_answers", fake)
+    (tmp_path / "index").mkdir()
+    (tmp_path / "index" / "chunks.jsonl").write_text('{"text": "a"}\n')
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "manifest.json").write_text('{"v": 1}')
+    index = types.SimpleNamespace(folder=tmp_path / "index")
+    q1, q2 = [{"question": "What is a?"}], [{"question": "What is b?"}]
+    said = []
+    first = _answers(index, q1, run, False, said.append)
+    assert _answers(index, q1, run, False, said.append) == first and len(calls) == 1
+    assert any("reusing the answers" in s for s in said)
+    _answers(index, q2, run, False, said.append)                        # other questions
+    (run / "manifest.json").write_text('{"v": 2}')                      # the run trained again
+    _answers(index, q2, run, False, said.append)
+    (tmp_path / "index" / "chunks.jsonl").write_text('{"text": "b"}\n')  # the index was rebuilt
+    _answers(index, q2, run, False, said.append)
+    _answers(index, q2, run, True, said.append)                         # --fresh
+    assert len(calls) == 5

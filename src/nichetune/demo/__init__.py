@@ -90,6 +90,7 @@ def run_demo(out: str | Path = "demo-out", *, quick: bool = False, fresh: bool =
                "commands": steps.commands, "reports": {k: str(p["report"]) for k, p in parts.items()},
                "audit": _plain(parts["medical"].get("audit")),
                "exports": {k: _plain(v) for k, v in shipped["exports"].items()},
+               "exports_left_out": shipped["left_out"],
                "registry": _plain(shipped["registry"]), "served": _plain(served),
                "retrieval": {k: _plain(v) for k, v in retrieved.items()},
                "watch": {k: _plain(v) for k, v in watched.items()}}

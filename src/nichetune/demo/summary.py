@@ -182,7 +182,11 @@ def index_html(out: Path, rows: list[dict], medical: dict, jargon: dict, failure
         registry = shipped.get("registry")
         cards = "".join(f"<li>{link(path, f'Model card: {ref}')}</li>" for ref, path in registry["cards"].items()) \
             if isinstance(registry, dict) else ""
+        left_out = "".join(f"<li>{esc(model)} {esc(fmt)}: {esc(why)}</li>"
+                           for model, by_format in shipped.get("left_out", {}).items()
+                           for fmt, why in by_format.items())
         shipping = (table(export_rows(shipped.get("exports", {})), EXPORT_COLUMNS)
+                    + (f"<p>Not exported on this machine:</p><ul>{left_out}</ul>" if left_out else "")
                     + (f"<ul>{cards}</ul>" if cards else "<p class='muted'>(the registry step did not run)</p>"))
     return page("nichetune demo", [
         ("Reports", caveat + reports),

@@ -194,8 +194,8 @@ def _int8_slow_here() -> str | None:
     if pick_device() != "cpu" or cpu_has_int8_dot():
         return None
     return ("this CPU has no int8 dot-product instructions (AVX512-VNNI, AVX-VNNI or AMX), so torchao's int8 "
-            "matrix multiply runs a reference kernel, slower than fp32; onnx-int8 (onnxruntime's own kernels) is the "
-            "int8 for it")
+            "matrix multiply runs a reference kernel, slower than fp32; for an encoder classifier onnx-int8 "
+            "(onnxruntime's own kernels) is the int8 for it, for a decoder bf16 where native, else merged fp32")
 
 
 TORCH_HEADS = frozenset(HEADS)
