@@ -72,7 +72,7 @@ def _index(docs: Path, folder: Path, fresh: bool, say):
     return load_index(folder)
 
 
-def _evaluate(index, questions_file: Path, run_dir: Path, budget, say) -> dict:
+def _evaluate(index, questions_file: Path, run_dir: Path, budget, fresh: bool, say) -> dict:
     from ..retrieval.evaluate import evaluate_index, read_questions
 
     questions = read_questions(questions_file)
@@ -81,13 +81,31 @@ def _evaluate(index, questions_file: Path, run_dir: Path, budget, say) -> dict:
         say(f"  {mode:>6}: recall@10 {m['recall']:.3f}  MRR {m['mrr']:.3f}  nDCG@10 {m['ndcg']:.3f}")
     for v in retrieval["verdicts"].values():
         say(f"  {v['sentence']}")
-    return {"retrieval": retrieval, "answers": _answers(index, questions[: budget.retrieval_answers], run_dir, say)}
+    return {"retrieval": retrieval,
+            "answers": _answers(index, questions[: budget.retrieval_answers], run_dir, fresh, say)}
 
 
-def _answers(index, questions: list[dict], run_dir: Path, say) -> dict:
+def _answers(index, questions: list[dict], run_dir: Path, fresh: bool, say) -> dict:
+    """The run's answers to ``questions`` with and without retrieval, scored; reused when the same run answered the
+    same questions from the same index before (greedy decoding gives the same answers: 48 questions took minutes)."""
+    from ..atomic import atomic_write_text
+    from ..hashing import sha256_file
     from ..retrieval.answer_eval import evaluate_answers
+    from ..run.paths import RunPaths
 
-    answers = evaluate_answers(index, questions, run_dir, k=3, max_tokens=64, progress=lambda text: say(f"  {text}"))
+    k, max_tokens = 3, 64
+    key = {"run": sha256_file(RunPaths(run_dir).manifest), "index": sha256_file(index.folder / "chunks.jsonl"),
+           "questions": questions, "k": k, "max_tokens": max_tokens}
+    cache = index.folder.parent / "answers" / f"{run_dir.name}.json"
+    saved = json.loads(cache.read_text()) if not fresh and cache.is_file() else {}
+    if saved.get("key") == key:
+        say(f"  reusing the answers in {cache} (same run, index and questions; --fresh answers again)")
+        answers = saved["answers"]
+    else:
+        answers = evaluate_answers(index, questions, run_dir, k=k, max_tokens=max_tokens,
+                                   progress=lambda text: say(f"  {text}"))
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(cache, json.dumps({"key": key, "answers": answers}, default=float) + "\n")
     for who in ("without", "with"):
         m = answers["means"][who]
         say(f"  {who:>7} retrieval: token F1 {m['token_f1']:.3f}  ROUGE-L {m['rouge_l']:.3f}  "
@@ -134,13 +152,14 @@ def _train_raft(out: Path, index, folder: Path, budget, fresh: bool, say) -> dic
     return {"raft": raft, "manifest": manifest}
 
 
-def _compare(index, questions_file: Path, out: Path, folder: Path, evaluation: dict, budget, say) -> dict:
+def _compare(index, questions_file: Path, out: Path, folder: Path, evaluation: dict, budget, fresh: bool,
+             say) -> dict:
     from ..retrieval.answer_eval import compare
     from ..retrieval.evaluate import read_questions
     from ..retrieval.report import write_report
 
     questions = read_questions(questions_file)[: budget.retrieval_answers]
-    raft = _answers(index, questions, out / "runs" / RAFT_RUN, say)
+    raft = _answers(index, questions, out / "runs" / RAFT_RUN, fresh, say)
     versus = compare(evaluation["answers"], raft, a_name=f"{RUN} with retrieval", b_name=f"{RAFT_RUN} with retrieval")
     say(f"  {versus['sentence']}")
     answers = {RUN: evaluation["answers"], RAFT_RUN: raft}
@@ -186,7 +205,7 @@ def run_knowledge(steps: Steps, out: Path, budget, jargon: dict, *, fresh: bool)
                       command=f"nichetune index build {folder / 'foldoc-docs.jsonl'} --out {index_dir} --pii mask")
     evaluation = steps.run(
         "retrieval metrics per mode; the jargon run's answers with and without retrieval on held-out terms",
-        lambda: _evaluate(index, files[1], run_dir, budget, steps.say), needs=(index,),
+        lambda: _evaluate(index, files[1], run_dir, budget, fresh, steps.say), needs=(index,),
         command=f"nichetune index eval {index_dir} {folder / 'questions.jsonl'} --model {run_dir} "
                 f"--out {folder / 'eval'}")
     raft = steps.run(
@@ -197,7 +216,8 @@ def run_knowledge(steps: Steps, out: Path, budget, jargon: dict, *, fresh: bool)
     result: dict = {"report": folder / "eval" / "report.html", "raft": raft}
     result["eval"] = steps.run(
         "the RAFT run's answers on the same held-out questions, against the jargon run's (both with retrieval)",
-        lambda: _compare(index, files[1], out, folder, evaluation, budget, steps.say), needs=(evaluation, raft),
+        lambda: _compare(index, files[1], out, folder, evaluation, budget, fresh, steps.say),
+        needs=(evaluation, raft),
         command=f"nichetune index eval {index_dir} {folder / 'questions.jsonl'} --model {out / 'runs' / RAFT_RUN}")
     result["asked"] = steps.run(
         "ask the RAFT run three held-out questions: cited answers, every citation checked",
