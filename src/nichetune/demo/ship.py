@@ -38,7 +38,7 @@ def formats_here(head: str, wanted: tuple[str, ...]) -> tuple[tuple[str, ...], d
 
 
 def _int8(exports: dict) -> str:
-    """The int8 format among a model's exports."""
+    """The int8 format among a model's formats (or its exports, keyed by format)."""
     return next(f for f in exports if "int8" in f)
 
 
@@ -139,9 +139,7 @@ def run_ship(steps: Steps, out: Path, budget, medical: dict, jargon: dict, *, fr
         return " && ".join(f"nichetune export {run_dir} --to {f} --out {folder / f'{run_dir.name}-{f}'}{flag}"
                            for f in formats)
 
-    def export_step(what: str, run_dir: Path, head: str, wanted: tuple[str, ...], needed, rows: int | None):
-        formats, left_out = formats_here(head, wanted)
-
+    def export_step(what: str, run_dir: Path, formats: tuple[str, ...], left_out: dict, needed, rows: int | None):
         def export():
             for name, why in left_out.items():
                 steps.say(f"  no {name} export on this machine: {why}")
@@ -149,11 +147,13 @@ def run_ship(steps: Steps, out: Path, budget, medical: dict, jargon: dict, *, fr
 
         exports = steps.run(f"export {what}: {', '.join(formats)}, each checked for parity", export, needs=(needed,),
                             command=commands(run_dir, formats) + (f" --rows {rows}" if rows else ""))
-        return exports, left_out
+        return exports
 
-    drug, drug_left_out = export_step("the recommended classifier", drug_run, *DRUG[1:], drug_needed, None)
-    jar, jar_left_out = export_step("the FOLDOC model (greedy answers compared too)", jargon_run, *JARGON[1:],
-                                    jargon_needed, budget.parity_rows)
+    drug_formats, drug_left_out = formats_here(*DRUG[1:])
+    jar_formats, jar_left_out = formats_here(*JARGON[1:])
+    drug = export_step("the recommended classifier", drug_run, drug_formats, drug_left_out, drug_needed, None)
+    jar = export_step("the FOLDOC model (greedy answers compared too)", jargon_run, jar_formats, jar_left_out,
+                      jargon_needed, budget.parity_rows)
     reg = out / "registry"
     registry = steps.run(
         "register both, alias champion, promote a second version and roll it back; model cards",
@@ -161,8 +161,8 @@ def run_ship(steps: Steps, out: Path, budget, medical: dict, jargon: dict, *, fr
         command=" && ".join([
             f"nichetune registry register {folder / f'{DRUG[0]}-onnx'} --name drug-reviews --root {reg}",
             f"nichetune registry alias drug-reviews@1 champion --root {reg}",
-            f"nichetune registry register {folder / f'{DRUG[0]}-{_int8(formats_here(*DRUG[1:])[0])}'} "
-            f"--name drug-reviews --root {reg}",
+            f"nichetune registry register {folder / f'{DRUG[0]}-{_int8(drug_formats)}'} --name drug-reviews "
+            f"--root {reg}",
             f"nichetune registry promote drug-reviews@2 --root {reg}",
             f"nichetune registry rollback drug-reviews --root {reg}",
             f"nichetune registry history drug-reviews --root {reg}",
