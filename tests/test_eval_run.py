@@ -12,6 +12,9 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from nichetune.cli import main
 from nichetune.config.recipe import load_recipe
+from nichetune.infer.classify import classify, sentence_vectors
+from nichetune.infer.label_wording import choice_rows, choose_wording
+from nichetune.models.loading import load_encoder
 from nichetune.train.run import train
 from tiny_data import chat_rows, review_rows, write_jsonl
 
@@ -35,7 +38,12 @@ def evaluated(tmp_path_factory, tiny_bert_dir, tiny_llama_dir) -> Path:
     return root / "run"
 
 
-def test_eval_metrics_match_scikit_learn_on_the_written_predictions(evaluated):
+def _embedder(model_dir):
+    model, tokenizer = load_encoder(model_dir)
+    return lambda texts: sentence_vectors(model, tokenizer, texts)[0]
+
+
+def test_eval_metrics_match_scikit_learn_on_the_written_predictions(evaluated, tiny_bert_dir):
     metrics = json.loads((evaluated / "eval" / "metrics.json").read_text())
     preds = [json.loads(line) for line in open(evaluated / "eval" / "predictions.jsonl")]
     y, p = [r["label"] for r in preds], [r["predicted"] for r in preds]
@@ -44,8 +52,17 @@ def test_eval_metrics_match_scikit_learn_on_the_written_predictions(evaluated):
     assert metrics["metrics"]["macro_f1"] == pytest.approx(f1_score(y, p, average="macro"))
     names = [c["baseline"] for c in metrics["comparisons"]]
     prompt_model = names[-1].removeprefix("2-shot ")
-    assert names == ["majority class", names[1], "zero-shot base model", f"zero-shot {prompt_model}",
-                     f"2-shot {prompt_model}"]
+    assert names == ["majority class", names[1], names[2], f"zero-shot {prompt_model}", f"2-shot {prompt_model}"]
+    # the base encoder's labels are worded by the template that fits the training rows best, and the baseline's
+    # predictions are classify's with that wording
+    template = re.fullmatch(r"zero-shot base model \(labels worded as '(.*)', chosen on (\d+) training rows\)",
+                            names[2]).group(1)
+    train_rows = [json.loads(line) for line in open(evaluated / "data" / "train.jsonl")]
+    wording = choose_wording(_embedder(tiny_bert_dir), choice_rows(train_rows), ["negative", "positive"])
+    assert template == wording.template and names[2].endswith(f"chosen on {min(len(train_rows), 128)} training rows)")
+    zero = classify(str(tiny_bert_dir), [r["text"] for r in preds], labels=wording.of(["negative", "positive"]))
+    assert metrics["comparisons"][2]["baseline_accuracy"] == pytest.approx(
+        accuracy_score(y, [p.label for p in zero]))
     # the lexical baseline is the stronger of TF-IDF + logistic regression and + a linear SVM on validation
     assert names[1] in ("TF-IDF + logistic regression (the stronger of two on validation)",
                         "TF-IDF + linear SVM (the stronger of two on validation)")
@@ -146,7 +163,7 @@ def test_compare_with_base_and_with_itself(evaluated, capsys):
     metrics = json.loads((evaluated / "eval" / "metrics.json").read_text())
     assert main(["compare", str(evaluated), "base"]) == 0
     out = json.loads((evaluated / "eval" / "compare-base-model.json").read_text())
-    zero = next(c for c in metrics["comparisons"] if c["baseline"] == "zero-shot base model")
+    zero = next(c for c in metrics["comparisons"] if c["id"] == "zero-shot-base")  # worded the same way
     assert out["metrics"]["accuracy"]["delta"] == pytest.approx(zero["bootstrap"]["delta"])
     assert out["mcnemar"]["p_value"] == pytest.approx(zero["mcnemar"]["p_value"])
     assert out["n"] == metrics["n"] and out["sentence"] in capsys.readouterr().out

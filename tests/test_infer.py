@@ -3,9 +3,10 @@ import torch
 
 from nichetune.errors import NichetuneError
 from nichetune.hardware import pick_dtype
-from nichetune.infer.classify import SIMILARITY_TEMPERATURE, classify, mean_pool
+from nichetune.infer.classify import classify, mean_pool
 from nichetune.infer.generate import chat_input_ids, generate
 from nichetune.infer.label_scoring import LabelScorer, label_log_likelihoods
+from nichetune.infer.label_wording import SIMILARITY_TEMPERATURE
 from nichetune.models.loading import load_causal_lm, load_encoder
 
 

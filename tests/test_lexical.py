@@ -103,17 +103,25 @@ def test_two_overconfident_wrong_sides_never_stack_into_a_constant_answer(data):
 
 
 def test_the_report_names_the_simpler_model_when_the_tuned_one_does_not_beat_it():
-    from nichetune.eval.evaluators.baselines import lexical_warning
+    from nichetune.eval.evaluators.baselines import simpler_model_warning
 
     majority = {"id": "majority", "baseline": "majority class", "verdict": "not significantly different"}
     svm = {"id": "tfidf-svm", "baseline": "TF-IDF + linear SVM (the stronger of two on validation)",
            "verdict": "not significantly different", "metric": "macro_f1"}
-    said = lexical_warning([majority, svm])
+    said = simpler_model_warning([majority, svm])
     assert said.startswith("The tuned model does not beat TF-IDF + linear SVM on macro-F1")
     assert "simpler model is the better choice" in said
-    assert "is worse than TF-IDF + linear SVM on accuracy" in lexical_warning([{**svm, "verdict": "worse",
+    assert "is worse than TF-IDF + linear SVM on accuracy" in simpler_model_warning([{**svm, "verdict": "worse",
                                                                                "metric": "accuracy"}])
-    assert lexical_warning([majority, {**svm, "verdict": "better"}]) == ""
+    assert simpler_model_warning([majority, {**svm, "verdict": "better"}]) == ""
+    # beaten words, unbeaten base model: the training showed no gain over the untrained model
+    base = {"id": "zero-shot-base", "verdict": "not significantly different", "metric": "macro_f1",
+            "baseline": "zero-shot base model (labels worded as 'This text is {}.', chosen on 24 training rows)"}
+    said = simpler_model_warning([majority, {**svm, "verdict": "better"}, base])
+    assert said.startswith("The tuned model does not beat its own base model untrained (zero-shot base model "
+                           "(labels worded as 'This text is {}.'") and "training showed no gain" in said
+    assert simpler_model_warning([{**svm, "verdict": "better"}, {**base, "verdict": "better"}]) == ""
+    assert "The tuned model does not beat TF-IDF" in simpler_model_warning([svm, base])  # the words come first
 
 
 def test_scoring_builds_the_vectorizer_once(data, monkeypatch):

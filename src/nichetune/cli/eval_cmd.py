@@ -78,9 +78,9 @@ def run_eval(args) -> int:
                   "F1 p": f"{c['bootstrap_macro_f1']['p_value']:.3g}", "verdict": c["verdict"]}
                  for c in metrics["comparisons"]],
                 ["baseline", "accuracy", "acc delta", "McNemar p", "macro-F1", "F1 delta", "F1 p", "verdict"])
-    from ..eval.evaluators.baselines import lexical_warning
+    from ..eval.evaluators.baselines import simpler_model_warning
 
-    warning = lexical_warning(metrics["comparisons"])
+    warning = simpler_model_warning(metrics["comparisons"])
     if warning:
         print(warning)
     if metrics.get("copies", {}).get("rows"):

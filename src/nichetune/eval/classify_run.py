@@ -111,20 +111,47 @@ def evaluate_classification(run_dir: Path, rows: list[dict], **options) -> dict:
     }
 
 
-def zero_shot(model: str, texts: list[str], labels: list[str], shots=()) -> np.ndarray:
-    """A base model on the same texts: label likelihood (decoder) or embedding similarity (encoder).
+def zero_shot(model: str, texts: list[str], labels: list[str], shots=(), wording=None) -> np.ndarray:
+    """A base model on the same texts: label likelihood (decoder) or embedding similarity (encoder), an encoder's
+    labels worded by ``wording`` (``infer.label_wording.Wording``) where one is given.
 
     Cached per process: ``eval`` and ``compare RUN base`` on the same split (as the demo runs them)
     score the base model once."""
-    return _zero_shot_cached(model, tuple(texts), tuple(labels), tuple(shots)).copy()
+    worded = tuple(wording.of(labels).values()) if wording is not None else ()
+    return _zero_shot_cached(model, tuple(texts), tuple(labels), tuple(shots), worded).copy()
 
 
 @functools.lru_cache(maxsize=4)
-def _zero_shot_cached(model: str, texts: tuple, labels: tuple, shots: tuple) -> np.ndarray:
+def _zero_shot_cached(model: str, texts: tuple, labels: tuple, shots: tuple, worded: tuple) -> np.ndarray:
     from ..infer.classify import classify
 
-    preds = classify(model, list(texts), labels=list(labels), dtype="auto", shots=shots)
+    candidates = dict(zip(labels, worded, strict=True)) if worded else list(labels)
+    preds = classify(model, list(texts), labels=candidates, dtype="auto", shots=shots)
     return np.array([labels.index(p.label) for p in preds])
+
+
+def base_wording(model: str, labels: list[str], train_rows: list[dict]):
+    """The label wording a bare encoder ``model``'s zero-shot baseline uses, chosen on ``train_rows``
+    (``infer.label_wording``); None for a causal LM (scored by label likelihood) or a model with its own head."""
+    from ..infer.label_wording import choice_rows
+
+    rows = tuple((r["text"], r["label"]) for r in choice_rows([r for r in train_rows if r["label"] in labels]))
+    return _base_wording_cached(model, tuple(labels), rows)
+
+
+@functools.lru_cache(maxsize=4)
+def _base_wording_cached(model: str, labels: tuple, rows: tuple):
+    from ..infer.classify import sentence_vectors
+    from ..infer.label_wording import choose_wording
+    from ..infer.loading import resolve
+    from ..models.loading import load_encoder
+
+    resolved = resolve(model)
+    if resolved.is_causal_lm or resolved.is_sequence_classifier or not rows:
+        return None
+    encoder, tokenizer = load_encoder(resolved)
+    return choose_wording(lambda texts: sentence_vectors(encoder, tokenizer, texts)[0],
+                          [{"text": t, "label": y} for t, y in rows], list(labels))
 
 
 # The instruct model that prompting baselines use when the run's base is an encoder (encoders

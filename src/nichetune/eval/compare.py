@@ -46,16 +46,22 @@ def _classifier_predictions(run_dir: str | Path, texts: list[str], labels: list[
 
 
 def _compare_classification(run_dir: Path, reference: str, rows: list[dict], manifest, recipe) -> dict:
+    from ..data.readers import read_json_lines
     from ..stats.classification import macro_f1_for
-    from .classify_run import compare_predictions, zero_shot
+    from .classify_run import base_wording, compare_predictions, zero_shot
     from .slices import accuracy
 
     labels = manifest.labels
     texts = [r["text"] for r in rows]
     y = np.array([labels.index(r["label"]) for r in rows])
     cand = _classifier_predictions(run_dir, texts, labels)
-    ref = (zero_shot(manifest.base_model.reference, texts, labels) if reference == "base"
-           else _classifier_predictions(reference, texts, labels))
+    if reference == "base":  # worded as eval's zero-shot baseline is: the same predictions, the same verdict
+        base = manifest.base_model.reference
+        train = RunPaths(run_dir).split("train")
+        wording = base_wording(base, labels, read_json_lines(train) if train.is_file() else [])
+        ref = zero_shot(base, texts, labels, wording=wording)
+    else:
+        ref = _classifier_predictions(reference, texts, labels)
     macro_f1 = macro_f1_for(labels)
     c = compare_predictions(_name(reference), y, ref, cand, macro_f1, b=run_dir.name,
                             metric=recipe.headline_metric())

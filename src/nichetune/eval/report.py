@@ -8,7 +8,7 @@ from pathlib import Path
 from ..html_report import esc, page, table, warnings
 from ..run.paths import RunPaths
 from .evaluators import ReportContext, evaluators_for
-from .evaluators.baselines import also_accuracy, lexical_warning
+from .evaluators.baselines import also_accuracy, simpler_model_warning
 from .plots import figure, loss_curves, png
 
 # marks the page once every image has decoded; a test reads it back from a real browser
@@ -26,7 +26,7 @@ def _trained_on(manifest) -> str:
 def _classifier_headline(metrics: dict, manifest) -> str:
     m = metrics["metrics"]
     verdicts = "".join(f"<li>{esc(c['sentence'])}{also_accuracy(c)}</li>" for c in metrics["comparisons"])
-    warning = lexical_warning(metrics["comparisons"])
+    warning = simpler_model_warning(metrics["comparisons"])
     if warning:
         verdicts += f'<li id="simpler-is-better"><b>{esc(warning)}</b></li>'
     return (f'<p class="headline">{esc(manifest.method_name)} on <b>{esc(manifest.base_model.reference)}</b>, '

@@ -11,6 +11,7 @@ from ..models.loading import load_encoder
 from ..models.resolve import ResolvedModel
 from ..run.loading import read_run
 from .calibrated import calibrated_predictions, read_calibration
+from .label_wording import similarity_logits
 from .loading import load_causal_lm, load_sequence_classifier, resolve, run_folder
 
 
@@ -78,11 +79,6 @@ def _by_label_likelihood(resolved, texts, names, verbalised, dtype, device, cali
     return [_ranked(names, _softmax(calibrated_scores(scorer.scores(t), priors)), method) for t in texts]
 
 
-# Cosine similarities of sentence embeddings live in [-1, 1]; a temperature of 0.05 turns
-# their differences into a usable distribution (the scale SimCSE-style encoders train at).
-SIMILARITY_TEMPERATURE = 0.05
-
-
 def mean_pool(hidden, mask):
     """Mean of token embeddings over real tokens: (B, T, d), (B, T) -> (B, d)."""
     mask = mask.unsqueeze(-1).to(hidden.dtype)
@@ -114,11 +110,9 @@ def sentence_vectors(model, tokenizer, texts: list[str], *, max_length: int | No
 
 def _by_similarity(resolved, texts, names, verbalised, device) -> list[Prediction]:
     model, tokenizer = load_encoder(resolved, device=device)
-    sims = sentence_vectors(model, tokenizer, texts)[0] @ sentence_vectors(model, tokenizer, verbalised)[0].T
-    return [
-        _ranked(names, _softmax((row / SIMILARITY_TEMPERATURE).tolist()), "embedding similarity")
-        for row in sims
-    ]
+    logits = similarity_logits(sentence_vectors(model, tokenizer, texts)[0],
+                               sentence_vectors(model, tokenizer, verbalised)[0])
+    return [_ranked(names, _softmax(row.tolist()), "embedding similarity") for row in logits]
 
 
 def classify(

@@ -16,7 +16,7 @@ ZERO_SHOT_BASE = "zero-shot-base"  # the stable id of the base model's own zero-
 
 def baseline_predictions(x: ClassifierInputs) -> list[tuple[str, str, np.ndarray]]:
     """``(stable id, display name, predictions)`` of every baseline that applies."""
-    from ..classify_run import lexical_baseline, prompted_baselines, zero_shot
+    from ..classify_run import base_wording, lexical_baseline, prompted_baselines, zero_shot
 
     majority = Counter(r["label"] for r in x.train_rows).most_common(1)[0][0]
     lexical = lexical_baseline(x)
@@ -24,7 +24,9 @@ def baseline_predictions(x: ClassifierInputs) -> list[tuple[str, str, np.ndarray
     out = [("majority", "majority class", np.full(len(x.y), x.label2id[majority])),
            (f"tfidf-{lexical.kind}", lexical.name + chosen, lexical.predict(x.texts))]
     if x.zero_shot and x.base_reference:
-        out.append((ZERO_SHOT_BASE, "zero-shot base model", zero_shot(x.base_reference, x.texts, x.labels)))
+        wording = base_wording(x.base_reference, x.labels, x.train_rows)
+        name = "zero-shot base model" + (f" ({wording.describe()})" if wording else "")
+        out.append((ZERO_SHOT_BASE, name, zero_shot(x.base_reference, x.texts, x.labels, wording=wording)))
         if x.shots_per_label:
             out += prompted_baselines(x)
     return out
@@ -65,15 +67,23 @@ def render(section: list[dict], report) -> list[tuple[str, str]]:
     return [("Against baselines", table(rows, list(rows[0])) if rows else "")]
 
 
-def lexical_warning(section: list[dict]) -> str:
-    """The plain statement when the tuned model does not beat the lexical baseline significantly: the simpler
-    model is then the better choice."""
+def simpler_model_warning(section: list[dict]) -> str:
+    """The plain statement when the tuned model does not beat a simpler model significantly: the lexical baseline
+    (then the better choice), else its own base model untrained (zero-shot: then the training showed no gain)."""
+    def metric_and_relation(c: dict) -> tuple[str, str]:
+        metric = "macro-F1" if c.get("metric") == "macro_f1" else "accuracy"
+        return metric, "is worse than" if c["verdict"] == "worse" else "does not beat"
+
     for c in section:
         if c["id"].startswith("tfidf-") and c["verdict"] != "better":
-            metric = "macro-F1" if c.get("metric") == "macro_f1" else "accuracy"
-            relation = "is worse than" if c["verdict"] == "worse" else "does not beat"
+            metric, relation = metric_and_relation(c)
             return (f"The tuned model {relation} {c['baseline'].split(' (')[0]} on {metric} with significance: the "
                     "simpler model is the better choice here (as good, trained in seconds, its weights readable).")
+    for c in section:
+        if c["id"] == ZERO_SHOT_BASE and c["verdict"] != "better":
+            metric, relation = metric_and_relation(c)
+            return (f"The tuned model {relation} its own base model untrained ({c['baseline']}) on {metric} with "
+                    "significance: training showed no gain here. Label more rows, or use the base model zero-shot.")
     return ""
 
 
