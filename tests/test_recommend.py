@@ -12,6 +12,9 @@ import yaml
 
 from nichetune.cli import main
 from nichetune.config.recipe import load_recipe
+from nichetune.infer.classify import classify, sentence_vectors
+from nichetune.infer.label_wording import choose_wording
+from nichetune.models.loading import load_encoder
 from nichetune.recommend import recommend
 from nichetune.recommend.evidence import Constraints, Evidence
 from nichetune.recommend.rules import RULES, decide
@@ -344,4 +347,15 @@ def test_held_out_files_of_your_own_train_every_row_and_take_no_split(tmp_path, 
                  "--model", model, "--no-estimate", "--out", str(tmp_path / "r.yaml")]) == 0
     out = capsys.readouterr().out
     assert "words alone (TF-IDF, 12 validation rows)" in out and "test split big enough" not in out
+    # and how far the base model goes untrained: its labels worded as chosen on the 24 rows, scored on the 12
+    zero = given["evidence"]["zero_shot"]
+    encoder, tokenizer = load_encoder(model)
+    wording = choose_wording(lambda texts: sentence_vectors(encoder, tokenizer, texts)[0], rows[:24],
+                             ["negative", "positive"])
+    said = classify(model, [r["text"] for r in rows[24:36]], labels=wording.of(["negative", "positive"]))
+    assert zero["template"] == wording.template and zero["scored_on"] == "12 validation rows"
+    hits = [p.label == r["label"] for p, r in zip(said, rows[24:36], strict=True)]
+    assert zero["accuracy"] == pytest.approx(np.mean(hits), abs=1e-4)
+    assert split["evidence"]["zero_shot"]["scored_on"] == "the 24 rows it was chosen on"
+    assert f"labels worded as '{wording.template}', chosen on 24 training rows; scored on 12 validation rows" in out
     assert load_recipe(tmp_path / "r.yaml").data.validation == str(val_file)

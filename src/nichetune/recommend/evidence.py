@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -64,6 +64,7 @@ class Evidence:
     encoder: bool = True                 # a bidirectional encoder (MiniLM), not a causal LM
     length_quantiles: tuple[float, ...] = ()  # token lengths at 0, 5, ..., 100%
     lexical: dict = field(default_factory=dict)  # TF-IDF's held-out accuracy and macro-F1 (classification)
+    zero_shot: dict = field(default_factory=dict)  # the base encoder's, labels worded (few-shot classification)
 
 
 TRAIN_SHARE = 0.8  # the default split keeps 80% for training
@@ -112,7 +113,7 @@ def gather(data: str, task: str | None, model: str | None = None, validation: st
     config = _model_config(model)
     held_out = load_rows(validation, task=task).rows if validation else None
     lexical = lexical_strength(rows, held_out=held_out) if len(counts) > 1 else {}
-    return Evidence(source=data, task=task, rows=len(rows),
+    evidence = Evidence(source=data, task=task, rows=len(rows),
                     train_rows=len(rows) if validation else int(len(rows) * TRAIN_SHARE),
                     given_validation=len(held_out or []),
                     classes=len(counts), min_class=int(min(counts.values())) if counts else 0,
@@ -126,6 +127,42 @@ def gather(data: str, task: str | None, model: str | None = None, validation: st
                     encoder=not any(a.endswith("ForCausalLM") for a in (getattr(config, "architectures", None) or [])),
                     length_quantiles=tuple(float(v) for v in np.percentile(lengths, range(0, 101, 5))),
                     lexical=lexical)
+    from .rules import few_shot
+
+    if few_shot(evidence) and len(counts) > 1:
+        return replace(evidence, zero_shot=zero_shot_strength(rows, model, held_out=held_out))
+    return evidence
+
+
+def zero_shot_strength(rows: list[dict], model: str, held_out: list[dict] | None = None) -> dict:
+    """How far the untrained base encoder goes: zero-shot by embedding similarity, its labels worded by the template
+    chosen on ``rows`` (``infer.label_wording``), scored on ``held_out`` rows where given, else on ``rows`` (then
+    the wording was chosen on the rows it is scored on: one pick among a few templates, a small optimism)."""
+    import time
+
+    import numpy as np
+
+    from ..infer.classify import sentence_vectors
+    from ..infer.label_wording import choose_wording, similarity_logits
+    from ..models.loading import load_encoder
+    from ..stats.classification import classification_metrics
+
+    start = time.perf_counter()
+    encoder, tokenizer = load_encoder(model)
+
+    def embed(texts: list[str]) -> np.ndarray:
+        return sentence_vectors(encoder, tokenizer, texts)[0]
+
+    labels = sorted({r["label"] for r in rows + (held_out or [])})
+    wording = choose_wording(embed, rows, labels)
+    scored = held_out or rows
+    y = np.array([labels.index(r["label"]) for r in scored])
+    pred = similarity_logits(embed([r["text"] for r in scored]), embed(list(wording.of(labels).values()))).argmax(1)
+    m = classification_metrics(y, pred, labels)
+    return {"template": wording.template, "chosen_on": wording.rows, "accuracy": round(m["accuracy"], 4),
+            "macro_f1": round(m["macro_f1"], 4),
+            "scored_on": f"{len(scored)} validation rows" if held_out else f"the {len(scored)} rows it was chosen on",
+            "seconds": round(time.perf_counter() - start, 1)}
 
 
 def lexical_strength(rows: list[dict], seed: int = 0, held_out: list[dict] | None = None) -> dict:

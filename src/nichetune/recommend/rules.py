@@ -116,7 +116,7 @@ def long_inputs(e: Evidence, max_length: int) -> dict:
     return {"model": {"truncation": "head_tail"}} if _classify(e) and cut_share(e, max_length) >= 0.05 else {}
 
 
-def _few_shot(e: Evidence) -> bool:
+def few_shot(e: Evidence) -> bool:
     """An encoder classifier with fewer than ``FEW_SHOT_PER_CLASS`` training rows per label on average."""
     return _classify(e) and e.encoder and e.train_rows < FEW_SHOT_PER_CLASS * max(e.classes, 1)
 
@@ -164,7 +164,7 @@ RULES: tuple[Rule, ...] = (
          lambda e, c: f"{cut_share(e, _max_length(e)):.0%} of rows are longer than {_max_length(e)} tokens: the "
                       "classifier reads their first quarter and last three quarters of its window (conclusions sit "
                       "at the end; Sun et al., 2019), and the report says how much text it read"),
-    Rule("few examples per label: contrastive pairs, then every weight", lambda e, c: _few_shot(e),
+    Rule("few examples per label: contrastive pairs, then every weight", lambda e, c: few_shot(e),
          lambda e, c: {"method": {"name": "full"}, "model": {"max_length": min(_max_length(e), PAIR_LENGTH)},
                        "train": {"lr": 5e-5, "head_lr": 5e-3, "contrastive": CONTRASTIVE_ITERATIONS,
                                  "head_init": "logistic",
@@ -175,7 +175,7 @@ RULES: tuple[Rule, ...] = (
                       "SetFit's is (early stopping on a few validation rows a label otherwise picks a nearly "
                       f"untrained head by chance); a {e.model_layers}-block encoder is cheap to fine-tune whole on so "
                       f"few rows; at most {PAIR_LENGTH} tokens, as pairs multiply the passes"),
-    Rule("tiny data: train the head and the top block", lambda e, c: _tiny(e) and _classify(e) and not _few_shot(e),
+    Rule("tiny data: train the head and the top block", lambda e, c: _tiny(e) and _classify(e) and not few_shot(e),
          lambda e, c: {"method": {"name": "freeze", "layers": max(0, e.model_layers - 1)},
                        "train": {"lr": 2e-3, "head_lr": 5e-3}},
          lambda e, c: f"{e.train_rows} training rows, {rare_share(e):.0%} of them in labels with fewer than "
