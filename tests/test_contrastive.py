@@ -56,6 +56,8 @@ def test_a_label_name_anchors_only_when_it_reads_as_words(label, text):
 def test_anchor_rows_keep_each_label_and_skip_codes():
     assert anchor_rows(["negative", "LABEL_1", "very_positive"]) == [
         {"text": "negative", "label": "negative"}, {"text": "very positive", "label": "very_positive"}]
+    assert anchor_rows(["LABEL_1", "very_positive"], "It is {}.") == [{"text": "It is very positive.",
+                                                                       "label": "very_positive"}]
 
 
 def test_labels_read_as_words_when_at_least_half_do():
@@ -67,6 +69,23 @@ def test_label_anchors_join_the_pairs_and_the_manifest_names_them(tmp_path, tiny
     stage = train(_pair_recipe(tmp_path, tiny_bert_dir, epochs=1, contrastive=3, label_anchors=True)).result.contrastive
     assert stage["anchors"] == ["negative", "positive"]
     assert stage["pairs"] == 2 * (24 + 2) * 3  # the two anchors pair like rows
+
+
+def test_chosen_anchor_wording_is_the_zero_shot_baselines_on_the_untrained_encoder(tmp_path, tiny_bert_dir):
+    """``anchor_wording: chosen``: the anchors read as the template ``choose_wording`` picks with the base encoder on
+    the training rows (computed here by hand on a fresh copy of the base), before the pair stage moves a weight."""
+    from nichetune.data.readers import read_json_lines
+    from nichetune.infer.classify import sentence_vectors
+    from nichetune.infer.label_wording import choose_wording
+    from nichetune.models.loading import load_encoder
+
+    stage = train(_pair_recipe(tmp_path, tiny_bert_dir, epochs=1, contrastive=2, label_anchors=True,
+                               anchor_wording="chosen")).result.contrastive
+    encoder, tokenizer = load_encoder(tiny_bert_dir)
+    rows = read_json_lines(tmp_path / "run" / "data" / "train.jsonl")
+    wording = choose_wording(lambda texts: sentence_vectors(encoder, tokenizer, texts, max_length=256)[0], rows,
+                             ["negative", "positive"])
+    assert stage["anchors"] == list(wording.of(["negative", "positive"]).values())
 
 
 def test_label_anchors_without_the_pair_stage_are_refused(tmp_path, tiny_bert_dir):

@@ -119,6 +119,10 @@ class TrainSection(_Section):
                              "label pairs (one same-label, one other-label per row) before the head trains; 0: off")
     label_anchors: bool = Field(False, description="with train.contrastive: each label whose name reads as words "
                                 "joins the pairs as a row of its label, its name as the text (a zero-shot prior)")
+    anchor_wording: Literal["name", "chosen"] = Field("name", description="with train.label_anchors: an anchor's "
+                                                      "text is the label's name, or (chosen) the name in the "
+                                                      "sentence the zero-shot baseline words it with, chosen on the "
+                                                      "training rows (infer.label_wording)")
     head_init: Literal["random", "logistic"] = Field("random", description="classification: logistic fits the fresh "
                                                      "head by logistic regression on the encoder's features before "
                                                      "the loop (SetFit's head; after train.contrastive)")

@@ -16,9 +16,10 @@ def anchor_text(label: str) -> str | None:
     return text
 
 
-def anchor_rows(labels: list[str]) -> list[dict]:
-    """One row per label whose name reads as words: the name as the text, the label as the label."""
-    return [{"text": text, "label": label} for label in labels if (text := anchor_text(label))]
+def anchor_rows(labels: list[str], template: str = "{}") -> list[dict]:
+    """One row per label whose name reads as words: the name as the text (put in ``template``), the label as the
+    label."""
+    return [{"text": template.format(text), "label": label} for label in labels if (text := anchor_text(label))]
 
 
 def reads_as_words(labels) -> bool:

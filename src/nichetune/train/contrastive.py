@@ -95,6 +95,27 @@ def contrastive_stage(model, tokenizer, rows: list[dict], labels: list[str], *, 
     return summary
 
 
+def anchors_for(model, tokenizer, rows: list[dict], labels: list[str], wording: str, max_length: int) -> list[dict]:
+    """``train.label_anchors``' rows: each label's name (``wording`` "name"), or the name in the template under
+    which ``model``'s encoder, before any training, finds ``rows``' labels likeliest ("chosen": the zero-shot
+    baseline's wording, ``infer.label_wording``; read with dropout off)."""
+    from ..data.label_words import anchor_rows
+
+    if wording == "name":
+        return anchor_rows(labels)
+    from ..infer.classify import sentence_vectors
+    from ..infer.label_wording import choose_wording
+
+    was_training = model.training
+    model.eval()
+    try:
+        chosen = choose_wording(lambda texts: sentence_vectors(model, tokenizer, texts, max_length=max_length)[0],
+                                rows, labels)
+    finally:
+        model.train(was_training)
+    return anchor_rows(labels, chosen.template if chosen else "{}")
+
+
 def output_layer(model) -> torch.nn.Linear:
     """The linear layer that makes a sequence classifier's logits (``classifier``, ``score``,
     ``classifier.out_proj``; PEFT's trained copy, not the frozen original)."""

@@ -192,10 +192,10 @@ def _train(recipe, resolved: ResolvedModel, run_dir: Path, ctx, fresh: bool, on_
     contrastive, head_fit = None, None
     fresh_start = not (mode == "resume" and any(paths.checkpoints.glob("step-*")))
     if t.contrastive and fresh_start:
-        from ..data.label_words import anchor_rows
-        from .contrastive import contrastive_stage
+        from .contrastive import anchors_for, contrastive_stage
 
-        anchors = anchor_rows(splits.labels) if t.label_anchors else []
+        anchors = anchors_for(model, tokenizer, splits.train, splits.labels, t.anchor_wording, max_length) \
+            if t.label_anchors else []
         contrastive = contrastive_stage(model, tokenizer, splits.train + anchors, splits.labels, max_length=max_length,
                                         iterations=t.contrastive, lr=t.lr, batch_size=t.batch_size, seed=recipe.seed,
                                         dtype=dtype, device=ctx.device)
