@@ -182,6 +182,9 @@ def test_demo_quick_runs_the_lifecycle_and_reuses_finished_work(tmp_path):
         f"macro-F1 {metrics['primary']['value']:.3f} (accuracy {metrics['metrics']['accuracy']:.3f})")
     ids = {c["id"] for c in metrics["comparisons"]}  # the lexical one: the stronger of two on validation
     assert ids - {"tfidf-logreg", "tfidf-svm"} == {"majority", "zero-shot-base"} and len(ids) == 3
+    zero = next(c for c in metrics["comparisons"] if c["id"] == "zero-shot-base")  # MiniLM's labels worded
+    assert zero["baseline"].startswith("zero-shot base model (labels worded as '")
+    assert zero["baseline"].endswith("training rows)")
     assert {"calibration", "conformal", "slices"} <= set(metrics) and "condition" in metrics["slices"]
     sft = json.loads((out / "runs" / "foldoc-sft-lora" / "eval" / "metrics.json").read_text())
     base, tuned = sft["perplexity"]["base"]["perplexity"], sft["perplexity"]["tuned"]["perplexity"]
@@ -196,6 +199,7 @@ def test_demo_quick_runs_the_lifecycle_and_reuses_finished_work(tmp_path):
     fingerprints = [(out / "runs" / name / "data" / "test.fingerprint.json").read_text()
                     for name in ("drug-reviews-few-shot", "drug-reviews-recommended")]
     assert fingerprints[0] == fingerprints[1]
+    assert "the base model untrained (zero-shot, labels worded as '" in res.stderr  # said before it trained
     assert rows["drug-reviews-few-shot"]["verdict vs base"].split(" (")[0] in (
         "better", "not significantly different", "worse")
     assert (out / "runs" / "drug-reviews-recommended" / "eval" / "compare-drug-reviews-few-shot.json").is_file()

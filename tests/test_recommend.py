@@ -357,5 +357,6 @@ def test_held_out_files_of_your_own_train_every_row_and_take_no_split(tmp_path, 
     hits = [p.label == r["label"] for p, r in zip(said, rows[24:36], strict=True)]
     assert zero["accuracy"] == pytest.approx(np.mean(hits), abs=1e-4)
     assert split["evidence"]["zero_shot"]["scored_on"] == "the 24 rows it was chosen on"
-    assert f"labels worded as '{wording.template}', chosen on 24 training rows; scored on 12 validation rows" in out
+    assert f"labels worded as '{wording.template}', chosen on 24 training rows; scored on 12 validation rows): " \
+           f"accuracy {zero['accuracy']:.3f}" in out
     assert load_recipe(tmp_path / "r.yaml").data.validation == str(val_file)

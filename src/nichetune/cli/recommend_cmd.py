@@ -67,10 +67,10 @@ def run(args) -> int:
             f"{KINDS[k]} accuracy {lex[k]['accuracy']:.3f} macro-F1 {lex[k]['macro_f1']:.3f}" for k in KINDS)
             + ": the bar the tuned model must clear")
     if e["zero_shot"]:
-        zs = e["zero_shot"]
-        print(f"the base model untrained (zero-shot, labels worded as '{zs['template']}', chosen on {zs['chosen_on']} "
-              f"training rows; scored on {zs['scored_on']}): accuracy {zs['accuracy']:.3f} macro-F1 "
-              f"{zs['macro_f1']:.3f}: with so few rows, a tuned model may not beat it, and eval compares the two")
+        from ..recommend.evidence import zero_shot_words
+
+        print(f"{zero_shot_words(e['zero_shot'])}: with so few rows a tuned model may not beat it; "
+              "eval compares the two")
     for d in result["decisions"]:
         settings = ", ".join(f"{k}={v}" for k, v in d["settings"].items()) or "(advice)"
         print(f"- {d['rule']}: {settings}\n    because {d['because']}")

@@ -154,6 +154,10 @@ def _recommend(recipe_file: Path, run_dir: Path, say, data: str = DATASET, **hel
         best = lexical[lexical["best"]]
         say(f"  the bar: words alone (TF-IDF, {lexical['scored_on']}) reach accuracy {best['accuracy']:.3f}, "
             f"macro-F1 {best['macro_f1']:.3f}")
+    if result["evidence"]["zero_shot"]:
+        from ..recommend.evidence import zero_shot_words
+
+        say(f"  {zero_shot_words(result['evidence']['zero_shot'])}")
     if result["estimate"]:
         say(f"  estimated training time on this machine: {minutes_words(result['estimate']['minutes'])} "
             f"({result['estimate']['steps']} steps, timed)")

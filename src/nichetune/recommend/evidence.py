@@ -114,19 +114,20 @@ def gather(data: str, task: str | None, model: str | None = None, validation: st
     held_out = load_rows(validation, task=task).rows if validation else None
     lexical = lexical_strength(rows, held_out=held_out) if len(counts) > 1 else {}
     evidence = Evidence(source=data, task=task, rows=len(rows),
-                    train_rows=len(rows) if validation else int(len(rows) * TRAIN_SHARE),
-                    given_validation=len(held_out or []),
-                    classes=len(counts), min_class=int(min(counts.values())) if counts else 0,
-                    imbalance_ratio=float(overview.get("imbalance_ratio", 1.0)),
-                    p95_tokens=float(np.percentile(lengths, 95)),
-                    redundant_share=dup["redundant_rows"] / len(rows), pii_rows=int(pii["rows_with_pii"]),
-                    pii_types=tuple(pii["by_type"]), group_field=group, slices=tuple(slices), labels=counts,
-                    dataset=dataset, model=model, model_layers=int(getattr(config, "num_hidden_layers", 0)),
-                    model_params=weights_of(config),
-                    window=int(getattr(config, "max_position_embeddings", 512) or 512),
-                    encoder=not any(a.endswith("ForCausalLM") for a in (getattr(config, "architectures", None) or [])),
-                    length_quantiles=tuple(float(v) for v in np.percentile(lengths, range(0, 101, 5))),
-                    lexical=lexical)
+                        train_rows=len(rows) if validation else int(len(rows) * TRAIN_SHARE),
+                        given_validation=len(held_out or []),
+                        classes=len(counts), min_class=int(min(counts.values())) if counts else 0,
+                        imbalance_ratio=float(overview.get("imbalance_ratio", 1.0)),
+                        p95_tokens=float(np.percentile(lengths, 95)),
+                        redundant_share=dup["redundant_rows"] / len(rows), pii_rows=int(pii["rows_with_pii"]),
+                        pii_types=tuple(pii["by_type"]), group_field=group, slices=tuple(slices), labels=counts,
+                        dataset=dataset, model=model, model_layers=int(getattr(config, "num_hidden_layers", 0)),
+                        model_params=weights_of(config),
+                        window=int(getattr(config, "max_position_embeddings", 512) or 512),
+                        encoder=not any(a.endswith("ForCausalLM")
+                                        for a in (getattr(config, "architectures", None) or [])),
+                        length_quantiles=tuple(float(v) for v in np.percentile(lengths, range(0, 101, 5))),
+                        lexical=lexical)
     from .rules import few_shot
 
     if few_shot(evidence) and len(counts) > 1:
@@ -163,6 +164,13 @@ def zero_shot_strength(rows: list[dict], model: str, held_out: list[dict] | None
             "macro_f1": round(m["macro_f1"], 4),
             "scored_on": f"{len(scored)} validation rows" if held_out else f"the {len(scored)} rows it was chosen on",
             "seconds": round(time.perf_counter() - start, 1)}
+
+
+def zero_shot_words(zs: dict) -> str:
+    """``zero_shot_strength``'s figures as one clause, as `recommend` and the demo print them."""
+    return (f"the base model untrained (zero-shot, labels worded as '{zs['template']}', chosen on {zs['chosen_on']} "
+            f"training rows; scored on {zs['scored_on']}): accuracy {zs['accuracy']:.3f}, macro-F1 "
+            f"{zs['macro_f1']:.3f}")
 
 
 def lexical_strength(rows: list[dict], seed: int = 0, held_out: list[dict] | None = None) -> dict:
