@@ -174,12 +174,17 @@ def run_dataset(name: str, work: Path, seed: int, budget: float, few_shot: int |
 
 
 def _zero_shot(run: Path, labels: list[str], test: list[dict]) -> dict:
-    from nichetune.eval.classify_run import zero_shot
+    """The base model zero-shot, an encoder's labels worded as `eval`'s baseline words them (chosen on the run's
+    training rows; the choice is its fit time)."""
+    from nichetune.eval.classify_run import base_wording, zero_shot
 
-    manifest = json.loads((run / "manifest.json").read_text())
+    base = json.loads((run / "manifest.json").read_text())["base_model"]["reference"]
     start = time.perf_counter()
-    pred = zero_shot(manifest["base_model"]["reference"], [r["text"] for r in test], labels)
-    return {**_score(labels, test, [labels[i] for i in pred]), "fit_s": 0.0, "predict_s": time.perf_counter() - start}
+    wording = base_wording(base, labels, _rows(run / "data" / "train.jsonl"))
+    fit_s = time.perf_counter() - start
+    pred = zero_shot(base, [r["text"] for r in test], labels, wording=wording)
+    return {**_score(labels, test, [labels[i] for i in pred]), "fit_s": round(fit_s, 1),
+            "predict_s": time.perf_counter() - start - fit_s, "wording": wording.template if wording else None}
 
 
 def run_few_shot(run: Path, work: Path, k: int, seed: int, labels: list[str], test: list[dict]) -> dict:
