@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 import numpy as np
@@ -186,3 +187,43 @@ def test_a_model_without_a_classifier_output_layer_gets_a_clear_error(tiny_llama
     with pytest.raises(NichetuneError, match="no output layer with 2 outputs") as err:
         output_layer(AutoModelForCausalLM.from_pretrained(tiny_llama_dir))
     assert "head_init: random" in err.value.hint
+
+
+def test_wise_from_pretrained_blends_the_body_with_its_pretrained_weights_and_refits_the_head(tmp_path, tiny_bert_dir):
+    """train.wise_from: pretrained: body = (1 - a) * trained + a * pretrained (before the pair stage), and the head
+    is the logistic regression of the blended body's features (sklearn's, refitted), not a blend of heads."""
+    import torch
+    from safetensors.torch import load_file
+    from sklearn.linear_model import LogisticRegression
+
+    from nichetune.infer.loading import load_sequence_classifier
+    from nichetune.train.contrastive import head_inputs
+
+    settings = {"epochs": 1, "contrastive": 3, "head_init": "logistic"}
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    plain = train(_pair_recipe(tmp_path / "a", tiny_bert_dir, **settings))
+    blended = train(_pair_recipe(tmp_path / "b", tiny_bert_dir, **settings, wise_ft=0.5, wise_from="pretrained"))
+    assert blended.result.final_weights == "last+wise0.5" and blended.result.head_refit["rows"] == 24
+    a = load_file(str(tmp_path / "a" / "run" / "model" / "model.safetensors"))
+    b = load_file(str(tmp_path / "b" / "run" / "model" / "model.safetensors"))
+    base = load_file(str(tiny_bert_dir / "model.safetensors"))
+    for name in ("bert.encoder.layer.0.attention.self.query.weight", "bert.embeddings.word_embeddings.weight"):
+        assert not torch.allclose(a[name], base[name.removeprefix("bert.")], atol=1e-4)  # the pair stage moved it
+        assert torch.allclose(b[name], 0.5 * a[name] + 0.5 * base[name.removeprefix("bert.")], atol=1e-6)
+    model, tokenizer = load_sequence_classifier(tmp_path / "b" / "run" / "model", device="cpu")
+    train_rows = [json.loads(line) for line in (tmp_path / "b" / "run" / "data" / "train.jsonl").read_text().splitlines()]
+    x = head_inputs(model, tokenizer, [r["text"] for r in train_rows], max_length=64, dtype=torch.float32,
+                    device="cpu")
+    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    y = np.array([labels.index(r["label"]) for r in train_rows])
+    weight, bias = logistic_to_softmax(*(lambda m: (m.coef_, m.intercept_, m.classes_))(
+        LogisticRegression(max_iter=5000).fit(x, y)), len(labels))
+    np.testing.assert_allclose(b["classifier.weight"].numpy(), weight, atol=2e-3)
+    np.testing.assert_allclose(b["classifier.bias"].numpy(), bias, atol=2e-3)
+
+
+def test_wise_from_pretrained_needs_a_blend_and_a_fitted_head(tmp_path, tiny_bert_dir):
+    with pytest.raises(NichetuneError, match="wise_from") as err:
+        train(_pair_recipe(tmp_path, tiny_bert_dir, epochs=1, wise_ft=0.5, wise_from="pretrained"))
+    assert "head_init: logistic" in err.value.hint

@@ -113,7 +113,12 @@ class TrainSection(_Section):
     early_stopping: EarlyStopping | None = None
     swa_last_k: int | None = Field(None, ge=2, description="average the weights of the last K evaluations")
     wise_ft: float = Field(0.0, ge=0, lt=1, description="WiSE-FT: move the final weights this share of the way "
-                           "back to those the loop started from (after train.contrastive and train.head_init); 0: off")
+                           "back to the start (train.wise_from); 0: off")
+    wise_from: Literal["loop", "pretrained"] = Field("loop", description="with train.wise_ft, the start blended "
+                                                     "with: the weights the loop started from (after "
+                                                     "train.contrastive and train.head_init), or the pretrained "
+                                                     "body, before the pair stage (the head is then fitted again "
+                                                     "on the blend with train.head_init: logistic)")
     compile: bool = False
     contrastive: int = Field(0, ge=0, le=200, description="few-shot classification: iterations of SetFit-style "
                              "label pairs (one same-label, one other-label per row) before the head trains; 0: off")

@@ -129,6 +129,14 @@ class FitSpec:
     eval_before: bool = True  # score the untrained model first: the baseline every later number is read against
     on_eval: Callable[[int, dict], None] | None = None  # after each validation (hyperparameter search prunes here)
     on_step: Callable[[int], None] | None = None  # after each optimizer step and its checkpoint (fault-injection tests)
+    blend_start: dict[str, torch.Tensor] | None = None  # train.wise_from: pretrained, the weights it names
+    after_blend: Callable[[torch.nn.Module], None] | None = None  # after the WiSE-FT blend, before the final eval
+
+
+def _named_in(weights: dict[str, torch.Tensor] | None, optimizer) -> dict[str, torch.Tensor]:
+    """Those of ``weights`` the optimizer trains (a start given by name may also hold frozen weights)."""
+    trained = managed_params(optimizer)
+    return {n: t for n, t in (weights or {}).items() if n in trained}
 
 
 def fit(model, task, train_items: list, val_items: list, spec: FitSpec) -> FitResult:
@@ -179,7 +187,7 @@ def fit(model, task, train_items: list, val_items: list, spec: FitSpec) -> FitRe
             spec.tracker.log(step, values)
 
     if step == 0:
-        start.remember(trainable_weights(optimizer))
+        start.remember(trainable_weights(optimizer) | _named_in(spec.blend_start, optimizer))
     base_eval = None
     if val_items and step == 0 and spec.eval_before:
         base_eval = evaluate(model, task, val_items, batch_size=spec.eval_batch_size, pad_id=spec.pad_id,
@@ -282,6 +290,8 @@ def fit(model, task, train_items: list, val_items: list, spec: FitSpec) -> FitRe
     if start.enabled:
         load_weights(model, start.blend(trainable_weights(optimizer)))
         final += f"+wise{start.share:g}"
+        if spec.after_blend is not None:
+            spec.after_blend(model)
     if val_items:
         final_eval = evaluate(model, task, val_items, batch_size=spec.eval_batch_size, pad_id=spec.pad_id,
                               ctx=ctx, dtype=spec.dtype, max_tokens=budget)

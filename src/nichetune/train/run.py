@@ -77,6 +77,11 @@ def check_recipe(recipe) -> ResolvedModel:
     if t.head_init == "logistic" and not HEADS[task.head].fresh:
         raise NichetuneError(f"train.head_init: logistic fits a classifier's head; {recipe.task} has none",
                              hint="remove train.head_init")
+    if t.wise_from == "pretrained" and not (t.wise_ft and t.head_init == "logistic"):
+        raise NichetuneError("train.wise_from: pretrained blends the body with its pretrained weights and fits the "
+                             "head again on the blend, which needs train.wise_ft and train.head_init: logistic",
+                             hint="set train.wise_ft (e.g. 0.5) and train.head_init: logistic, or remove "
+                                  "train.wise_from")
     if t.lexical == "stack" and not HEADS[task.head].fresh:
         raise NichetuneError(f"train.lexical=stack combines a classifier with TF-IDF; {recipe.task} has no labels",
                              hint="remove train.lexical")
@@ -189,8 +194,20 @@ def _train(recipe, resolved: ResolvedModel, run_dir: Path, ctx, fresh: bool, on_
     spec = FitSpec(cfg=t, seed=recipe.seed, run_dir=run_dir, ctx=ctx, pad_id=tokenizer.pad_token_id, dtype=dtype,
                    eval_batch_size=recipe.eval.batch_size, metric=metric, mode=direction, on_epoch=on_epoch,
                    tracker=tracker, on_eval=on_eval, on_step=on_step)
-    contrastive, head_fit = None, None
+    contrastive, head_fit, refit = None, None, {}
     fresh_start = not (mode == "resume" and any(paths.checkpoints.glob("step-*")))
+    if t.wise_ft and t.wise_from == "pretrained":
+        from .contrastive import fit_head_logistic, output_layer
+
+        head_names = {f"{name}.{p}" for name, m in model.named_modules() if m is output_layer(model)
+                      for p, _ in m.named_parameters()}
+        spec.blend_start = {n: p.detach().clone() for n, p in model.named_parameters() if n not in head_names} \
+            if fresh_start else None
+
+        def refit_head(m) -> None:
+            refit.update(fit_head_logistic(m, tokenizer, splits.train, splits.labels, max_length=max_length,
+                                           dtype=dtype, device=ctx.device))
+        spec.after_blend = refit_head
     if t.contrastive and fresh_start:
         from .contrastive import anchors_for, contrastive_stage
 
@@ -244,6 +261,7 @@ def _train(recipe, resolved: ResolvedModel, run_dir: Path, ctx, fresh: bool, on_
                    "supervised_tokens_per_s": round(result.supervised_tokens_per_s, 1),
                    **({"lexical": lexical} if lexical else {}),
                    **({"contrastive": contrastive} if contrastive else {}),
-                   **({"head_fit": head_fit} if head_fit else {})},
+                   **({"head_fit": head_fit} if head_fit else {}),
+                   **({"head_refit": refit} if refit else {})},
     }
     return write_run_manifest(run_dir, info)
