@@ -203,6 +203,7 @@ def test_wise_from_pretrained_blends_the_body_with_its_pretrained_weights_and_re
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
     plain = train(_pair_recipe(tmp_path / "a", tiny_bert_dir, **settings))
+    assert plain.result.final_weights == "last" and getattr(plain.result, "head_refit", None) is None
     blended = train(_pair_recipe(tmp_path / "b", tiny_bert_dir, **settings, wise_ft=0.5, wise_from="pretrained"))
     assert blended.result.final_weights == "last+wise0.5" and blended.result.head_refit["rows"] == 24
     a = load_file(str(tmp_path / "a" / "run" / "model" / "model.safetensors"))
@@ -212,7 +213,8 @@ def test_wise_from_pretrained_blends_the_body_with_its_pretrained_weights_and_re
         assert not torch.allclose(a[name], base[name.removeprefix("bert.")], atol=1e-4)  # the pair stage moved it
         assert torch.allclose(b[name], 0.5 * a[name] + 0.5 * base[name.removeprefix("bert.")], atol=1e-6)
     model, tokenizer = load_sequence_classifier(tmp_path / "b" / "run" / "model", device="cpu")
-    train_rows = [json.loads(line) for line in (tmp_path / "b" / "run" / "data" / "train.jsonl").read_text().splitlines()]
+    split = (tmp_path / "b" / "run" / "data" / "train.jsonl").read_text().splitlines()
+    train_rows = [json.loads(line) for line in split]
     x = head_inputs(model, tokenizer, [r["text"] for r in train_rows], max_length=64, dtype=torch.float32,
                     device="cpu")
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
