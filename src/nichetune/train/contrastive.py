@@ -131,6 +131,17 @@ def output_layer(model) -> torch.nn.Linear:
     return found[-1]
 
 
+def blend_with_pretrained(spec, model, fresh_start: bool, refit_head) -> None:
+    """``train.wise_from: pretrained``: the WiSE-FT start is the body as it is now, before the pair stage (the output
+    layer excluded: it has no pretrained weights), and ``refit_head(model)`` fits the head again on the blend.
+    ``spec`` is the loop's ``FitSpec``; a resumed run takes its start from the checkpoint instead."""
+    layer = output_layer(model)
+    head = {f"{name}.{p}" for name, m in model.named_modules() if m is layer for p, _ in m.named_parameters()}
+    spec.blend_start = {n: p.detach().clone() for n, p in model.named_parameters() if n not in head} \
+        if fresh_start else None
+    spec.after_blend = refit_head
+
+
 def fit_head_logistic(model, tokenizer, rows: list[dict], labels: list[str], *, max_length: int, dtype,
                       device: str, c: float = 1.0) -> dict:
     """Fit ``model``'s output layer by L2 logistic regression (sklearn, inverse strength ``c``) on the inputs it

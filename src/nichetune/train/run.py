@@ -197,17 +197,10 @@ def _train(recipe, resolved: ResolvedModel, run_dir: Path, ctx, fresh: bool, on_
     contrastive, head_fit, refit = None, None, {}
     fresh_start = not (mode == "resume" and any(paths.checkpoints.glob("step-*")))
     if t.wise_ft and t.wise_from == "pretrained":
-        from .contrastive import fit_head_logistic, output_layer
+        from .contrastive import blend_with_pretrained, fit_head_logistic
 
-        head_names = {f"{name}.{p}" for name, m in model.named_modules() if m is output_layer(model)
-                      for p, _ in m.named_parameters()}
-        spec.blend_start = {n: p.detach().clone() for n, p in model.named_parameters() if n not in head_names} \
-            if fresh_start else None
-
-        def refit_head(m) -> None:
-            refit.update(fit_head_logistic(m, tokenizer, splits.train, splits.labels, max_length=max_length,
-                                           dtype=dtype, device=ctx.device))
-        spec.after_blend = refit_head
+        blend_with_pretrained(spec, model, fresh_start, lambda m: refit.update(fit_head_logistic(
+            m, tokenizer, splits.train, splits.labels, max_length=max_length, dtype=dtype, device=ctx.device)))
     if t.contrastive and fresh_start:
         from .contrastive import anchors_for, contrastive_stage
 
