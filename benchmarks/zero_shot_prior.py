@@ -20,15 +20,12 @@ from pathlib import Path
 
 import numpy as np
 from few_shot import _last_json  # this folder is on sys.path
+from quality import _rows
 
 from nichetune.quiet import quiet_libraries
 
 HERE = Path(__file__).resolve().parent
 BETAS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
-
-
-def _rows(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def _log_probs(predictions, labels: list[str]) -> np.ndarray:
