@@ -182,7 +182,7 @@ def test_only_a_classifier_has_a_head_to_fit(tmp_path, tiny_llama_dir):
 def test_a_model_without_a_classifier_output_layer_gets_a_clear_error(tiny_llama_dir):
     from transformers import AutoModelForCausalLM
 
-    from nichetune.train.contrastive import output_layer
+    from nichetune.models.task_model import output_layer
 
     with pytest.raises(NichetuneError, match="no output layer with 2 outputs") as err:
         output_layer(AutoModelForCausalLM.from_pretrained(tiny_llama_dir))

@@ -74,7 +74,7 @@ class EarlyStopping(_Section):
 
 
 class TrainSection(_Section):
-    epochs: float = Field(3, gt=0)
+    epochs: float = Field(3, ge=0)
     max_steps: int | None = Field(None, ge=1)
     batch_size: int = Field(16, ge=1)
     grad_accum: int = Field(1, ge=1)
@@ -131,6 +131,11 @@ class TrainSection(_Section):
     head_init: Literal["random", "logistic"] = Field("random", description="classification: logistic fits the fresh "
                                                      "head by logistic regression on the encoder's features before "
                                                      "the loop (SetFit's head; after train.contrastive)")
+    zero_shot_prior: bool = Field(False, description="classification with a whole-model method: add the base "
+                                  "encoder's zero-shot similarity to each label, worded as the zero-shot baseline "
+                                  "words it, to the head's logits, weighted on validation (models.similarity_prior); "
+                                  "it is the base model's only while the encoder stays pretrained (method freeze, "
+                                  "every block)")
     lexical: Literal["off", "stack"] = Field("off", description="stack: combine the classifier with TF-IDF + a "
                                              "linear model, weighted on validation (never worse than the words)")
     tracking: list[Literal["tensorboard", "mlflow"]] = Field(default_factory=list)

@@ -70,6 +70,8 @@ class ExportFormat:
     isolated_logits: Callable[[Path, list[str]], np.ndarray] | None = None
     # greedy answers from the format's own runtime where installed (llama.cpp for GGUF), for parity
     native_check: Callable[[Path, list[str], int], dict] | None = None
+    # the zero-shot prior's hooks run while the graph is traced, so the graph computes it (no file beside it)
+    traces_prior: bool = False
 
     def applies_to(self, method_name: str, head: str, architectures: list[str]) -> bool:
         method = METHODS[method_name]
@@ -128,10 +130,14 @@ def torch_runner(model, tokenizer, head: str, max_length: int) -> Runner:
 
 def write_export(fmt: ExportFormat, run: LoadedRun, folder: Path) -> None:
     """``fmt``'s files for ``run`` in ``folder``, with the run's lexical stack beside them when it has one (whoever
-    loads the export applies it). The run's model is spent afterwards (merging folds the adapter in place)."""
+    loads the export applies it), and its zero-shot prior where the format does not trace it into its graph
+    (``models.similarity_prior``). The run's model is spent afterwards (merging folds the adapter in place)."""
+    prior = getattr(run.model, "nichetune_prior", None)
     fmt.write(run, folder, run.recipe.model.max_length)
     if run.lexical is not None:
         run.lexical.save(folder)
+    if prior is not None and not fmt.traces_prior:
+        prior.save(folder)
 
 
 def with_stack(runner: Runner, stack) -> Runner:
@@ -149,8 +155,10 @@ def _load_pretrained(dtype_name: str):
         import torch
         from transformers import AutoTokenizer
 
+        from ..models.similarity_prior import attach_saved
+
         model = HEADS[head].auto().from_pretrained(folder, dtype=getattr(torch, dtype_name), use_safetensors=True)
-        return torch_runner(model, AutoTokenizer.from_pretrained(folder), head, max_length)
+        return torch_runner(attach_saved(model, folder), AutoTokenizer.from_pretrained(folder), head, max_length)
     return load
 
 

@@ -124,8 +124,9 @@ def logits_without_torch(folder: Path, texts: list[str]) -> np.ndarray:
 HEADS_ONNX = frozenset({"classification"})
 ONNX = register_format(ExportFormat("onnx", "merged, ONNX (fp32) for onnxruntime, dynamic batch and length",
                                     HEADS_ONNX, _export_fp32, _load, requires=("onnx", "onnxscript", "onnxruntime"),
-                                    refuse=_refuse_decoders, isolated_logits=logits_without_torch))
+                                    refuse=_refuse_decoders, isolated_logits=logits_without_torch,
+                                    traces_prior=True))
 ONNX_INT8 = register_format(ExportFormat("onnx-int8", "ONNX with int8 linear layers (onnxruntime dynamic "
                                          "quantization)", HEADS_ONNX, _export_int8, _load,
                                          requires=("onnx", "onnxscript", "onnxruntime"), refuse=_refuse_decoders,
-                                         isolated_logits=logits_without_torch))
+                                         isolated_logits=logits_without_torch, traces_prior=True))

@@ -9,6 +9,7 @@ from pathlib import Path
 from ..errors import NichetuneError
 from ..models.loading import load_encoder
 from ..models.resolve import ResolvedModel
+from ..models.similarity_prior import mean_pool
 from ..run.loading import read_run
 from .calibrated import calibrated_predictions, read_calibration
 from .label_wording import similarity_logits
@@ -77,12 +78,6 @@ def _by_label_likelihood(resolved, texts, names, verbalised, dtype, device, cali
     method = ("label likelihood" + (f", {len(shots)}-shot" if shots else "")
               + (", calibrated" if calibrate else ""))
     return [_ranked(names, _softmax(calibrated_scores(scorer.scores(t), priors)), method) for t in texts]
-
-
-def mean_pool(hidden, mask):
-    """Mean of token embeddings over real tokens: (B, T, d), (B, T) -> (B, d)."""
-    mask = mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
 
 
 def sentence_vectors(model, tokenizer, texts: list[str], *, max_length: int | None = None,

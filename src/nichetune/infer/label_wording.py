@@ -20,11 +20,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..data.label_words import anchor_text
+from ..models.similarity_prior import SIMILARITY_TEMPERATURE
 from ..stats.calibration import nll, softmax
 
 TEMPLATES = ("{}", "This is {}.", "This text is {}.", "This text is about {}.", "It is {}.", "This example is {}.")
 CHOICE_ROWS = 128
-SIMILARITY_TEMPERATURE = 0.05  # cosine similarities of sentence embeddings -> logits (SimCSE-style encoders' scale)
 
 
 @dataclass(frozen=True)

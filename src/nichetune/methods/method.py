@@ -27,10 +27,13 @@ def save_pretrained(model: nn.Module, cfg, head: str, out: Path) -> None:
 
 
 def load_whole(folder: Path, cfg, head: str, base: Callable[[], nn.Module]) -> nn.Module:
-    """A whole saved model (full, freeze) needs no base: it is the model."""
+    """A whole saved model (full, freeze) needs no base: it is the model (with the zero-shot prior it was saved
+    with, ``models.similarity_prior``)."""
     import torch
 
-    return HEADS[head].auto().from_pretrained(folder, dtype=torch.float32, use_safetensors=True)
+    from ..models.similarity_prior import attach_saved
+
+    return attach_saved(HEADS[head].auto().from_pretrained(folder, dtype=torch.float32, use_safetensors=True), folder)
 
 
 def unchanged(model: nn.Module, cfg) -> nn.Module:

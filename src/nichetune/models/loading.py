@@ -47,6 +47,10 @@ def _load(auto_cls_name: str, model, dtype: str, device: str, allow_pickle: bool
         resolved.path, dtype=pick_dtype(dtype, dev), **_load_kwargs(allow_pickle, trust_remote_code)
     )
     loaded.to(dev).eval()
+    if auto_cls_name == "AutoModelForSequenceClassification":
+        from .similarity_prior import attach_saved
+
+        attach_saved(loaded, resolved.path)
     tokenizer = load_tokenizer(resolved, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code)
     return loaded, tokenizer
 

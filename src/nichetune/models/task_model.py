@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from ..errors import NichetuneError
 from .heads import HEADS
 from .loading import load_tokenizer
 from .resolve import ResolvedModel
@@ -69,3 +70,16 @@ def plain_output_head(model: nn.Module) -> nn.Linear | None:
     if type(head) is not nn.Linear or any(getattr(config, k, None) not in (None, 1, 1.0) for k in LOGIT_TRANSFORMS):
         return None
     return head
+
+
+def output_layer(model) -> nn.Linear:
+    """The linear layer that makes a sequence classifier's logits (``classifier``, ``score``,
+    ``classifier.out_proj``; PEFT's trained copy, not the frozen original)."""
+    n = model.config.num_labels
+    found = [m for name, m in model.named_modules()
+             if isinstance(m, nn.Linear) and m.out_features == n and "original_module" not in name
+             and any(part in ("classifier", "score", "out_proj") for part in name.split("."))]
+    if not found:
+        raise NichetuneError(f"train.head_init: logistic found no output layer with {n} outputs in "
+                             f"{type(model).__name__}", hint="use train.head_init: random for this model")
+    return found[-1]

@@ -121,6 +121,24 @@ def few_shot(e: Evidence) -> bool:
     return _classify(e) and e.encoder and e.train_rows < FEW_SHOT_PER_CLASS * max(e.classes, 1)
 
 
+def words_know_more(e: Evidence) -> bool:
+    """Few-shot data where the base model's zero-shot, labels worded, scores at least what a head on its untrained
+    embeddings learns from the rows (both on the validation rows): the examples teach less than the label words
+    already say, so the encoder stays as pretrained and its zero-shot joins the head as a prior."""
+    zs = e.zero_shot
+    return few_shot(e) and "head_macro_f1" in zs and zs["macro_f1"] >= zs["head_macro_f1"]
+
+
+def _prior_reason(e: Evidence, c: Constraints) -> str:
+    zs = e.zero_shot
+    return (f"on the {zs['scored_on']} the base model untrained, labels worded as '{zs['template']}', scores "
+            f"macro-F1 {zs['macro_f1']:.3f} and a head on its untrained embeddings {zs['head_macro_f1']:.3f}: the "
+            f"{e.train_rows} rows teach less than the label words already say, so every block stays as pretrained, "
+            "the head is fitted by logistic regression and the zero-shot joins its logits as a prior weighted on "
+            "validation (no training steps; on nine drug-review samples +2.9 points of macro-F1 over SetFit-style "
+            "in a tenth of its time, benchmarks/README.md)")
+
+
 def _anchor_reason(e: Evidence) -> str:
     if not reads_as_words(e.labels):
         return " (the label names read as codes, so they join no pairs)"
@@ -164,7 +182,8 @@ RULES: tuple[Rule, ...] = (
          lambda e, c: f"{cut_share(e, _max_length(e)):.0%} of rows are longer than {_max_length(e)} tokens: the "
                       "classifier reads their first quarter and last three quarters of its window (conclusions sit "
                       "at the end; Sun et al., 2019), and the report says how much text it read"),
-    Rule("few examples per label: contrastive pairs, then every weight", lambda e, c: few_shot(e),
+    Rule("few examples per label: contrastive pairs, then every weight",
+         lambda e, c: few_shot(e) and not words_know_more(e),
          lambda e, c: {"method": {"name": "full"}, "model": {"max_length": min(_max_length(e), PAIR_LENGTH)},
                        "train": {"lr": 5e-5, "head_lr": 5e-3, "contrastive": CONTRASTIVE_ITERATIONS,
                                  "head_init": "logistic",
@@ -197,11 +216,16 @@ RULES: tuple[Rule, ...] = (
     Rule("words carry the label: stack TF-IDF with the encoder",
          lambda e, c: _classify(e) and not _tiny(e) and bool(e.lexical),
          lambda e, c: {"train": {"lexical": "stack"}}, lambda e, c: _lexical_sentence(e)),
-    Rule("epochs by data size, early stopping", lambda e, c: True,
+    Rule("epochs by data size, early stopping", lambda e, c: not words_know_more(e),
          lambda e, c: {"train": {"epochs": _epochs(e), "early_stopping": {"patience": 3}, "schedule": "cosine",
                                  "warmup": 0.1, "batch_size": 32 if e.train_rows >= 10_000 else 16}},
          lambda e, c: f"{e.train_rows} training rows: {_epochs(e)} epochs at most, stopping after 3 evaluations "
                       "without improvement and restoring the best"),
+    Rule("few examples, label words that know more: the pretrained encoder, a fitted head, the zero-shot prior",
+         lambda e, c: words_know_more(e),
+         lambda e, c: {"method": {"name": "freeze", "layers": e.model_layers},
+                       "train": {"epochs": 0, "head_init": "logistic", "zero_shot_prior": True}},
+         _prior_reason),
     Rule("small data: regularise", lambda e, c: e.train_rows < 1_000,
          lambda e, c: {"train": {"weight_decay": 0.01, **({"label_smoothing": 0.1} if _classify(e) else {})}},
          lambda e, c: f"{e.train_rows} training rows overfit quickly"),

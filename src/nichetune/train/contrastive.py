@@ -26,7 +26,7 @@ import time
 import numpy as np
 import torch
 
-from ..models.task_model import body
+from ..models.task_model import body, output_layer
 from ..tasks.scoring import autocast_for
 from ..truncation import encode_ids
 
@@ -114,21 +114,6 @@ def anchors_for(model, tokenizer, rows: list[dict], labels: list[str], wording: 
     finally:
         model.train(was_training)
     return anchor_rows(labels, chosen.template if chosen else "{}")
-
-
-def output_layer(model) -> torch.nn.Linear:
-    """The linear layer that makes a sequence classifier's logits (``classifier``, ``score``,
-    ``classifier.out_proj``; PEFT's trained copy, not the frozen original)."""
-    n = model.config.num_labels
-    found = [m for name, m in model.named_modules()
-             if isinstance(m, torch.nn.Linear) and m.out_features == n and "original_module" not in name
-             and any(part in ("classifier", "score", "out_proj") for part in name.split("."))]
-    if not found:
-        from ..errors import NichetuneError
-
-        raise NichetuneError(f"train.head_init: logistic found no output layer with {n} outputs in "
-                             f"{type(model).__name__}", hint="use train.head_init: random for this model")
-    return found[-1]
 
 
 def blend_with_pretrained(spec, model, fresh_start: bool, refit_head) -> None:

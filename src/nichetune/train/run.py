@@ -82,6 +82,11 @@ def check_recipe(recipe) -> ResolvedModel:
                              "head again on the blend, which needs train.wise_ft and train.head_init: logistic",
                              hint="set train.wise_ft (e.g. 0.5) and train.head_init: logistic, or remove "
                                   "train.wise_from")
+    if t.zero_shot_prior and not (HEADS[task.head].fresh and method.whole_model):
+        raise NichetuneError("train.zero_shot_prior adds the base encoder's label similarities to a classifier's "
+                             f"logits inside its own forward pass; {recipe.task} with {recipe.method.name} is not a "
+                             "whole-model classifier", hint="use method freeze (every block) or full, or remove "
+                                                             "train.zero_shot_prior")
     if t.lexical == "stack" and not HEADS[task.head].fresh:
         raise NichetuneError(f"train.lexical=stack combines a classifier with TF-IDF; {recipe.task} has no labels",
                              hint="remove train.lexical")
@@ -89,7 +94,8 @@ def check_recipe(recipe) -> ResolvedModel:
         raise NichetuneError(f"{recipe.method.name} adds virtual tokens, which packed rows cannot share",
                              hint="set train.packing=false for this method")
     no_validation = recipe.data.dataset is None and recipe.data.validation is None and len(recipe.data.split.ratios) < 2
-    wanted = {"train.early_stopping": t.early_stopping is not None, "train.lexical": t.lexical == "stack"}
+    wanted = {"train.early_stopping": t.early_stopping is not None, "train.lexical": t.lexical == "stack",
+              "train.zero_shot_prior": t.zero_shot_prior}
     for name, needs in wanted.items():
         if needs and no_validation:
             raise NichetuneError(f"{name} needs validation data",
@@ -116,6 +122,27 @@ def _stack(model, tokenizer, splits, recipe, max_length: int, dtype, device: str
     return stack, {"kind": stack.model.kind, "weight": stack.weight, "w_encoder": stack.w_encoder,
                    "w_lexical": stack.w_lexical, **stack.summary, "seconds": round(time.perf_counter() - started, 2),
                    "encoder_test": encoder_test, "stack_test": stack_test}
+
+
+def _prior(model, tokenizer, splits, recipe, max_length: int, dtype, device: str) -> dict:
+    """``train.zero_shot_prior``: fit its weight on validation and attach it (the test metrics then include it)."""
+    from .prior_stage import fit_zero_shot_prior
+
+    if not splits.validation:
+        raise NichetuneError("train.zero_shot_prior fits its weight on validation rows and this run has none",
+                             hint="give data.validation, or data.split.ratios with a validation share")
+    summary = fit_zero_shot_prior(model, tokenizer, splits.train, splits.validation, splits.labels,
+                                  max_length=max_length, metric=recipe.headline_metric(), dtype=dtype, device=device)
+    print(f"zero-shot prior: labels worded as '{summary['template']}', weight {summary['weight']:g} (validation "
+          f"{summary['metric']} {summary['validation'][str(summary['weight'])]:.3f}, head alone "
+          f"{summary['validation']['0.0']:.3f})", file=sys.stderr)
+    return summary
+
+
+def _extras(*parts):
+    """One ``save_final`` extra writing each of ``parts`` that is there (a lexical stack, a zero-shot prior)."""
+    present = [p for p in parts if p is not None]
+    return (lambda folder: [p.save(folder) for p in present]) if present else None
 
 
 def train(recipe, *, fresh: bool = False, on_eval=None, on_step=None) -> RunManifest | None:
@@ -217,6 +244,7 @@ def _train(recipe, resolved: ResolvedModel, run_dir: Path, ctx, fresh: bool, on_
                                      dtype=dtype, device=ctx.device)
     try:
         result = fit(model, task, train_items, val_items, spec)
+        prior = _prior(model, tokenizer, splits, recipe, max_length, dtype, ctx.device) if t.zero_shot_prior else {}
         test_metrics = None
         if recipe.eval.test and splits.test:
             test_items = task.items(task.encode(splits.test, tokenizer, max_length, train=False), max_length, False)
@@ -234,7 +262,7 @@ def _train(recipe, resolved: ResolvedModel, run_dir: Path, ctx, fresh: bool, on_
     if t.lexical == "stack":
         stack, lexical = _stack(model, tokenizer, splits, recipe, max_length, dtype, ctx.device)
         test_metrics = lexical.pop("stack_test") or test_metrics
-    save_final(model, tokenizer, recipe, head, run_dir, extra=stack.save if stack else None)
+    save_final(model, tokenizer, recipe, head, run_dir, extra=_extras(stack, getattr(model, "nichetune_prior", None)))
     info = {
         "task": recipe.task, "head": head, "seed": recipe.seed, "labels": splits.labels,
         "base_model": {"reference": recipe.model.name, "path": str(resolved.path), "source": resolved.source,
@@ -255,6 +283,7 @@ def _train(recipe, resolved: ResolvedModel, run_dir: Path, ctx, fresh: bool, on_
                    **({"lexical": lexical} if lexical else {}),
                    **({"contrastive": contrastive} if contrastive else {}),
                    **({"head_fit": head_fit} if head_fit else {}),
-                   **({"head_refit": refit} if refit else {})},
+                   **({"head_refit": refit} if refit else {}),
+                   **({"zero_shot_prior": prior} if prior else {})},
     }
     return write_run_manifest(run_dir, info)
