@@ -106,10 +106,10 @@ def _few_shot_split(run: Path, work: Path, k: int, seed: int) -> dict[str, Path]
 
 
 def _fit_seconds(manifest: dict) -> float:
-    """The training loop's seconds plus the contrastive, head-fitting and lexical stages' (model loading excluded, as
-    for the baselines)."""
+    """The training loop's seconds plus the contrastive, head-fitting, lexical and zero-shot-prior stages' (model
+    loading excluded, as for the baselines)."""
     r = manifest["result"]
-    stages = ("contrastive", "head_fit", "lexical")
+    stages = ("contrastive", "head_fit", "lexical", "zero_shot_prior")
     return r["train_seconds"] + sum((r.get(stage) or {}).get("seconds", 0.0) for stage in stages)
 
 

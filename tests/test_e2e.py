@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 pytestmark = pytest.mark.slow
 
@@ -194,8 +195,15 @@ def test_demo_quick_runs_the_lifecycle_and_reuses_finished_work(tmp_path):
     # the few-shot run: 8 of the recommended run's training reviews a label, the recipe recommend writes for so
     # few, tested on the recommended run's own test reviews and compared with it there
     few = manifests["drug-reviews-few-shot"]
-    assert few["data"]["rows"]["train"] == 8 * len(few["labels"]) and few["result"]["contrastive"]["anchors"]
+    assert few["data"]["rows"]["train"] == 8 * len(few["labels"])
     assert few["result"]["head_fit"]["rows"] == few["data"]["rows"]["train"]
+    few_recipe = yaml.safe_load((out / "recipes" / "drug-reviews-few-shot.yaml").read_text())
+    if "zero_shot_prior" in few["result"]:  # recommend saw the label words score at least what the rows teach a head
+        assert few_recipe["train"]["zero_shot_prior"] and few["result"]["steps"] == 0
+        assert few["result"]["zero_shot_prior"]["weight"] in (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
+        assert (out / "runs" / "drug-reviews-few-shot" / "model" / "zero_shot_prior.safetensors").is_file()
+    else:
+        assert few_recipe["train"]["contrastive"] and few["result"]["contrastive"]["anchors"]
     fingerprints = [(out / "runs" / name / "data" / "test.fingerprint.json").read_text()
                     for name in ("drug-reviews-few-shot", "drug-reviews-recommended")]
     assert fingerprints[0] == fingerprints[1]

@@ -23,6 +23,11 @@ from tiny_data import NEG, POS, write_jsonl
 MID = Evidence(source="x.jsonl", task="classification", rows=1000, train_rows=800, classes=2, min_class=400,
                imbalance_ratio=1.0, p95_tokens=100, model="m", model_layers=6, labels={"a": 500, "b": 500})
 
+# the base model's zero-shot on 16 validation rows, and a head on its untrained embeddings of the training rows
+WORDS_KNOW = {"template": "It was {}.", "chosen_on": 16, "accuracy": 0.7, "macro_f1": 0.69,
+              "scored_on": "16 validation rows",
+              "cross_validated": {"rows": 32, "folds": 4, "zero_shot_macro_f1": 0.69, "head_macro_f1": 0.6}}
+
 # rule name -> (evidence changes, constraint changes, settings it must decide); and a case where it must not fire
 CASES = {
     "base model": ({}, {}, {"model.name": "m", "model.max_length": 128}, None),
@@ -31,6 +36,13 @@ CASES = {
         {"method.name": "full", "train.contrastive": 20, "train.label_anchors": True,
          "train.head_init": "logistic"},
         ({"train_rows": 16, "min_class": 8, "encoder": False}, {})),  # a causal LM gets no pairs
+    "few examples, label words that know more: the pretrained encoder, a fitted head, the zero-shot prior": (
+        {"train_rows": 16, "min_class": 8, "labels": {"negative": 8, "positive": 8}, "zero_shot": WORDS_KNOW},
+        {}, {"method.name": "freeze", "method.layers": 6, "train.epochs": 0, "train.head_init": "logistic",
+             "train.zero_shot_prior": True},
+        ({"train_rows": 16, "min_class": 8, "labels": {"negative": 8, "positive": 8},
+          "zero_shot": WORDS_KNOW | {"cross_validated": WORDS_KNOW["cross_validated"] | {"head_macro_f1": 0.75}}},
+         {})),  # the rows teach a head more: pairs instead
     "tiny data: train the head and the top block": (
         {"train_rows": 80, "min_class": 4, "classes": 2}, {}, {"method.name": "freeze", "method.layers": 5},
         ({}, {})),
@@ -106,6 +118,20 @@ def test_few_shot_labels_named_by_codes_get_no_anchors():
     assert "train.label_anchors" not in fired[few]["settings"] and "read as codes" in fired[few]["because"]
     _, fired = _fired(CASES[few][0], {})
     assert "each label's name joining the pairs" in fired[few]["because"]
+
+
+def test_where_the_label_words_know_more_nothing_trains_and_the_prior_path_says_both_figures():
+    few = {"train_rows": 16, "min_class": 8, "labels": {"negative": 8, "positive": 8}, "zero_shot": WORDS_KNOW}
+    recipe, fired = _fired(few, {})
+    assert "few examples per label: contrastive pairs, then every weight" not in fired
+    assert "epochs by data size, early stopping" not in fired
+    assert recipe["train"]["epochs"] == 0 and "contrastive" not in recipe["train"]
+    because = fired["few examples, label words that know more: the pretrained encoder, a fitted head, the zero-shot "
+                    "prior"]["because"]
+    assert "macro-F1 0.690" in because and "0.600" in because
+    # without validation rows there is no head figure to compare: the pair stage, as before
+    recipe, fired = _fired(few | {"zero_shot": {k: v for k, v in WORDS_KNOW.items() if k != "cross_validated"}}, {})
+    assert recipe["train"]["contrastive"] == 20 and "zero_shot_prior" not in recipe["train"]
 
 
 def test_a_long_tail_of_rare_labels_is_not_tiny_data():
@@ -356,7 +382,23 @@ def test_held_out_files_of_your_own_train_every_row_and_take_no_split(tmp_path, 
     assert zero["template"] == wording.template and zero["scored_on"] == "12 validation rows"
     hits = [p.label == r["label"] for p, r in zip(said, rows[24:36], strict=True)]
     assert zero["accuracy"] == pytest.approx(np.mean(hits), abs=1e-4)
+    # and, on the 36 rows together, the zero-shot against what the rows teach a head on the untrained embeddings
+    # (scikit-learn's logistic regression, cross-validated on the same stratified folds)
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import f1_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    x = sentence_vectors(encoder, tokenizer, [r["text"] for r in rows[:36]])[0]
+    head = cross_val_predict(LogisticRegression(max_iter=5000), x, y[:36],
+                             cv=StratifiedKFold(4, shuffle=True, random_state=0))
+    cv = zero["cross_validated"]
+    assert cv["rows"] == 36 and cv["folds"] == 4
+    assert cv["head_macro_f1"] == pytest.approx(f1_score(y[:36], head, average="macro"), abs=1e-4)
+    said_all = classify(model, [r["text"] for r in rows[:36]], labels=wording.of(["negative", "positive"]))
+    assert cv["zero_shot_macro_f1"] == pytest.approx(
+        f1_score(y[:36], [p.label == "positive" for p in said_all], average="macro"), abs=1e-4)
     assert split["evidence"]["zero_shot"]["scored_on"] == "the 24 rows it was chosen on"
+    assert "cross_validated" not in split["evidence"]["zero_shot"]  # no held-out rows: nothing to compare on
     assert f"labels worded as '{wording.template}', chosen on 24 training rows; scored on 12 validation rows): " \
            f"accuracy {zero['accuracy']:.3f}" in out
     assert load_recipe(tmp_path / "r.yaml").data.validation == str(val_file)

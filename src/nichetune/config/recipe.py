@@ -74,7 +74,8 @@ class EarlyStopping(_Section):
 
 
 class TrainSection(_Section):
-    epochs: float = Field(3, ge=0)
+    epochs: float = Field(3, ge=0, description="passes over the training rows; 0: no training loop (the stages "
+                          "before it only, e.g. a head fitted by train.head_init: logistic)")
     max_steps: int | None = Field(None, ge=1)
     batch_size: int = Field(16, ge=1)
     grad_accum: int = Field(1, ge=1)

@@ -2,8 +2,9 @@
 
 Validate and audit the data, ask ``recommend`` for a recipe under "regulated, high consequence,
 CPU", train it beside two comparisons (full fine-tuning and a frozen body with only the head
-trained) and the few-shot path (``recommend`` again, on 8 of its training reviews a label: a
-contrastive pair stage with the label names as anchors, then a head fitted by logistic regression),
+trained) and the few-shot path (``recommend`` again, on 8 of its training reviews a label: the pretrained
+encoder, a head fitted by logistic regression and the base model's zero-shot as a prior where the label words
+score at least what the rows teach a head, else a contrastive pair stage before that head),
 evaluate the recommended run against TF-IDF and the zero-shot base, and compare every run with the
 base model and with the recommended run on the same test reviews.
 """
@@ -80,7 +81,7 @@ def run_medical(steps: Steps, out: Path, budget, *, fresh: bool) -> dict:
                 f"&& nichetune train {_few_recipe(out)} {' '.join(_few_overrides(budget))}")
     if few is not SKIPPED:
         result["runs"][few_dir.name] = {"manifest": few, "label": f"few-shot, {FEW_SHOT_K} reviews a label: "
-                                                                 "pairs, label anchors, logistic head"}
+                                                                 + few_shot_path(few)}
 
     no_latency = "" if budget.latency else " --no-latency"
     result["metrics"] = steps.run(
@@ -177,9 +178,19 @@ def _few_overrides(budget) -> list[str]:
     return [*budget.medical, *budget.few_shot]
 
 
+def few_shot_path(manifest) -> str:
+    """Which few-shot recipe ``recommend`` chose, in a few words, from the run's manifest."""
+    prior = getattr(manifest.result, "zero_shot_prior", None)
+    if prior:
+        return f"pretrained encoder, fitted head, zero-shot prior (weight {prior['weight']:g})"
+    return "pairs, label anchors, logistic head" if getattr(manifest.result, "contrastive", None) else "logistic head"
+
+
 def _few_shot(main_dir: Path, out: Path, run_dir: Path, budget, fresh: bool, say):
     """``FEW_SHOT_K`` reviews a label from the recommended run's training and validation splits (seeded), the
-    recipe ``recommend`` writes for so few, trained and tested on the recommended run's test reviews."""
+    recipe ``recommend`` writes for so few (the pair stage, or where the label words score at least what the rows
+    teach, the pretrained encoder with the zero-shot prior), trained and tested on the recommended run's test
+    reviews."""
     import numpy as np
 
     from ..config.recipe import load_recipe
