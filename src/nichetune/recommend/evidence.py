@@ -147,7 +147,7 @@ def zero_shot_strength(rows: list[dict], model: str, held_out: list[dict] | None
     cross-validation (what the examples alone teach a head; a SetFit-style tuned encoder scored within a point of
     such a head on nine drug-review and two BBC News samples, benchmarks/README.md). Twice the rows of the
     validation file alone, whose 24 rows were too few to tell drug reviews (the zero-shot level with the head)
-    from BBC News (the head 8 points ahead on test) apart."""
+    from BBC News (the head 6-8 points ahead on test) apart."""
     import time
     from collections import Counter
 
