@@ -168,9 +168,8 @@ def zero_shot_strength(rows: list[dict], model: str, held_out: list[dict] | None
     wording = choose_wording(embed, rows, labels)
     scored = held_out or rows
     y = np.array([labels.index(r["label"]) for r in scored])
-    vectors = embed([r["text"] for r in scored])
-    m = classification_metrics(y, similarity_logits(vectors, embed(list(wording.of(labels).values()))).argmax(1),
-                               labels)
+    vectors, label_vectors = embed([r["text"] for r in scored]), embed(list(wording.of(labels).values()))
+    m = classification_metrics(y, similarity_logits(vectors, label_vectors).argmax(1), labels)
     pooled = rows + (held_out or [])
     folds = min(CV_FOLDS, *Counter(r["label"] for r in pooled).values())
     cross = {}
@@ -182,7 +181,6 @@ def zero_shot_strength(rows: list[dict], model: str, held_out: list[dict] | None
         y_all = np.array([labels.index(r["label"]) for r in pooled])
         head = cross_val_predict(LogisticRegression(C=1.0, max_iter=5000), x, y_all,
                                  cv=StratifiedKFold(folds, shuffle=True, random_state=0))
-        label_vectors = embed(list(wording.of(labels).values()))
         cross = {"cross_validated": {
             "rows": len(pooled), "folds": folds,
             "zero_shot_macro_f1": round(classification_metrics(y_all, similarity_logits(x, label_vectors).argmax(1),
