@@ -56,6 +56,10 @@ CASES = {
     "long inputs: read the head and the tail": (  # lengths 0..2,000 tokens: 75% of rows pass the 512-token window
         {"length_quantiles": tuple(range(0, 2001, 100)), "p95_tokens": 1900}, {},
         {"model.truncation": "head_tail"}, ({"length_quantiles": tuple(range(0, 101, 5))}, {})),
+    "few examples, long inputs: read them whole, in windows": (  # 8 news articles a label, 75% past 256 tokens
+        {"train_rows": 16, "min_class": 8, "labels": {"negative": 8, "positive": 8},
+         "length_quantiles": tuple(range(0, 2001, 100)), "p95_tokens": 1900}, {}, {"model.truncation": "windows"},
+        ({"length_quantiles": tuple(range(0, 2001, 100)), "p95_tokens": 1900}, {})),  # 800 rows: head + tail
     "words carry the label: stack TF-IDF with the encoder": (
         {"lexical": {"best": "svm", "held_out": 200, "logreg": {"accuracy": 0.85, "macro_f1": 0.84},
                      "svm": {"accuracy": 0.9, "macro_f1": 0.88}}}, {}, {"train.lexical": "stack"}, ({}, {})),
@@ -118,6 +122,17 @@ def test_few_shot_labels_named_by_codes_get_no_anchors():
     assert "train.label_anchors" not in fired[few]["settings"] and "read as codes" in fired[few]["because"]
     _, fired = _fired(CASES[few][0], {})
     assert "each label's name joining the pairs" in fired[few]["because"]
+
+
+def test_few_shot_long_texts_are_read_in_windows_measured_against_the_pair_stage_window():
+    # lengths 0..400 tokens: 5% of rows pass the 384-token window of the base rule, 40% pass the pair stage's 256
+    few = {"train_rows": 16, "min_class": 8, "labels": {"negative": 8, "positive": 8},
+           "length_quantiles": tuple(range(0, 401, 20)), "p95_tokens": 380}
+    recipe, fired = _fired(few, {})
+    assert "long inputs: read the head and the tail" in fired and recipe["model"]["truncation"] == "windows"
+    assert recipe["model"]["max_length"] == 256
+    assert "40% of rows are longer than the 256-token window" in fired[
+        "few examples, long inputs: read them whole, in windows"]["because"]
 
 
 def test_where_the_label_words_know_more_nothing_trains_and_the_prior_path_says_both_figures():

@@ -89,8 +89,10 @@ def run_eval(args) -> int:
         print(sentence(metrics["copies"]))
     inputs = metrics.get("inputs")
     if inputs and inputs["texts_cut"]:
+        from ..truncation import how_read
+
         print(f"the model read {inputs['token_share']:.0%} of the evaluation tokens: {inputs['texts_cut']:.0%} of the "
-              f"texts are longer than its {inputs['max_length']}-token window ({inputs['truncation']})")
+              f"texts are longer than its {inputs['max_length']}-token window, and it read those {how_read(inputs)}")
     _latency(metrics)
     print(f"report: {args.run_dir}/report.html")
     return 0

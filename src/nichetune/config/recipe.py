@@ -27,8 +27,9 @@ class _Section(BaseModel):
 class ModelSection(_Section):
     name: str = "minilm-l6"
     max_length: int = Field(256, ge=8, le=MAX_LENGTH_LIMIT)
-    truncation: Literal["head", "head_tail"] = Field("head", description="a classifier's text longer than max_length: "
-                                                     "its first tokens, or the first quarter and last three quarters")
+    truncation: Literal["head", "head_tail", "windows"] = Field(
+        "head", description="a classifier's text longer than max_length: its first tokens, the first quarter and last "
+        "three quarters, or all of it in overlapping windows whose logits are averaged (trained on head + tail)")
     allow_pickle: bool = False
     trust_remote_code: bool = False
 

@@ -40,11 +40,11 @@ def _text_seen(inputs: dict | None) -> str:
     """How much of the evaluation texts the classifier read, when its window cut any."""
     if not inputs or not inputs["texts_cut"]:
         return ""
-    how = "the first quarter and the last three quarters of" if inputs["truncation"] == "head_tail" \
-        else "the first tokens up to"
+    from ..truncation import how_read
+
     return (f' <span id="text-seen">It read <b>{inputs["token_share"]:.0%}</b> of their tokens: '
-            f'{inputs["texts_cut"]:.0%} of the texts are longer than its window, and it reads {how} '
-            f'{inputs["max_length"]} tokens of those.</span>')
+            f'{inputs["texts_cut"]:.0%} of the texts are longer than its window, and it reads those '
+            f'{esc(how_read(inputs))}.</span>')
 
 
 def _generator_headline(metrics: dict, manifest) -> str:

@@ -29,8 +29,8 @@ class OnnxClassifier:
         self.session = ort.InferenceSession(str(folder / self.settings["file"]), options,
                                             providers=["CPUExecutionProvider"])
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        self.head_tail = self.settings.get("truncation", "head") == "head_tail"
-        if self.head_tail:  # cut by hand (head + tail), padded by hand
+        self.truncation = self.settings.get("truncation", "head")
+        if self.truncation != "head":  # cut by hand (head + tail, or windows), padded by hand
             self.tokenizer.no_truncation()
             self.tokenizer.no_padding()
         else:
@@ -42,17 +42,28 @@ class OnnxClassifier:
         return self.settings["labels"]
 
     def logits(self, texts: list[str], batch_size: int = 32, max_padding: float | None = None):
-        """(N, C) float64 logits; batches by length, cut where padding passes ``max_padding`` (see length_chunks)."""
+        """(N, C) float64 logits; batches by length, cut where padding passes ``max_padding`` (see length_chunks).
+        With ``windows`` truncation a text's logits are the mean over its windows, as ``classifier_logits``'s."""
         import numpy as np
 
         from ..length_chunks import length_chunks
+        from ..truncation import clip, mean_by_owner, window_ids
 
-        out = np.zeros((len(texts), len(self.labels)), dtype=np.float64)
-        for idx in length_chunks([len(t) for t in texts], batch_size, max_padding):
-            chunk = [texts[i] for i in idx]
-            feed = self._head_tail(chunk) if self.head_tail else self._feed(self.tokenizer.encode_batch(chunk))
-            out[idx] = self.session.run(None, feed)[0]
-        return out
+        if self.truncation == "head":
+            out = np.zeros((len(texts), len(self.labels)), dtype=np.float64)
+            for idx in length_chunks([len(t) for t in texts], batch_size, max_padding):
+                out[idx] = self.session.run(None, self._feed(self.tokenizer.encode_batch([texts[i] for i in idx])))[0]
+            return out
+        prefix, suffix = self.settings["special_ids"]
+        bodies = [e.ids for e in self.tokenizer.encode_batch(texts, add_special_tokens=False)] if texts else []
+        if self.truncation == "windows":
+            ids, owner = window_ids(bodies, self.settings["max_length"], prefix, suffix)
+        else:
+            ids, owner = clip(bodies, self.settings["max_length"], prefix, suffix), list(range(len(texts)))
+        out = np.zeros((len(ids), len(self.labels)), dtype=np.float64)
+        for idx in length_chunks([len(row) for row in ids], batch_size, max_padding):
+            out[idx] = self.session.run(None, self._padded([ids[i] for i in idx]))[0]
+        return mean_by_owner(out, owner, len(texts))
 
     def _feed(self, encodings) -> dict:
         import numpy as np
@@ -61,15 +72,10 @@ class OnnxClassifier:
         return {name: np.array([getattr(e, fields[name]) for e in encodings], dtype=np.int64)
                 for name in self.settings["inputs"]}
 
-    def _head_tail(self, texts: list[str]) -> dict:
-        """The batch as ``truncation.encode_ids`` reads it: the body's head and tail between the special tokens."""
+    def _padded(self, ids: list[list[int]]) -> dict:
+        """Token id rows (special tokens included) padded by hand, as the torch classifier's batches are."""
         import numpy as np
 
-        from ..truncation import clip
-
-        prefix, suffix = self.settings["special_ids"]
-        bodies = [e.ids for e in self.tokenizer.encode_batch(texts, add_special_tokens=False)]
-        ids = clip(bodies, self.settings["max_length"], prefix, suffix)
         width = max(len(row) for row in ids)
         feed = {"input_ids": np.array([row + [self.settings["pad_id"]] * (width - len(row)) for row in ids]),
                 "attention_mask": np.array([[1] * len(row) + [0] * (width - len(row)) for row in ids]),

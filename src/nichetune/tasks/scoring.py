@@ -56,17 +56,23 @@ def classifier_logits(model, tokenizer, texts: list[str], *, max_length: int, ba
     into the stack's.
 
     ``max_padding`` also cuts batches where padding would pass that share of the real tokens (see
-    ``length_chunks``); character counts stand in for token counts.
+    ``length_chunks``); character counts stand in for token counts. A tokenizer recording ``windows`` (see
+    ``truncation``) has every window of a long text read and the text's logits are their mean.
     """
     import numpy as np
 
     from ..length_chunks import length_chunks
-    from ..truncation import encode_batch
+    from ..truncation import encode_batch, encode_windows, mean_by_owner, truncation_of
 
-    out = np.zeros((len(texts), model.config.num_labels), dtype=np.float64)
     device = next(model.parameters()).device
+    windows = truncation_of(tokenizer) == "windows"  # every window of every text read, its logits averaged per text
+    ids, owner = encode_windows(tokenizer, texts, max_length) if windows else (texts, None)
+    out = np.zeros((len(ids), model.config.num_labels), dtype=np.float64)
     with torch.inference_mode():
-        for idx in length_chunks([len(t) for t in texts], batch_size, max_padding):
-            batch = encode_batch(tokenizer, [texts[i] for i in idx], max_length).to(device)
-            out[idx] = model(**batch).logits.float().cpu().numpy()
+        for idx in length_chunks([len(i) for i in ids], batch_size, max_padding):
+            part = [ids[i] for i in idx]
+            batch = tokenizer.pad({"input_ids": part}, return_tensors="pt") if windows else \
+                encode_batch(tokenizer, part, max_length)
+            out[idx] = model(**batch.to(device)).logits.float().cpu().numpy()
+    out = mean_by_owner(out, owner, len(texts)) if windows else out
     return out if lexical is None else lexical.apply(texts, out)
