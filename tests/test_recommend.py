@@ -125,6 +125,12 @@ def test_few_shot_labels_named_by_codes_get_no_anchors():
 
 
 def test_few_shot_long_texts_are_read_in_windows_measured_against_the_pair_stage_window():
+    # reviews whose longest 5% pass the window keep head + tail: windows only where texts are documents
+    reviews = {"train_rows": 16, "min_class": 8, "labels": {"negative": 8, "positive": 8},
+               "length_quantiles": tuple(range(0, 191, 10)) + (400,), "p95_tokens": 190}
+    recipe, fired = _fired(reviews, {})
+    assert recipe["model"]["truncation"] == "head_tail" and "few examples, long inputs: read them whole, in windows" \
+        not in fired
     # lengths 0..400 tokens: 5% of rows pass the 384-token window of the base rule, 40% pass the pair stage's 256
     few = {"train_rows": 16, "min_class": 8, "labels": {"negative": 8, "positive": 8},
            "length_quantiles": tuple(range(0, 401, 20)), "p95_tokens": 380}
