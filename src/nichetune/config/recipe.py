@@ -16,6 +16,7 @@ from ..errors import NichetuneError
 from ..methods.configs import MethodConfig
 from ..patterns import check_regex
 from ..tasks import direction, metric_names, task_spec
+from ..truncation import Truncation
 
 MAX_LENGTH_LIMIT = 131_072  # longer than any context a model here supports; a typo like 1e9 stops at --check
 
@@ -27,7 +28,7 @@ class _Section(BaseModel):
 class ModelSection(_Section):
     name: str = "minilm-l6"
     max_length: int = Field(256, ge=8, le=MAX_LENGTH_LIMIT)
-    truncation: Literal["head", "head_tail", "windows"] = Field(
+    truncation: Truncation = Field(
         "head", description="a classifier's text longer than max_length: its first tokens, the first quarter and last "
         "three quarters, or all of it in overlapping windows whose logits are averaged (trained on head + tail)")
     allow_pickle: bool = False
